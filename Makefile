@@ -1,0 +1,53 @@
+# Two commands for a new user (see README): `make run` and `make test`.
+# Both bootstrap .venv from python3 alone: a venv, pip installs the pinned uv into it, and uv
+# installs the locked dependencies (uv.lock) in seconds. Nothing else has to be pre-installed.
+PYTHON ?= python3
+VENV := .venv
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.synced
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+
+.PHONY: run test test-all lint unit integration e2e bench browser-deps clean help
+
+help:
+	@echo "make run    - compare the default models on the embedded MNIST"
+	@echo "make test   - the whole test suite with the layer contracts, ruff and mypy"
+
+$(VENV)/bin/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(STAMP): $(VENV)/bin/uv pyproject.toml uv.lock
+	$(VENV)/bin/uv sync --frozen --python $(VENV)/bin/python
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/ssvae data describe --dataset mnist
+
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	bash .ci/mypy
+
+test: lint
+	$(VENV)/bin/python -m pytest -m "not slow" -q
+
+unit: $(STAMP)
+	$(VENV)/bin/python -m pytest tests/unit -q
+
+integration: $(STAMP)
+	$(VENV)/bin/python -m pytest tests/integration -q
+
+e2e: $(STAMP)
+	$(VENV)/bin/python -m pytest tests/e2e -q
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m pytest -m slow -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

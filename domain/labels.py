@@ -1,0 +1,193 @@
+"""Labels: a class vocabulary, immutable label sets, changes and their history.
+
+A label is (serial, class name). Serials are the integer ids of samples in a dataset's pool;
+class names come from a `ClassVocabulary` (digits for MNIST, strings such as 'OpenSSH' for
+text), never hard-coded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from ssvae.domain.errors import LabelError
+
+
+def _to_names(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _check_names(_: object, __: object, names: tuple[str, ...]) -> None:
+    if len(names) < 2:
+        raise LabelError(f"a class vocabulary needs at least 2 classes, got {list(names)}")
+    for name in names:
+        if not isinstance(name, str) or not name.strip() or name != name.strip():
+            raise LabelError(
+                f"class name {name!r} is invalid: names are non-empty strings "
+                "without surrounding spaces"
+            )
+    if len(set(names)) != len(names):
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise LabelError(f"class names must be unique; repeated: {', '.join(repeated)}")
+
+
+@attrs.frozen
+class ClassVocabulary:
+    """The ordered class names of a dataset; a class's index is its position."""
+
+    names: tuple[str, ...] = attrs.field(converter=_to_names, validator=_check_names)
+    _positions: Mapping[str, int] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        positions: dict[str, int] = {name: i for i, name in enumerate(self.names)}
+        object.__setattr__(self, "_positions", MappingProxyType(positions))
+
+    @classmethod
+    def digits(cls, count: int = 10) -> ClassVocabulary:
+        return cls(tuple(str(i) for i in range(count)))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._positions
+
+    def index(self, name: str) -> int:
+        """The position of `name`; LabelError naming the vocabulary when it is unknown."""
+        try:
+            return self._positions[name]
+        except KeyError:
+            shown = ", ".join(self.names[:20]) + (", ..." if len(self.names) > 20 else "")
+            raise LabelError(f"class {name!r} is not in the vocabulary ({shown})") from None
+
+
+@attrs.frozen
+class LabelChange:
+    """Set (`new` is a class name) or unset (`new` is None) one serial's label."""
+
+    serial: int
+    new: str | None
+    undoes: int | None = None  # index of the history entry this change reverts
+
+
+@attrs.frozen
+class HistoryEntry:
+    """One applied change: when, what the label was before and after, and who made it."""
+
+    index: int
+    timestamp: float
+    serial: int
+    previous: str | None
+    new: str | None
+    source: str
+    undoes: int | None = None
+
+
+def _frozen_mapping(value: Mapping[int, str]) -> Mapping[int, str]:
+    return MappingProxyType(dict(value))
+
+
+@attrs.frozen(eq=False)
+class LabelSet:
+    """An immutable set of labels over one vocabulary."""
+
+    vocabulary: ClassVocabulary
+    _by_serial: Mapping[int, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+    def __attrs_post_init__(self) -> None:
+        for serial, name in self._by_serial.items():
+            if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
+                raise LabelError(f"serial {serial!r} is invalid: serials are integers >= 0")
+            if name not in self.vocabulary:
+                self.vocabulary.index(name)  # raises with the vocabulary listed
+
+    @classmethod
+    def from_pairs(cls, vocabulary: ClassVocabulary, pairs: Iterable[tuple[int, str]]) -> LabelSet:
+        """A label set from (serial, class) pairs; a repeated serial is an error."""
+        by_serial: dict[int, str] = {}
+        for serial, name in pairs:
+            if serial in by_serial:
+                raise LabelError(f"serial {serial} is labelled twice; keep one row per serial")
+            by_serial[serial] = name
+        return cls(vocabulary, by_serial)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LabelSet):
+            return NotImplemented
+        return self.vocabulary == other.vocabulary and dict(self._by_serial) == dict(
+            other._by_serial
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.vocabulary, frozenset(self._by_serial.items())))
+
+    def __len__(self) -> int:
+        return len(self._by_serial)
+
+    def __contains__(self, serial: object) -> bool:
+        return serial in self._by_serial
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        return iter(sorted(self._by_serial.items()))
+
+    def get(self, serial: int) -> str | None:
+        return self._by_serial.get(serial)
+
+    def with_change(self, change: LabelChange) -> LabelSet:
+        if change.new is None:
+            return LabelSet(
+                self.vocabulary, {s: c for s, c in self._by_serial.items() if s != change.serial}
+            )
+        return LabelSet(self.vocabulary, {**self._by_serial, change.serial: change.new})
+
+    def serials(self) -> npt.NDArray[np.int64]:
+        """Labelled serials in ascending order."""
+        return np.array(sorted(self._by_serial), dtype=np.int64)
+
+    def class_indices(self) -> npt.NDArray[np.int64]:
+        """Class indices aligned with `serials()`."""
+        return np.array(
+            [self.vocabulary.index(self._by_serial[s]) for s in sorted(self._by_serial)],
+            dtype=np.int64,
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Labels per class name, every class of the vocabulary present."""
+        out = dict.fromkeys(self.vocabulary.names, 0)
+        for name in self._by_serial.values():
+            out[name] += 1
+        return out
+
+
+def apply_changes(labels: LabelSet, changes: Sequence[LabelChange]) -> LabelSet:
+    """The label set after `changes`, in order; classes are checked against the vocabulary."""
+    for change in changes:
+        if change.new is not None:
+            labels.vocabulary.index(change.new)
+        labels = labels.with_change(change)
+    return labels
+
+
+def undo_change(history: Sequence[HistoryEntry]) -> LabelChange | None:
+    """The change that reverts the latest change not yet undone; None when nothing is left.
+
+    Undo entries themselves are never undone, and an entry reverted once is skipped, so
+    repeated undos walk back through the history.
+    """
+    undone = {e.undoes for e in history if e.undoes is not None}
+    for entry in reversed(history):
+        if entry.undoes is None and entry.index not in undone:
+            return LabelChange(serial=entry.serial, new=entry.previous, undoes=entry.index)
+    return None
+
+
+def replay(vocabulary: ClassVocabulary, history: Sequence[HistoryEntry]) -> LabelSet:
+    """The label set that `history` produces from nothing (used to check stores)."""
+    labels = LabelSet(vocabulary)
+    for entry in history:
+        labels = labels.with_change(LabelChange(entry.serial, entry.new))
+    return labels

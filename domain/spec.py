@@ -1,0 +1,302 @@
+"""The model specification: every SSVAE hyperparameter as one validated, immutable value.
+
+A `ModelSpec` is built at the edges (CLI flags, YAML files, presets) and travels inward.
+Every invalid value raises `SpecError` naming the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
+
+import attrs
+
+from ssvae.domain.errors import SpecError
+
+ComponentType = Literal["dense", "conv"]
+PriorType = Literal["standard", "mixture", "vamp"]
+LikelihoodType = Literal["bernoulli", "gaussian", "heteroscedastic"]
+Activation = Literal["relu", "gelu", "silu", "softplus", "tanh", "elu", "leaky_relu"]
+OptimizerType = Literal["adam", "adamw"]
+MonitorMetric = Literal["val_loss", "val_accuracy", "val_elbo"]
+ComputeDtype = Literal["float32", "bfloat16"]
+
+COMPONENT_TYPES: tuple[str, ...] = ("dense", "conv")
+PRIOR_TYPES: tuple[str, ...] = ("standard", "mixture", "vamp")
+LIKELIHOODS: tuple[str, ...] = ("bernoulli", "gaussian", "heteroscedastic")
+ACTIVATIONS: tuple[str, ...] = ("relu", "gelu", "silu", "softplus", "tanh", "elu", "leaky_relu")
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw")
+MONITOR_METRICS: tuple[str, ...] = ("val_loss", "val_accuracy", "val_elbo")
+COMPUTE_DTYPES: tuple[str, ...] = ("float32", "bfloat16")
+
+_V = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+T = TypeVar("T")
+
+
+def _fail(attribute: attrs.Attribute[Any], value: Any, allowed: str) -> SpecError:
+    return SpecError(f"model spec field '{attribute.name}' = {value!r} is invalid: {allowed}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def _int_at_least(low: int) -> _V:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not _is_int(value) or value < low:
+            raise _fail(attribute, value, f"must be an integer >= {low}")
+
+    return check
+
+
+def _real_in(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> _V:
+    left = "(" if low_open else "["
+    right = ")" if high_open else "]"
+    text = f"must be a number in {left}{low:g}, {high:g}{right}"
+
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not _is_real(value):
+            raise _fail(attribute, value, text)
+        v = float(value)
+        if v < low or v > high or (low_open and v == low) or (high_open and v == high):
+            raise _fail(attribute, value, text)
+
+    return check
+
+
+def _one_of(options: tuple[str, ...]) -> _V:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value not in options:
+            raise _fail(attribute, value, f"must be one of {', '.join(options)}")
+
+    return check
+
+
+def _bool(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise _fail(attribute, value, "must be true or false")
+
+
+def _int_tuple(*, min_len: int, max_len: int, low: int) -> _V:
+    text = f"must be a list of {min_len} to {max_len} integers, each >= {low}"
+
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, tuple) or not min_len <= len(value) <= max_len:
+            raise _fail(attribute, value, text)
+        if not all(_is_int(v) and v >= low for v in value):
+            raise _fail(attribute, value, text)
+
+    return check
+
+
+def _to_int_tuple(value: Any) -> Any:
+    """Lists from YAML become tuples so that the spec stays hashable and immutable."""
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    return value
+
+
+def _to_float(value: Any) -> Any:
+    """YAML writes 1 for 1.0: accept integers where a real number is expected."""
+    if _is_int(value):
+        return float(value)
+    return value
+
+
+def _real(default: float, check: _V, doc: str) -> Any:
+    return attrs.field(default=default, converter=_to_float, validator=check, metadata={"doc": doc})
+
+
+def _field(default: T, check: _V, doc: str, converter: Callable[[Any], Any] | None = None) -> Any:
+    return attrs.field(default=default, validator=check, converter=converter, metadata={"doc": doc})
+
+
+@attrs.frozen(kw_only=True)
+class ModelSpec:
+    """Every hyperparameter of the SSVAE, validated when built."""
+
+    # Data.
+    input_shape: tuple[int, ...] = _field(
+        (28, 28, 1),
+        _int_tuple(min_len=1, max_len=3, low=1),
+        "shape of one sample: (features,) for vectors, (height, width, channels) for images",
+        _to_int_tuple,
+    )
+    num_classes: int = _field(10, _int_at_least(2), "number of classes in the vocabulary")
+
+    # Architecture.
+    latent_dim: int = _field(16, _int_at_least(1), "dimension of the latent z")
+    hidden_sizes: tuple[int, ...] = _field(
+        (500,),
+        _int_tuple(min_len=1, max_len=8, low=1),
+        "widths of the dense hidden layers (encoder; the decoder mirrors them)",
+        _to_int_tuple,
+    )
+    conv_channels: tuple[int, ...] = _field(
+        (32, 64),
+        _int_tuple(min_len=1, max_len=6, low=1),
+        "channels of the stride-2 convolution blocks (conv components only)",
+        _to_int_tuple,
+    )
+    encoder_type: str = _field("dense", _one_of(COMPONENT_TYPES), "encoder: dense or conv")
+    decoder_type: str = _field("dense", _one_of(COMPONENT_TYPES), "decoder: dense or conv")
+    classifier_type: str = _field("dense", _one_of(COMPONENT_TYPES), "classifier q(y|x)")
+    activation: str = _field("relu", _one_of(ACTIVATIONS), "hidden-layer activation")
+    dropout: float = _real(0.0, _real_in(0.0, 1.0, high_open=True), "dropout rate in training")
+
+    # Prior on z.
+    prior: str = _field("standard", _one_of(PRIOR_TYPES), "prior on z: standard, mixture, vamp")
+    num_components: int = _field(
+        1, _int_at_least(1), "mixture components or VampPrior pseudo-inputs (1 for standard)"
+    )
+
+    # Likelihood p(x|y,z).
+    likelihood: str = _field(
+        "bernoulli", _one_of(LIKELIHOODS), "bernoulli, gaussian (fixed sigma) or heteroscedastic"
+    )
+    gaussian_sigma: float = _real(
+        1.0, _real_in(1e-4, 1e4), "fixed standard deviation of the gaussian likelihood"
+    )
+    log_sigma_min: float = _real(
+        -6.0, _real_in(-20.0, 10.0), "lower bound of the heteroscedastic log-sigma"
+    )
+    log_sigma_max: float = _real(
+        2.0, _real_in(-20.0, 10.0), "upper bound of the heteroscedastic log-sigma"
+    )
+
+    # Loss weights.
+    reconstruction_weight: float = _real(1.0, _real_in(0.0, 1e6), "weight of -log p(x|y,z)")
+    kl_weight: float = _real(1.0, _real_in(0.0, 1e6), "weight of KL(q(z|x,y) || p(z))")
+    component_kl_weight: float = _real(
+        1.0, _real_in(0.0, 1e6), "weight of the KL on q(y|x) (and mixture components)"
+    )
+    classification_weight: float = _real(
+        1.0, _real_in(0.0, 1e6), "alpha: weight of the labelled classification term"
+    )
+    scale_classification_by_ratio: bool = _field(
+        True, _bool, "multiply alpha by (unlabelled + labelled) / labelled, as in Kingma 2014"
+    )
+    kl_warmup_epochs: int = _field(0, _int_at_least(0), "epochs of linear KL warm-up")
+    dirichlet_alpha: float = _real(
+        1.0, _real_in(0.0, 1e6, low_open=True), "Dirichlet concentration on mixing weights"
+    )
+    dirichlet_weight: float = _real(0.0, _real_in(0.0, 1e6), "weight of the Dirichlet MAP term")
+    usage_sparsity_weight: float = _real(
+        0.0, _real_in(0.0, 1e6), "weight of the component-usage sparsity penalty"
+    )
+    tau_alpha0: float = _real(
+        1.0, _real_in(0.0, 1e6, low_open=True), "Dirichlet smoothing of the component-label map"
+    )
+    enumerate_top_k: int = _field(
+        0, _int_at_least(0), "classes enumerated per unlabelled sample (0 for all)"
+    )
+    compute_dtype: str = _field("float32", _one_of(COMPUTE_DTYPES), "dtype of the matrix products")
+
+    # Optimisation.
+    optimizer: str = _field("adam", _one_of(OPTIMIZERS), "adam or adamw")
+    learning_rate: float = _real(1e-3, _real_in(0.0, 1.0, low_open=True), "optimizer step size")
+    weight_decay: float = _real(0.0, _real_in(0.0, 1.0), "decoupled weight decay (not biases)")
+    grad_clip_norm: float = _real(
+        10.0, _real_in(0.0, 1e6), "global gradient-norm clip (0 turns it off)"
+    )
+    batch_size: int = _field(128, _int_at_least(1), "unlabelled samples per step")
+    labeled_batch_size: int = _field(32, _int_at_least(1), "labelled samples per step")
+    max_epochs: int = _field(20, _int_at_least(1), "upper bound on epochs")
+    patience: int = _field(5, _int_at_least(0), "epochs without improvement (0: never stop)")
+    monitor: str = _field(
+        "val_loss", _one_of(MONITOR_METRICS), "validation metric for early stopping"
+    )
+    validation_split: float = _real(
+        0.1, _real_in(0.0, 0.9), "fraction of the pool held out for validation"
+    )
+    seed: int = _field(0, _int_at_least(0), "root of every random choice")
+
+    def __attrs_post_init__(self) -> None:
+        if self.log_sigma_min >= self.log_sigma_max:
+            raise SpecError(
+                f"model spec fields 'log_sigma_min' = {self.log_sigma_min!r} and "
+                f"'log_sigma_max' = {self.log_sigma_max!r} are invalid: the minimum must be "
+                "below the maximum"
+            )
+        if self.enumerate_top_k > self.num_classes:
+            raise SpecError(
+                f"model spec field 'enumerate_top_k' = {self.enumerate_top_k!r} is invalid: "
+                f"must be 0 (all) or at most num_classes = {self.num_classes}"
+            )
+        if self.prior == "standard" and self.num_components != 1:
+            raise SpecError(
+                f"model spec field 'num_components' = {self.num_components!r} is invalid: "
+                "the standard prior has exactly 1 component; use prior 'mixture' or 'vamp'"
+            )
+        if self.prior != "standard" and self.num_components < 2:
+            raise SpecError(
+                f"model spec field 'num_components' = {self.num_components!r} is invalid: "
+                f"prior '{self.prior}' needs at least 2 components"
+            )
+        uses_conv = "conv" in (self.encoder_type, self.decoder_type, self.classifier_type)
+        if uses_conv and len(self.input_shape) != 3:
+            raise SpecError(
+                f"model spec field 'input_shape' = {self.input_shape!r} is invalid: conv "
+                "components need (height, width, channels); use dense components for vectors"
+            )
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(a.name for a in attrs.fields(cls))
+
+    @classmethod
+    def field_docs(cls) -> dict[str, str]:
+        return {a.name: str(a.metadata.get("doc", "")) for a in attrs.fields(cls)}
+
+    def evolve(self, **changes: Any) -> ModelSpec:
+        """A copy with `changes` applied; unknown names raise SpecError."""
+        unknown = sorted(set(changes) - set(self.field_names()))
+        if unknown:
+            raise SpecError(
+                f"unknown model spec field(s): {', '.join(unknown)}; "
+                f"known fields: {', '.join(self.field_names())}"
+            )
+        return attrs.evolve(self, **changes)
+
+
+def _standard() -> ModelSpec:
+    return ModelSpec(prior="standard", num_components=1)
+
+
+def _mixture(k: int) -> Callable[[], ModelSpec]:
+    def build() -> ModelSpec:
+        return ModelSpec(prior="mixture", num_components=k, dirichlet_weight=1.0)
+
+    return build
+
+
+def _vamp(k: int) -> Callable[[], ModelSpec]:
+    def build() -> ModelSpec:
+        return ModelSpec(prior="vamp", num_components=k)
+
+    return build
+
+
+PRESETS: Mapping[str, Callable[[], ModelSpec]] = {
+    "standard": _standard,
+    "mixture_k5": _mixture(5),
+    "mixture_k10": _mixture(10),
+    "mixture_k20": _mixture(20),
+    "vamp_k10": _vamp(10),
+}
+
+
+def preset(name: str, **overrides: Any) -> ModelSpec:
+    """The named preset's spec, with `overrides` applied."""
+    if name not in PRESETS:
+        raise SpecError(f"unknown model preset {name!r}; available presets: {', '.join(PRESETS)}")
+    return PRESETS[name]().evolve(**overrides)
