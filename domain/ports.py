@@ -40,6 +40,10 @@ class DataSource(Protocol):
         """Name, sample shape, splits and class vocabulary, without loading the samples."""
         ...
 
+    def serials(self, split: str) -> npt.NDArray[np.int64]:
+        """The serials of `split`, ascending, without loading the samples."""
+        ...
+
     def load(self, split: str, serials: npt.NDArray[np.int64] | None = None) -> Samples:
         """The samples of `split` (all of them when `serials` is None)."""
         ...
