@@ -34,8 +34,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	bash .ci/mypy
 
+# pytest exits 5 when it collects no test: that fails here, loudly.
 test: lint
-	$(VENV)/bin/python -m pytest -m "not slow" -q
+	@$(VENV)/bin/python -m pytest -m "not slow" -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; fi; exit $$rc
 
 unit: $(STAMP)
 	$(VENV)/bin/python -m pytest tests/unit -q
