@@ -187,7 +187,97 @@ def undo_change(history: Sequence[HistoryEntry]) -> LabelChange | None:
 
 def replay(vocabulary: ClassVocabulary, history: Sequence[HistoryEntry]) -> LabelSet:
     """The label set that `history` produces from nothing (used to check stores)."""
-    labels = LabelSet(vocabulary)
-    for entry in history:
-        labels = labels.with_change(LabelChange(entry.serial, entry.new))
-    return labels
+    by_serial: dict[int, str] = {}
+    for entry in history:  # a dict, not LabelSet.with_change: linear in the history's length
+        if entry.new is None:
+            by_serial.pop(entry.serial, None)
+        else:
+            by_serial[entry.serial] = entry.new
+    return LabelSet(vocabulary, by_serial)
+
+
+def describe_serials(valid_serials: npt.NDArray[np.int64]) -> str:
+    """A short description of a dataset's serials for error messages."""
+    if valid_serials.size == 0:
+        return "the dataset has no serials"
+    return (
+        f"the dataset has {valid_serials.size} serials, "
+        f"from {int(valid_serials.min())} to {int(valid_serials.max())}"
+    )
+
+
+def validate_changes(
+    changes: Sequence[LabelChange],
+    vocabulary: ClassVocabulary,
+    valid_serials: npt.NDArray[np.int64],
+) -> None:
+    """LabelError naming a change whose serial or class the dataset does not have."""
+    for change in changes:
+        serial = change.serial
+        if isinstance(serial, bool) or not isinstance(serial, int | np.integer) or serial < 0:
+            raise LabelError(f"serial {serial!r} is invalid: serials are integers >= 0")
+        if change.new is not None and (
+            not isinstance(change.new, str) or change.new not in vocabulary
+        ):
+            shown = ", ".join(vocabulary.names[:20]) + (", ..." if len(vocabulary) > 20 else "")
+            raise LabelError(
+                f"cannot label serial {int(serial)} as {change.new!r}: that class is not in "
+                f"the vocabulary; use one of {shown}"
+            )
+    serials = np.fromiter((int(c.serial) for c in changes), dtype=np.int64, count=len(changes))
+    unknown = serials[~np.isin(serials, valid_serials)]
+    if unknown.size:
+        raise LabelError(
+            f"serial {int(unknown[0])} is not in the dataset ({describe_serials(valid_serials)}); "
+            "use serials of the dataset's training pool"
+        )
+
+
+def record_changes(
+    labels: LabelSet,
+    changes: Sequence[LabelChange],
+    *,
+    source: str,
+    first_index: int,
+    timestamp: float,
+) -> tuple[LabelSet, tuple[HistoryEntry, ...]]:
+    """The labels after `changes` and one history entry per change that did something.
+
+    A change that leaves a label as it was is not recorded (it would make undo a no-op), except
+    an undo: it is recorded even then, so that repeated undos keep walking back.
+    """
+    by_serial = dict(labels)  # mutated in place: linear in the number of changes
+    entries: list[HistoryEntry] = []
+    for change in changes:
+        serial = int(change.serial)
+        previous = by_serial.get(serial)
+        if previous == change.new and change.undoes is None:
+            continue
+        if change.new is None:
+            by_serial.pop(serial, None)
+        else:
+            labels.vocabulary.index(change.new)
+            by_serial[serial] = change.new
+        entries.append(
+            HistoryEntry(
+                index=first_index + len(entries),
+                timestamp=timestamp,
+                serial=serial,
+                previous=previous,
+                new=change.new,
+                source=source,
+                undoes=change.undoes,
+            )
+        )
+    return LabelSet(labels.vocabulary, by_serial), tuple(entries)
+
+
+def changes_between(current: LabelSet, target: LabelSet) -> list[LabelChange]:
+    """The changes that turn `current` into `target`, by ascending serial."""
+    wanted = dict(target)
+    serials = sorted({s for s, _ in current} | set(wanted))
+    return [
+        LabelChange(serial, wanted.get(serial))
+        for serial in serials
+        if current.get(serial) != wanted.get(serial)
+    ]

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ssvae.domain.data import DatasetInfo, Samples
-from ssvae.domain.labels import HistoryEntry, LabelChange, LabelSet
+from ssvae.domain.labels import ClassVocabulary, HistoryEntry, LabelChange, LabelSet
 
 
 class LabelStore(Protocol):
@@ -52,8 +52,10 @@ class DataSource(Protocol):
 class LabelFileCodec(Protocol):
     """Reads and writes label sets in an exchange format (CSV or Parquet)."""
 
-    def read(self, path: Path, info: DatasetInfo) -> LabelSet:
-        """The labels in `path`, validated against the dataset."""
+    def read(
+        self, path: Path, vocabulary: ClassVocabulary, valid_serials: npt.NDArray[np.int64]
+    ) -> LabelSet:
+        """The labels in `path`, validated against the vocabulary and the dataset's serials."""
         ...
 
     def write(self, path: Path, labels: LabelSet) -> None:

@@ -1,0 +1,265 @@
+"""Domain labels: vocabulary, label sets, changes, history, undo and validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ssvae.domain.errors import LabelError
+from ssvae.domain.labels import (
+    ClassVocabulary,
+    HistoryEntry,
+    LabelChange,
+    LabelSet,
+    apply_changes,
+    changes_between,
+    describe_serials,
+    record_changes,
+    replay,
+    undo_change,
+    validate_changes,
+)
+
+VOCABULARY = ClassVocabulary(("cat", "dog", "bird"))
+SERIALS = np.arange(100, 120, dtype=np.int64)
+
+changes = st.builds(
+    LabelChange,
+    serial=st.integers(100, 119),
+    new=st.none() | st.sampled_from(VOCABULARY.names),
+)
+label_sets = st.dictionaries(
+    st.integers(100, 119), st.sampled_from(VOCABULARY.names), max_size=20
+).map(lambda d: LabelSet(VOCABULARY, d))
+
+
+def _record(labels: LabelSet, change_list: list[LabelChange], first: int = 0):
+    return record_changes(labels, change_list, source="test", first_index=first, timestamp=1.0)
+
+
+# Vocabulary
+
+
+def test_vocabulary_positions_follow_the_given_order():
+    assert [VOCABULARY.index(n) for n in ("cat", "dog", "bird")] == [0, 1, 2]
+    assert "dog" in VOCABULARY and "cow" not in VOCABULARY
+    assert ClassVocabulary.digits(3).names == ("0", "1", "2")
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (("only",), "at least 2"),
+        (("a", "a"), "unique"),
+        (("a", " b"), "surrounding spaces"),
+        (("a", ""), "invalid"),
+    ],
+)
+def test_vocabulary_rejects_bad_names(names, message):
+    with pytest.raises(LabelError, match=message):
+        ClassVocabulary(names)
+
+
+def test_unknown_class_names_the_vocabulary():
+    with pytest.raises(LabelError, match=r"'cow' is not in the vocabulary \(cat, dog, bird\)"):
+        VOCABULARY.index("cow")
+
+
+# LabelSet
+
+
+def test_label_set_iterates_by_serial_and_counts_every_class():
+    labels = LabelSet.from_pairs(VOCABULARY, [(105, "dog"), (101, "cat"), (103, "dog")])
+    assert list(labels) == [(101, "cat"), (103, "dog"), (105, "dog")]
+    assert labels.counts() == {"cat": 1, "dog": 2, "bird": 0}
+    assert labels.serials().tolist() == [101, 103, 105]
+    assert labels.class_indices().tolist() == [0, 1, 1]
+    assert labels.get(103) == "dog" and labels.get(104) is None
+    assert 101 in labels and len(labels) == 3
+
+
+def test_label_sets_compare_by_content():
+    a = LabelSet(VOCABULARY, {1: "cat", 2: "dog"})
+    b = LabelSet.from_pairs(VOCABULARY, [(2, "dog"), (1, "cat")])
+    assert a == b and hash(a) == hash(b)
+    assert a != LabelSet(VOCABULARY, {1: "cat"})
+
+
+@pytest.mark.parametrize(
+    ("by_serial", "message"),
+    [({-1: "cat"}, "serials are integers >= 0"), ({1: "cow"}, "not in the vocabulary")],
+)
+def test_label_set_rejects_bad_labels(by_serial, message):
+    with pytest.raises(LabelError, match=message):
+        LabelSet(VOCABULARY, by_serial)
+
+
+def test_from_pairs_rejects_a_repeated_serial():
+    with pytest.raises(LabelError, match="serial 4 is labelled twice"):
+        LabelSet.from_pairs(VOCABULARY, [(4, "cat"), (4, "dog")])
+
+
+# apply_changes and replay
+
+
+def test_apply_changes_sets_overwrites_and_unsets_in_order():
+    labels = apply_changes(
+        LabelSet(VOCABULARY),
+        [
+            LabelChange(1, "cat"),
+            LabelChange(2, "dog"),
+            LabelChange(1, "bird"),
+            LabelChange(2, None),
+        ],
+    )
+    assert labels == LabelSet(VOCABULARY, {1: "bird"})
+
+
+def test_apply_changes_rejects_an_unknown_class():
+    with pytest.raises(LabelError, match="'cow'"):
+        apply_changes(LabelSet(VOCABULARY), [LabelChange(1, "cow")])
+
+
+@given(st.lists(changes, max_size=30))
+def test_apply_changes_agrees_with_a_dictionary_reference(change_list):
+    reference: dict[int, str] = {}
+    for change in change_list:
+        if change.new is None:
+            reference.pop(change.serial, None)
+        else:
+            reference[change.serial] = change.new
+    assert apply_changes(LabelSet(VOCABULARY), change_list) == LabelSet(VOCABULARY, reference)
+
+
+@given(label_sets, st.lists(changes, max_size=30))
+def test_recorded_history_replays_to_the_labels(start, change_list):
+    _, setup = _record(LabelSet(VOCABULARY), changes_between(LabelSet(VOCABULARY), start))
+    labels, entries = _record(start, change_list, first=len(setup))
+    assert labels == apply_changes(start, change_list)
+    assert replay(VOCABULARY, setup + entries) == labels
+    assert [e.index for e in setup + entries] == list(range(len(setup) + len(entries)))
+
+
+# record_changes
+
+
+def test_record_changes_skips_changes_that_do_nothing():
+    labels = LabelSet(VOCABULARY, {1: "cat"})
+    after, entries = _record(labels, [LabelChange(1, "cat"), LabelChange(2, None)], first=7)
+    assert after == labels and entries == ()
+
+
+def test_record_changes_remembers_previous_labels_within_one_batch():
+    _, entries = _record(
+        LabelSet(VOCABULARY, {1: "cat"}),
+        [LabelChange(1, "dog"), LabelChange(1, None), LabelChange(2, "bird")],
+        first=3,
+    )
+    assert [(e.index, e.serial, e.previous, e.new) for e in entries] == [
+        (3, 1, "cat", "dog"),
+        (4, 1, "dog", None),
+        (5, 2, None, "bird"),
+    ]
+    assert all(e.source == "test" and e.timestamp == 1.0 for e in entries)
+
+
+def test_record_changes_keeps_an_undo_even_when_it_changes_nothing():
+    _, entries = _record(LabelSet(VOCABULARY), [LabelChange(1, None, undoes=0)])
+    assert [(e.serial, e.previous, e.new, e.undoes) for e in entries] == [(1, None, None, 0)]
+
+
+def test_record_changes_accepts_numpy_serials():
+    labels, entries = _record(LabelSet(VOCABULARY), [LabelChange(np.int64(3), "cat")])
+    assert list(labels) == [(3, "cat")] and type(entries[0].serial) is int
+
+
+# undo_change
+
+
+def _entry(index, serial, previous, new, undoes=None):
+    return HistoryEntry(index, 0.0, serial, previous, new, "test", undoes)
+
+
+def test_undo_change_walks_back_and_skips_undos_and_undone_entries():
+    history = [_entry(0, 1, None, "cat"), _entry(1, 1, "cat", "dog")]
+    assert undo_change([]) is None
+    assert undo_change(history) == LabelChange(1, "cat", undoes=1)
+    history.append(_entry(2, 1, "dog", "cat", undoes=1))
+    assert undo_change(history) == LabelChange(1, None, undoes=0)
+    history.append(_entry(3, 1, "cat", None, undoes=0))
+    assert undo_change(history) is None
+
+
+@given(st.lists(changes, max_size=25))
+def test_repeated_undo_restores_every_earlier_state(change_list):
+    labels = LabelSet(VOCABULARY)
+    history: list[HistoryEntry] = []
+    states = [labels]
+    for change in change_list:
+        labels, entries = _record(labels, [change], first=len(history))
+        if entries:
+            history.extend(entries)
+            states.append(labels)
+    for expected in reversed(states[:-1]):
+        undo = undo_change(history)
+        assert undo is not None
+        labels, entries = _record(labels, [undo], first=len(history))
+        history.extend(entries)
+        assert labels == expected
+    assert undo_change(history) is None
+    assert replay(VOCABULARY, history) == LabelSet(VOCABULARY)
+
+
+# changes_between
+
+
+@given(label_sets, label_sets)
+def test_changes_between_turns_one_set_into_the_other(current, target):
+    found = changes_between(current, target)
+    assert apply_changes(current, found) == target
+    assert len({c.serial for c in found}) == len(found)
+    assert (found == []) == (current == target)
+
+
+# validate_changes
+
+
+def test_validate_changes_accepts_known_serials_and_classes():
+    validate_changes(
+        [LabelChange(100, "cat"), LabelChange(np.int64(119), None)], VOCABULARY, SERIALS
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (LabelChange(99, "cat"), r"serial 99 is not in the dataset \(the dataset has 20 serials"),
+        (LabelChange(120, None), "serial 120 is not in the dataset"),
+        (LabelChange(-1, "cat"), "serial -1 is invalid"),
+        (LabelChange(True, "cat"), "serial True is invalid"),
+        (LabelChange("7", "cat"), "serial '7' is invalid"),
+        (LabelChange(101, "cow"), "cannot label serial 101 as 'cow'.*use one of cat, dog, bird"),
+        (LabelChange(101, 3), "cannot label serial 101 as 3"),
+    ],
+)
+def test_validate_changes_names_the_bad_change(change, message):
+    with pytest.raises(LabelError, match=message):
+        validate_changes([LabelChange(100, "cat"), change], VOCABULARY, SERIALS)
+
+
+@given(st.lists(st.tuples(st.integers(0, 200), st.sampled_from(VOCABULARY.names)), max_size=10))
+def test_validate_changes_rejects_exactly_the_serials_outside_the_dataset(pairs):
+    change_list = [LabelChange(s, n) for s, n in pairs]
+    outside = [s for s, _ in pairs if not 100 <= s < 120]
+    if outside:
+        with pytest.raises(LabelError, match=f"serial {outside[0]} is not in the dataset"):
+            validate_changes(change_list, VOCABULARY, SERIALS)
+    else:
+        validate_changes(change_list, VOCABULARY, SERIALS)
+
+
+def test_describe_serials():
+    assert describe_serials(SERIALS) == "the dataset has 20 serials, from 100 to 119"
+    assert describe_serials(np.array([], dtype=np.int64)) == "the dataset has no serials"
