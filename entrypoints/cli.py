@@ -1,6 +1,197 @@
+"""The `ssvae` command line: parse input, call one application service, render the result."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
 
+from ssvae.domain.errors import SsvaeError
 
-@click.group()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SsvaeGroup(click.Group):
+    """A group that turns user errors into one line on stderr and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SsvaeError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(1)
+
+
+def data_options(command: F) -> F:
+    """Options that choose the dataset, shared by every command that reads data."""
+    options = [
+        click.option(
+            "--dataset",
+            default="mnist",
+            show_default=True,
+            help="Built-in dataset: mnist or fashion_mnist.",
+        ),
+        click.option(
+            "--data-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Folder holding the dataset files (default: the embedded copy).",
+        ),
+        click.option(
+            "--vectors",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Your own vectors (.npy, .npz or .parquet) instead of a built-in dataset.",
+        ),
+        click.option(
+            "--download/--no-download",
+            default=False,
+            show_default=True,
+            help="Download missing files from the public mirrors (checksums verified).",
+        ),
+        click.option(
+            "--cache-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Where downloads go (default: ~/.cache/ssvae).",
+        ),
+    ]
+    return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
+
+
+def _data_settings(options: dict[str, Any]) -> Any:
+    from ssvae.application.settings import DataSettings
+
+    values: dict[str, Any] = {
+        "download": options["download"],
+        "directory": options["data_dir"],
+    }
+    if options["cache_dir"] is not None:
+        values["cache_dir"] = options["cache_dir"]
+    if options["vectors"] is not None:
+        return DataSettings(
+            kind="vectors", name=options["vectors"].stem, train_path=options["vectors"], **values
+        )
+    return DataSettings(kind="idx", name=options["dataset"], **values)
+
+
+def _app(options: dict[str, Any], labels: Path | None = None) -> Any:
+    from ssvae.application.bootstrap import bootstrap
+    from ssvae.application.settings import AppSettings, LabelSettings
+
+    label_settings = LabelSettings(path=labels) if labels is not None else LabelSettings()
+    return bootstrap(AppSettings(data=_data_settings(options), labels=label_settings))
+
+
+@click.group(cls=SsvaeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ssvae-al", prog_name="ssvae")
 def main() -> None:
-    """ssvae"""
+    """Active learning with a semi-supervised VAE: train, compare, query and label."""
+
+
+@main.group()
+def data() -> None:
+    """Inspect datasets."""
+
+
+@data.command("describe")
+@data_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def data_describe(as_json: bool, **options: Any) -> None:
+    """Load every split of a dataset and summarise it (checks the whole data path)."""
+    summary = _app(options).dataset_service().summarise()
+    info = summary.info
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "name": info.name,
+                    "sample_shape": list(info.sample_shape),
+                    "classes": list(info.vocabulary.names),
+                    "splits": [
+                        {
+                            "split": s.split,
+                            "samples": s.samples,
+                            "min": s.value_min,
+                            "max": s.value_max,
+                            "mean": s.value_mean,
+                            "class_counts": s.class_counts,
+                        }
+                        for s in summary.splits
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(
+        f"dataset {info.name}: samples of shape {info.sample_shape}, "
+        f"{len(info.vocabulary)} classes ({', '.join(info.vocabulary.names)})"
+    )
+    for split in summary.splits:
+        click.echo(
+            f"  {split.split:<6} {split.samples:>7} samples, values in "
+            f"[{split.value_min:.3f}, {split.value_max:.3f}], mean {split.value_mean:.4f}"
+        )
+        if split.class_counts:
+            counts = "  ".join(f"{k}:{v}" for k, v in split.class_counts.items())
+            click.echo(f"         per class  {counts}")
+
+
+@main.group()
+@click.option(
+    "--labels",
+    "labels_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("labels.csv"),
+    show_default=True,
+    help="The label store: a .csv (Serial,label) or .parquet file.",
+)
+@data_options
+@click.pass_context
+def label(ctx: click.Context, /, labels_path: Path, **options: Any) -> None:
+    """Set, unset, undo, import and export labels."""
+    ctx.obj = _app(options, labels=labels_path)
+
+
+@label.command("set")
+@click.argument("serials", nargs=-1, type=int, required=True)
+@click.option("--class", "class_name", required=True, help="The class name to give them.")
+@click.pass_obj
+def label_set(app: Any, serials: tuple[int, ...], class_name: str) -> None:
+    """Give SERIALS the class --class."""
+    labels = app.label_service().set(list(serials), class_name, source="cli")
+    click.echo(f"labelled {len(serials)} sample(s) as {class_name!r}; {len(labels)} labels in all")
+
+
+@label.command("unset")
+@click.argument("serials", nargs=-1, type=int, required=True)
+@click.pass_obj
+def label_unset(app: Any, serials: tuple[int, ...]) -> None:
+    """Remove the labels of SERIALS."""
+    labels = app.label_service().unset(list(serials), source="cli")
+    click.echo(f"unlabelled {len(serials)} sample(s); {len(labels)} labels in all")
+
+
+@label.command("undo")
+@click.pass_obj
+def label_undo(app: Any) -> None:
+    """Undo the latest change that is not undone yet."""
+    entry = app.label_service().undo(source="cli")
+    if entry is None:
+        click.echo("nothing to undo")
+    else:
+        click.echo(f"undone: serial {entry.serial} is {entry.new!r} again")
+
+
+@label.command("show")
+@click.pass_obj
+def label_show(app: Any) -> None:
+    """Print the label counts per class."""
+    service = app.label_service()
+    counts = service.counts()
+    click.echo(f"{sum(counts.values())} labels")
+    for name, count in counts.items():
+        click.echo(f"  {name}: {count}")

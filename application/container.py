@@ -1,0 +1,96 @@
+"""The composition root: one declarative container, read top-down.
+
+Configuration first, then the adapters (chosen by configuration), then the application
+services. The CLI, the dashboard and library users build everything through it; tests swap an
+adapter with `container.label_store.override(fake)`.
+
+Adapters are named by import path and imported only when a provider first builds them, so
+importing this module stays cheap (no JAX, no pyarrow) and does no work.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dependency_injector import containers, providers
+
+from ssvae.application.datasets import DatasetService
+from ssvae.application.labeling import LabelService
+
+
+def adapter(path: str) -> Callable[..., Any]:
+    """A callable that imports `module:attribute` on first use and calls it."""
+    module_name, _, attribute = path.partition(":")
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module_name), attribute)(*args, **kwargs)
+
+    build.__name__ = attribute
+    build.__qualname__ = path
+    return build
+
+
+def _directories(directory: Path | None, embedded: Path) -> list[Path]:
+    """The user's data folder first, then the data embedded in the repository."""
+    return [directory, embedded] if directory is not None else [embedded]
+
+
+def _train_serials(source: Any) -> Any:
+    return source.serials("train")
+
+
+def _vocabulary(source: Any) -> Any:
+    return source.describe().vocabulary
+
+
+class Container(containers.DeclarativeContainer):
+    """Configuration -> adapters -> services."""
+
+    config = providers.Configuration(strict=True)
+
+    # Data sources, chosen by config.data.kind.
+    idx_source = providers.Singleton(
+        adapter("ssvae.adapters.data.mnist:IdxDataSource"),
+        name=config.data.name,
+        directories=providers.Callable(
+            _directories,
+            config.data.directory,
+            providers.Callable(adapter("ssvae.adapters.data.mnist:embedded_data_dir")),
+        ),
+        cache_dir=config.data.cache_dir,
+        download=config.data.download,
+    )
+    vector_source = providers.Singleton(
+        adapter("ssvae.adapters.data.vectors:VectorDataSource"),
+        train_path=config.data.train_path,
+        test_path=config.data.test_path,
+    )
+    data_source = providers.Selector(config.data.kind, idx=idx_source, vectors=vector_source)
+
+    # Label stores, chosen by config.labels.format.
+    valid_serials = providers.Callable(_train_serials, data_source)
+    vocabulary = providers.Callable(_vocabulary, data_source)
+    csv_label_store = providers.Singleton(
+        adapter("ssvae.adapters.labels.csv_store:CsvLabelStore"),
+        path=config.labels.path,
+        vocabulary=vocabulary,
+        valid_serials=valid_serials,
+        lock_timeout=config.labels.lock_timeout,
+    )
+    parquet_label_store = providers.Singleton(
+        adapter("ssvae.adapters.labels.parquet_store:ParquetLabelStore"),
+        path=config.labels.path,
+        vocabulary=vocabulary,
+        valid_serials=valid_serials,
+        lock_timeout=config.labels.lock_timeout,
+    )
+    label_store = providers.Selector(
+        config.labels.format, csv=csv_label_store, parquet=parquet_label_store
+    )
+
+    # Application services.
+    dataset_service = providers.Factory(DatasetService, source=data_source)
+    label_service = providers.Factory(LabelService, store=label_store)

@@ -1,0 +1,62 @@
+"""Use case: look at a dataset (the whole data path, end to end)."""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+from ssvae.domain.data import DatasetInfo
+from ssvae.domain.ports import DataSource
+
+
+@attrs.frozen
+class SplitSummary:
+    """What one split holds once loaded."""
+
+    split: str
+    samples: int
+    value_min: float
+    value_max: float
+    value_mean: float
+    class_counts: dict[str, int] | None
+
+
+@attrs.frozen
+class DatasetSummary:
+    """A dataset's description and what its splits hold."""
+
+    info: DatasetInfo
+    splits: tuple[SplitSummary, ...]
+
+
+@attrs.frozen
+class DatasetService:
+    """Describes and summarises the configured dataset."""
+
+    source: DataSource
+
+    def describe(self) -> DatasetInfo:
+        """The dataset's description, without loading samples."""
+        return self.source.describe()
+
+    def summarise(self) -> DatasetSummary:
+        """Load every split and summarise it (checks the whole data path)."""
+        info = self.source.describe()
+        return DatasetSummary(info, tuple(self._split(info, name) for name, _ in info.split_sizes))
+
+    def _split(self, info: DatasetInfo, split: str) -> SplitSummary:
+        samples = self.source.load(split)
+        counts = None
+        if samples.y is not None:
+            known = samples.y[samples.y >= 0]
+            per_class = np.bincount(known, minlength=len(info.vocabulary))
+            counts = {name: int(n) for name, n in zip(info.vocabulary.names, per_class)}
+        x = samples.x
+        return SplitSummary(
+            split=split,
+            samples=len(samples),
+            value_min=float(x.min()) if x.size else 0.0,
+            value_max=float(x.max()) if x.size else 0.0,
+            value_mean=float(x.mean()) if x.size else 0.0,
+            class_counts=counts,
+        )

@@ -1,0 +1,99 @@
+"""The `ssvae` CLI as a user runs it: a real process, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SSVAE = str(Path(sys.executable).parent / "ssvae")
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOME": str(cwd) if cwd else os.environ.get("HOME", "/tmp")}
+    return subprocess.run(
+        [SSVAE, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120
+    )
+
+
+def _commands(group: str = "") -> list[str]:
+    import click
+
+    from ssvae.entrypoints.cli import main
+
+    names: list[str] = []
+    stack: list[tuple[str, click.Command]] = [("", main)]
+    while stack:
+        prefix, command = stack.pop()
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                stack.append((f"{prefix} {name}".strip(), sub))
+        names.append(prefix)
+    return sorted(names)
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_every_command_has_help(command: str) -> None:
+    result = run(*command.split(), "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+
+
+def test_top_level_help_lists_every_command() -> None:
+    from ssvae.entrypoints.cli import main
+
+    result = run("--help")
+    for name in main.commands:
+        assert name in result.stdout
+
+
+def test_data_describe_loads_the_embedded_mnist(tmp_path: Path) -> None:
+    result = run("data", "describe", "--dataset", "mnist", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    splits = {s["split"]: s for s in summary["splits"]}
+    assert splits["train"]["samples"] == 60000
+    assert splits["test"]["samples"] == 10000
+    assert sum(splits["train"]["class_counts"].values()) == 60000
+    assert splits["train"]["class_counts"]["1"] == 6742  # the published MNIST class count
+    assert 0.0 <= splits["train"]["min"] < splits["train"]["max"] <= 1.0
+
+
+def test_labels_round_trip_through_the_cli(tmp_path: Path) -> None:
+    store = tmp_path / "labels.csv"
+    assert run("label", "--labels", str(store), "set", "3", "5", "--class", "7").returncode == 0
+    assert run("label", "--labels", str(store), "set", "9", "--class", "1").returncode == 0
+    assert store.read_text().splitlines() == ["Serial,label", "3,7", "5,7", "9,1"]
+    undo = run("label", "--labels", str(store), "undo")
+    assert undo.returncode == 0, undo.stderr
+    assert store.read_text().splitlines() == ["Serial,label", "3,7", "5,7"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("set", "3", "--class", "eleven"), "eleven"),
+        (("set", "60000", "--class", "1"), "60000"),
+    ],
+)
+def test_bad_label_input_is_one_line_and_leaves_the_file(
+    tmp_path: Path, args: tuple[str, ...], needle: str
+) -> None:
+    store = tmp_path / "labels.csv"
+    assert run("label", "--labels", str(store), "set", "1", "--class", "2").returncode == 0
+    before = store.read_bytes()
+    result = run("label", "--labels", str(store), *args)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+    assert store.read_bytes() == before
+
+
+def test_unknown_dataset_is_a_clear_error(tmp_path: Path) -> None:
+    result = run("data", "describe", "--dataset", "cifar", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "cifar" in result.stderr and "mnist" in result.stderr
