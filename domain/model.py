@@ -55,6 +55,23 @@ class TrainingReport:
     stop_reason: str  # "max_epochs", "early_stopping", "non_finite_loss", "interrupted"
     best_epoch: int
     seconds: float
+    message: str = ""  # one line for the user, e.g. why training stopped early
+
+
+class TrainingCallback(Protocol):
+    """Observes training: live step losses, finished epochs and the end of a run."""
+
+    def on_step(self, epoch: int, step: int, steps_per_epoch: int, loss: float) -> None:
+        """Called every few steps with the latest training loss."""
+        ...
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        """Called after each epoch with its metrics."""
+        ...
+
+    def on_train_end(self, report: TrainingReport) -> None:
+        """Called once when a fit or fit_more call finishes, whatever the reason."""
+        ...
 
 
 class ModelTrainer(Protocol):
@@ -98,3 +115,33 @@ class ModelRepository(Protocol):
     def load(self, directory: Path) -> SsvaeModel:
         """The model checkpointed in `directory`, ready to predict or train further."""
         ...
+
+
+def component_label_map(
+    responsibilities: FloatArray, classes: npt.NDArray[np.int64], num_classes: int, alpha0: float
+) -> FloatArray:
+    """tau[c, y] = (s[c, y] + alpha0) / sum_y' (s[c, y'] + alpha0), s[c, y] = sum r_c(x_i).
+
+    `responsibilities` (n, K) are r_c(x_i) of the labelled samples, `classes` (n,) their labels.
+    """
+    k = responsibilities.shape[1]
+    counts = np.zeros((k, num_classes), np.float64)
+    np.add.at(counts.T, classes, responsibilities.astype(np.float64))
+    smoothed = counts + alpha0
+    tau: FloatArray = (smoothed / smoothed.sum(axis=1, keepdims=True)).astype(np.float32)
+    return tau
+
+
+def tau_class_probs(responsibilities: FloatArray, tau: FloatArray) -> FloatArray:
+    """The second classifier: p(y|x) = sum_c r_c(x) tau[c, y]."""
+    probs: FloatArray = (responsibilities.astype(np.float64) @ tau.astype(np.float64)).astype(
+        np.float32
+    )
+    return probs
+
+
+def ood_scores(responsibilities: FloatArray, tau: FloatArray) -> FloatArray:
+    """s_ood(x) = 1 - max_c (r_c(x) max_y tau[c, y]): high where no confident component fits."""
+    peak = responsibilities.astype(np.float64) * tau.max(axis=1).astype(np.float64)
+    scores: FloatArray = (1.0 - peak.max(axis=1)).astype(np.float32)
+    return scores

@@ -200,6 +200,20 @@ class ModelSpec:
         0, _int_at_least(0), "classes enumerated per unlabelled sample (0 for all)"
     )
     compute_dtype: str = _field("float32", _one_of(COMPUTE_DTYPES), "dtype of the matrix products")
+    consistency_weight: float = _real(
+        0.0,
+        _real_in(0.0, 1e6),
+        "weight of the classifier's consistency: KL from q(y|x) to q(y|augmented x), unlabelled",
+    )
+    entropy_weight: float = _real(
+        0.0, _real_in(0.0, 1e6), "weight of entropy minimisation of q(y|x) on unlabelled samples"
+    )
+    augment_shift: int = _field(
+        0, _int_at_least(0), "largest random translation in pixels of augmented views (images)"
+    )
+    augment_noise: float = _real(
+        0.0, _real_in(0.0, 10.0), "standard deviation of gaussian noise added to augmented views"
+    )
 
     # Optimisation.
     optimizer: str = _field("adam", _one_of(OPTIMIZERS), "adam or adamw")
@@ -241,6 +255,11 @@ class ModelSpec:
             raise SpecError(
                 f"model spec field 'num_components' = {self.num_components!r} is invalid: "
                 f"prior '{self.prior}' needs at least 2 components"
+            )
+        if self.augment_shift > 0 and len(self.input_shape) != 3:
+            raise SpecError(
+                f"model spec field 'augment_shift' = {self.augment_shift!r} is invalid: "
+                "translations need (height, width, channels) inputs; use 0 for vectors"
             )
         uses_conv = "conv" in (self.encoder_type, self.decoder_type, self.classifier_type)
         if uses_conv and len(self.input_shape) != 3:
