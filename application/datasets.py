@@ -50,7 +50,9 @@ class DatasetService:
         if samples.y is not None:
             known = samples.y[samples.y >= 0]
             per_class = np.bincount(known, minlength=len(info.vocabulary))
-            counts = {name: int(n) for name, n in zip(info.vocabulary.names, per_class)}
+            counts = {
+                name: int(n) for name, n in zip(info.vocabulary.names, per_class, strict=True)
+            }
         x = samples.x
         return SplitSummary(
             split=split,
