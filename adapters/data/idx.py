@@ -1,40 +1,139 @@
-"""Reader for the IDX format of MNIST-style files (gzip or raw)."""
+"""Reader and writer for the IDX format of MNIST-style files (gzip or raw).
+
+Layout: two zero bytes, a dtype code, the number of dimensions, one big-endian uint32 per
+dimension, then the data in big-endian C order.
+"""
 
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from ssvae.adapters.files import atomic_write_bytes
 from ssvae.domain.errors import DataError
 
-_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_DTYPES: dict[int, np.dtype[np.generic]] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_CODES = {(dtype.kind, dtype.itemsize): code for code, dtype in _DTYPES.items()}
+_GZIP_MAGIC = b"\x1f\x8b"
+_FIX = "download it again or replace it with an intact copy"
+
+
+def is_gzip(data: bytes) -> bool:
+    """Whether `data` starts with the gzip magic number."""
+    return data[:2] == _GZIP_MAGIC
+
+
+def read_idx_bytes(path: Path) -> bytes:
+    """The uncompressed IDX bytes of `path` (gzip or raw); DataError naming the file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+    return decompress(data, path) if is_gzip(data) else data
+
+
+def decompress(data: bytes, path: Path) -> bytes:
+    """Gunzip `data` read from `path`; DataError naming the file if it is truncated or corrupt."""
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: corrupt or truncated gzip data ({error}); {_FIX}") from None
+
+
+def parse_idx_header(data: bytes, path: Path) -> tuple[np.dtype[np.generic], tuple[int, ...], int]:
+    """The dtype, shape and header length of the IDX bytes `data` (at least the header)."""
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
+        raise DataError(
+            f"{path}: not an IDX file (magic number {data[:4].hex() or 'missing'}, expected "
+            f"0000 then a dtype code among {', '.join(f'{c:02x}' for c in _DTYPES)}); {_FIX}"
+        )
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if ndim == 0:
+        raise DataError(f"{path}: IDX header declares 0 dimensions; {_FIX}")
+    if len(data) < header:
+        raise DataError(f"{path}: truncated IDX header ({len(data)} of {header} bytes); {_FIX}")
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return _DTYPES[data[2]], shape, header
+
+
+def decode_idx(data: bytes, path: Path) -> npt.NDArray[np.generic]:
+    """The array held by the uncompressed IDX bytes `data` read from `path`."""
+    dtype, shape, header = parse_idx_header(data, path)
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    found = len(data) - header
+    if found != expected:
+        problem = "truncated" if found < expected else "has trailing bytes"
+        raise DataError(
+            f"{path}: size mismatch: header shape {shape} needs {expected} bytes of data, "
+            f"file has {found} ({problem}); {_FIX}"
+        )
+    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    # Native byte order so that callers can compute with it directly.
+    return array.astype(dtype.newbyteorder("="), copy=False)
 
 
 def read_idx(path: Path) -> npt.NDArray[np.generic]:
     """The array stored in the IDX file `path`; DataError naming the file if it is corrupt."""
+    return decode_idx(read_idx_bytes(path), path)
+
+
+def read_idx_shape(path: Path) -> tuple[np.dtype[np.generic], tuple[int, ...]]:
+    """The dtype and shape in the header of `path`, reading only the header."""
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+        with path.open("rb") as raw:
+            gzipped = raw.read(2) == _GZIP_MAGIC
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
+            head = stream.read(4)
+            if len(head) == 4:
+                head += stream.read(4 * head[3])
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (OSError, EOFError) as error:
-        raise DataError(f"{path}: cannot be read or decompressed ({error})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex()})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    dtype = np.dtype(_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) - header != expected:
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"{path}: cannot be read or decompressed ({error}); {_FIX}") from None
+    dtype, shape, _ = parse_idx_header(head, path)
+    return dtype, shape
+
+
+def encode_idx(array: npt.ArrayLike) -> bytes:
+    """The uncompressed IDX bytes of `array` (dtype uint8, int8, int16, int32, float32/64)."""
+    values = np.asarray(array)
+    code = _CODES.get((values.dtype.kind, values.dtype.itemsize))
+    if code is None:
         raise DataError(
-            f"{path}: size mismatch: header {shape} needs {expected} bytes of data, "
-            f"file has {len(raw) - header} (truncated or corrupt: download it again)"
+            f"IDX cannot store dtype {values.dtype}: use uint8, int8, int16, int32, "
+            "float32 or float64"
         )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    if values.ndim == 0 or values.ndim > 255:
+        raise DataError(f"IDX stores 1 to 255 dimensions, the array has {values.ndim}")
+    if any(size >= 2**32 for size in values.shape):
+        raise DataError(f"IDX dimensions must be below 2**32, got shape {values.shape}")
+    header = bytes([0, 0, code, values.ndim]) + b"".join(
+        int(size).to_bytes(4, "big") for size in values.shape
+    )
+    body = np.ascontiguousarray(values, dtype=_DTYPES[code]).tobytes()
+    return header + body
+
+
+def write_idx(path: Path, array: npt.ArrayLike, compress: bool | None = None) -> None:
+    """Write `array` to `path` as IDX atomically; gzip when `compress` (default: name ends .gz)."""
+    data = encode_idx(array)
+    if compress is None:
+        compress = path.name.endswith(".gz")
+    if compress:
+        data = gzip.compress(data, mtime=0)  # mtime 0: identical arrays give identical bytes
+    atomic_write_bytes(path, data)
