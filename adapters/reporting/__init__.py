@@ -1,0 +1,1 @@
+"""Reports: figures, tables and documents written from domain values."""
