@@ -1,0 +1,188 @@
+"""ModelSpec: every field rejects bad values by name, cross-field rules, presets and evolve."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import attrs
+import pytest
+
+from ssvae.domain.errors import SpecError
+from ssvae.domain.spec import PRESETS, ModelSpec, preset
+
+FIELDS = attrs.fields(ModelSpec)
+
+# Values every field of that annotated type must reject: wrong types, non-finite numbers and
+# magnitudes beyond any range a field of the spec allows. A new field whose type is not listed
+# fails `test_every_field_type_has_bad_values`, so it cannot slip through untested.
+BAD_VALUES_BY_TYPE: dict[str, list[Any]] = {
+    "int": ["3", 2.5, True, None, -(10**9)],
+    "float": ["0.5", None, True, float("nan"), float("inf"), float("-inf"), -1e12, 1e12],
+    "str": ["no-such-option", "", 3, None],
+    "bool": [1, 0, "true", None],
+    "tuple[int, ...]": [(), (0,), (2.5,), (True,), "28", 28, tuple(range(1, 40)), None],
+}
+
+# Boundaries of particular ranges: the open end of an interval must be rejected too.
+BOUNDARY_VALUES: dict[str, list[Any]] = {
+    "num_classes": [1],
+    "latent_dim": [0],
+    "dropout": [1.0, -0.1],
+    "learning_rate": [0.0],
+    "dirichlet_alpha": [0.0],
+    "tau_alpha0": [0.0],
+    "validation_split": [0.95],
+    "batch_size": [0],
+    "max_epochs": [0],
+    "gaussian_sigma": [0.0],
+}
+
+
+def _field_type(attribute: attrs.Attribute[Any]) -> str:
+    """The annotation as written ('int', 'tuple[int, ...]'), resolved by cattrs or not."""
+    kind = attribute.type
+    if isinstance(kind, str):
+        return kind
+    return kind.__name__ if isinstance(kind, type) else repr(kind)
+
+
+def _bad_cases() -> list[Any]:
+    cases = []
+    for attribute in FIELDS:
+        values = BAD_VALUES_BY_TYPE.get(_field_type(attribute), [])
+        values = values + BOUNDARY_VALUES.get(attribute.name, [])
+        for value in values:
+            cases.append(pytest.param(attribute.name, value, id=f"{attribute.name}={value!r}"))
+    return cases
+
+
+def _shown(name: str, value: Any) -> str:
+    """The value as the spec's message shows it: after the field's converter."""
+    converter = attrs.fields_dict(ModelSpec)[name].converter
+    return repr(converter(value) if callable(converter) else value)
+
+
+def test_the_spec_has_at_least_25_fields() -> None:
+    assert len(FIELDS) >= 25
+    assert ModelSpec.field_names() == tuple(a.name for a in FIELDS)
+
+
+def test_every_field_type_has_bad_values() -> None:
+    missing = {a.name: _field_type(a) for a in FIELDS if _field_type(a) not in BAD_VALUES_BY_TYPE}
+    assert not missing, f"add bad values to BAD_VALUES_BY_TYPE for these field types: {missing}"
+
+
+def test_boundary_table_names_only_real_fields() -> None:
+    assert set(BOUNDARY_VALUES) <= set(ModelSpec.field_names())
+
+
+def test_every_field_has_a_doc_and_a_valid_default() -> None:
+    docs = ModelSpec.field_docs()
+    assert all(docs[name].strip() for name in ModelSpec.field_names())
+    assert ModelSpec() == ModelSpec(**{a.name: a.default for a in FIELDS})
+
+
+@pytest.mark.parametrize(("name", "value"), _bad_cases())
+def test_each_field_rejects_a_bad_value_naming_field_and_value(name: str, value: Any) -> None:
+    with pytest.raises(SpecError) as caught:
+        ModelSpec(**{name: value})
+    message = str(caught.value)
+    assert f"'{name}'" in message
+    assert _shown(name, value) in message
+    assert "\n" not in message
+
+
+def test_lists_become_tuples_and_integers_become_floats() -> None:
+    spec = ModelSpec(hidden_sizes=[64, 32], dropout=0, input_shape=[784])  # type: ignore[arg-type]
+    assert spec.hidden_sizes == (64, 32)
+    assert spec.input_shape == (784,)
+    assert spec.dropout == 0.0 and isinstance(spec.dropout, float)
+    assert hash(spec) == hash(ModelSpec(hidden_sizes=(64, 32), input_shape=(784,)))
+
+
+def test_the_spec_is_immutable() -> None:
+    spec = ModelSpec()
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        spec.seed = 3  # type: ignore[misc]
+
+
+# Cross-field rules.
+
+
+def test_log_sigma_min_must_be_below_max() -> None:
+    with pytest.raises(SpecError, match=r"'log_sigma_min' = 2\.0 and 'log_sigma_max' = 2\.0"):
+        ModelSpec(log_sigma_min=2.0, log_sigma_max=2.0)
+    assert ModelSpec(log_sigma_min=1.0, log_sigma_max=2.0).log_sigma_min == 1.0
+
+
+def test_enumerate_top_k_is_at_most_the_number_of_classes() -> None:
+    with pytest.raises(SpecError, match=r"'enumerate_top_k' = 4 .* num_classes = 3"):
+        ModelSpec(num_classes=3, enumerate_top_k=4)
+    assert ModelSpec(num_classes=3, enumerate_top_k=3).enumerate_top_k == 3
+
+
+def test_the_standard_prior_has_exactly_one_component() -> None:
+    with pytest.raises(SpecError, match=r"'num_components' = 3 .*standard prior"):
+        ModelSpec(prior="standard", num_components=3)
+
+
+@pytest.mark.parametrize("prior", ["mixture", "vamp"])
+def test_mixture_and_vamp_priors_need_two_components(prior: str) -> None:
+    with pytest.raises(SpecError, match=f"'num_components' = 1 .*'{prior}'"):
+        ModelSpec(prior=prior, num_components=1)
+    assert ModelSpec(prior=prior, num_components=2).num_components == 2
+
+
+@pytest.mark.parametrize("component", ["encoder_type", "decoder_type", "classifier_type"])
+def test_conv_components_need_image_shaped_inputs(component: str) -> None:
+    with pytest.raises(SpecError, match=r"'input_shape' = \(784,\) .*conv"):
+        ModelSpec(input_shape=(784,), **{component: "conv"})
+    assert getattr(ModelSpec(input_shape=(8, 8, 3), **{component: "conv"}), component) == "conv"
+
+
+# Presets.
+
+
+def _expected_components(name: str) -> int:
+    match = re.search(r"_k(\d+)$", name)
+    return int(match.group(1)) if match else 1
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_each_preset_has_the_prior_and_components_its_name_says(name: str) -> None:
+    spec = preset(name)
+    assert spec.num_components == _expected_components(name)
+    assert spec.prior == name.split("_k")[0]
+
+
+def test_presets_differ_from_each_other() -> None:
+    specs = [preset(name) for name in PRESETS]
+    assert len(set(specs)) == len(specs)
+    assert {"standard", "mixture_k10"} <= set(PRESETS)
+
+
+def test_preset_overrides_apply_and_unknown_presets_fail_by_name() -> None:
+    spec = preset("mixture_k10", latent_dim=4)
+    assert (spec.latent_dim, spec.num_components) == (4, 10)
+    with pytest.raises(SpecError, match=r"unknown model preset 'mixture_k11'.*mixture_k10"):
+        preset("mixture_k11")
+
+
+# Evolve.
+
+
+def test_evolve_changes_only_the_named_fields() -> None:
+    spec = ModelSpec().evolve(latent_dim=3, seed=7)
+    assert (spec.latent_dim, spec.seed) == (3, 7)
+    assert spec.evolve(latent_dim=16, seed=0) == ModelSpec()
+
+
+def test_evolve_with_an_unknown_name_fails_by_name() -> None:
+    with pytest.raises(SpecError, match=r"unknown model spec field\(s\): latnt_dim;"):
+        ModelSpec().evolve(latnt_dim=3)
+
+
+def test_evolve_validates_the_new_values() -> None:
+    with pytest.raises(SpecError, match="'seed' = -1"):
+        ModelSpec().evolve(seed=-1)
