@@ -67,6 +67,8 @@ class Container(containers.DeclarativeContainer):
         adapter("ssvae.adapters.data.vectors:VectorDataSource"),
         train_path=config.data.train_path,
         test_path=config.data.test_path,
+        name=config.data.name,
+        classes=config.data.classes,
     )
     data_source = providers.Selector(config.data.kind, idx=idx_source, vectors=vector_source)
 

@@ -37,6 +37,17 @@ def _optional_path(value: object) -> Path | None:
     return Path(str(value)).expanduser()
 
 
+def _optional_names(value: object) -> tuple[str, ...] | None:
+    """Class names for vector data: a sequence or one comma-separated string."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return tuple(name.strip() for name in value.split(","))
+    if isinstance(value, list | tuple):
+        return tuple(str(name) for name in value)
+    raise SettingsError(f"setting 'classes' = {value!r} is invalid: give a list of class names")
+
+
 def _path(value: object) -> Path:
     return Path(str(value)).expanduser()
 
@@ -56,6 +67,7 @@ class DataSettings:
     download: bool = False
     train_path: Path | None = attrs.field(default=None, converter=_optional_path)
     test_path: Path | None = attrs.field(default=None, converter=_optional_path)
+    classes: tuple[str, ...] | None = attrs.field(default=None, converter=_optional_names)
 
     def __attrs_post_init__(self) -> None:
         if self.kind == "idx" and self.name not in IDX_DATASETS:

@@ -47,6 +47,10 @@ def data_options(command: F) -> F:
             help="Your own vectors (.npy, .npz or .parquet) instead of a built-in dataset.",
         ),
         click.option(
+            "--classes",
+            help="Comma-separated class names for --vectors files without a label column.",
+        ),
+        click.option(
             "--download/--no-download",
             default=False,
             show_default=True,
@@ -72,7 +76,11 @@ def _data_settings(options: dict[str, Any]) -> Any:
         values["cache_dir"] = options["cache_dir"]
     if options["vectors"] is not None:
         return DataSettings(
-            kind="vectors", name=options["vectors"].stem, train_path=options["vectors"], **values
+            kind="vectors",
+            name=options["vectors"].stem,
+            train_path=options["vectors"],
+            classes=options["classes"],
+            **values,
         )
     return DataSettings(kind="idx", name=options["dataset"], **values)
 

@@ -97,3 +97,25 @@ def test_unknown_dataset_is_a_clear_error(tmp_path: Path) -> None:
     result = run("data", "describe", "--dataset", "cifar", cwd=tmp_path)
     assert result.returncode == 1
     assert "cifar" in result.stderr and "mnist" in result.stderr
+
+
+def test_data_describe_reads_your_own_vectors(tmp_path: Path) -> None:
+    import numpy as np
+
+    vectors = np.random.default_rng(0).normal(size=(40, 1536)).astype(np.float32)
+    np.save(tmp_path / "embeddings.npy", vectors)
+    result = run(
+        "data",
+        "describe",
+        "--vectors",
+        str(tmp_path / "embeddings.npy"),
+        "--classes",
+        "ok,error",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["sample_shape"] == [1536]
+    assert summary["classes"] == ["ok", "error"]
+    assert summary["splits"][0]["samples"] == 40
