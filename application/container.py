@@ -18,7 +18,7 @@ from typing import Any
 from dependency_injector import containers, providers
 
 from ssvae.application.datasets import DatasetService
-from ssvae.application.labeling import LabelService
+from ssvae.application.labeling import LabelExchange, LabelService
 
 
 def adapter(path: str) -> Callable[..., Any]:
@@ -92,7 +92,18 @@ class Container(containers.DeclarativeContainer):
     label_store = providers.Selector(
         config.labels.format, csv=csv_label_store, parquet=parquet_label_store
     )
+    label_file_codecs = providers.Dict(
+        csv=providers.Factory(adapter("ssvae.adapters.labels.csv_store:CsvLabelFile")),
+        parquet=providers.Factory(adapter("ssvae.adapters.labels.parquet_store:ParquetLabelFile")),
+    )
 
     # Application services.
     dataset_service = providers.Factory(DatasetService, source=data_source)
     label_service = providers.Factory(LabelService, store=label_store)
+    label_exchange = providers.Factory(
+        LabelExchange,
+        service=label_service,
+        codecs=label_file_codecs,
+        vocabulary=vocabulary,
+        valid_serials=valid_serials,
+    )

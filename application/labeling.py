@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
-from ssvae.domain.labels import HistoryEntry, LabelChange, LabelSet, changes_between, undo_change
-from ssvae.domain.ports import LabelStore
+import numpy as np
+import numpy.typing as npt
+
+from ssvae.domain.errors import LabelError
+from ssvae.domain.labels import (
+    ClassVocabulary,
+    HistoryEntry,
+    LabelChange,
+    LabelSet,
+    changes_between,
+    undo_change,
+)
+from ssvae.domain.ports import LabelFileCodec, LabelStore
 
 
 class LabelService:
@@ -50,3 +62,40 @@ class LabelService:
         if keep_unlisted:
             changes = [change for change in changes if change.new is not None]
         return self._store.apply(changes, source)
+
+
+class LabelExchange:
+    """Import and export label files; the format follows the file's extension."""
+
+    def __init__(
+        self,
+        service: LabelService,
+        codecs: Mapping[str, LabelFileCodec],
+        vocabulary: ClassVocabulary,
+        valid_serials: npt.NDArray[np.int64],
+    ) -> None:
+        self._service = service
+        self._codecs = codecs
+        self._vocabulary = vocabulary
+        self._valid_serials = valid_serials
+
+    def import_file(self, path: Path, source: str, *, keep_unlisted: bool = False) -> LabelSet:
+        """Apply the labels in `path` (validated in full before anything changes)."""
+        imported = self._codec(path).read(path, self._vocabulary, self._valid_serials)
+        return self._service.import_labels(imported, source, keep_unlisted=keep_unlisted)
+
+    def export_file(self, path: Path) -> LabelSet:
+        """Write the current labels to `path` atomically."""
+        labels = self._service.labels()
+        self._codec(path).write(path, labels)
+        return labels
+
+    def _codec(self, path: Path) -> LabelFileCodec:
+        suffix = path.suffix.lower().lstrip(".")
+        fmt = "parquet" if suffix in ("parquet", "pq") else suffix
+        if fmt not in self._codecs:
+            raise LabelError(
+                f"{path}: unknown label file type {path.suffix!r}; "
+                f"use one of: {', '.join('.' + name for name in self._codecs)}"
+            )
+        return self._codecs[fmt]

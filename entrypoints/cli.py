@@ -194,6 +194,29 @@ def label_undo(app: Any) -> None:
         click.echo(f"undone: serial {entry.serial} is {entry.new!r} again")
 
 
+@label.command("import")
+@click.argument("source_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--merge",
+    is_flag=True,
+    help="Only add and overwrite labels; keep labels the file does not list.",
+)
+@click.pass_obj
+def label_import(app: Any, source_file: Path, merge: bool) -> None:
+    """Make the store's labels those of SOURCE_FILE (.csv or .parquet), validated first."""
+    labels = app.label_exchange().import_file(source_file, "import", keep_unlisted=merge)
+    click.echo(f"imported {source_file}; {len(labels)} labels in all")
+
+
+@label.command("export")
+@click.argument("target_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+def label_export(app: Any, target_file: Path) -> None:
+    """Write the current labels to TARGET_FILE (.csv or .parquet) atomically."""
+    labels = app.label_exchange().export_file(target_file)
+    click.echo(f"exported {len(labels)} labels to {target_file}")
+
+
 @label.command("show")
 @click.pass_obj
 def label_show(app: Any) -> None:

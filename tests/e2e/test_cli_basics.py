@@ -119,3 +119,30 @@ def test_data_describe_reads_your_own_vectors(tmp_path: Path) -> None:
     assert summary["sample_shape"] == [1536]
     assert summary["classes"] == ["ok", "error"]
     assert summary["splits"][0]["samples"] == 40
+
+
+def test_labels_export_and_import_across_formats(tmp_path: Path) -> None:
+    store = tmp_path / "labels.csv"
+    assert run("label", "--labels", str(store), "set", "4", "8", "--class", "2").returncode == 0
+    exported = tmp_path / "out.parquet"
+    assert run("label", "--labels", str(store), "export", str(exported)).returncode == 0
+    other = tmp_path / "other.csv"
+    result = run("label", "--labels", str(other), "import", str(exported))
+    assert result.returncode == 0, result.stderr
+    assert other.read_text().splitlines() == ["Serial,label", "4,2", "8,2"]
+
+
+def test_importing_a_bad_file_changes_nothing(tmp_path: Path) -> None:
+    store = tmp_path / "labels.csv"
+    assert run("label", "--labels", str(store), "set", "1", "--class", "2").returncode == 0
+    before = store.read_bytes()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Serial,label\n5,3\n6,notaclass\n")
+    result = run("label", "--labels", str(store), "import", str(bad))
+    assert result.returncode == 1
+    assert "notaclass" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert store.read_bytes() == before
+    wrong_type = tmp_path / "labels.txt"
+    wrong_type.write_text("x")
+    result = run("label", "--labels", str(store), "import", str(wrong_type))
+    assert result.returncode == 1 and ".csv" in result.stderr
