@@ -1,0 +1,1 @@
+"""Text adapters: embedders that turn messages into vectors."""
