@@ -6,6 +6,7 @@ Protocols and the plain values they exchange.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
@@ -145,3 +146,15 @@ def ood_scores(responsibilities: FloatArray, tau: FloatArray) -> FloatArray:
     peak = responsibilities.astype(np.float64) * tau.max(axis=1).astype(np.float64)
     scores: FloatArray = (1.0 - peak.max(axis=1)).astype(np.float32)
     return scores
+
+
+def data_fingerprint(pool: Samples, labels: LabelSet) -> str:
+    """A short hash of the pool (serials and inputs) and the labels a model was trained on."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(np.ascontiguousarray(pool.serials, dtype=np.int64).tobytes())
+    digest.update(str(pool.x.shape).encode())
+    digest.update(np.ascontiguousarray(pool.x, dtype=np.float32).tobytes())
+    digest.update(repr(labels.vocabulary.names).encode())
+    for serial, name in labels:
+        digest.update(f"{serial}:{name};".encode())
+    return digest.hexdigest()

@@ -1,0 +1,382 @@
+"""The training loop around one pure, jitted step.
+
+`StepKit` splits nothing itself: it receives the network's graphdef once and jits pure
+functions of (params, opt_state, batch, key, step, scalars). Every array argument has a fixed
+shape per run (drop-last batches, a fixed labelled batch with a mask), so the step compiles
+once per input shape; `trace_count` lets a test prove it. Every random draw derives from the
+spec's seed: the data order from (seed, epoch), the step's key from fold_in(key, step), so a
+resumed run repeats the straight run exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import Mesh
+
+from ssvae.adapters.model import sharding
+from ssvae.adapters.model.likelihoods import mean_of
+from ssvae.adapters.model.losses import (
+    entropy,
+    negative_elbo,
+    responsibilities,
+    total_loss,
+)
+from ssvae.adapters.model.modules import SsvaeNetwork
+from ssvae.domain.model import EpochRecord, TrainingCallback, TrainingReport
+from ssvae.domain.spec import ModelSpec
+
+Array = jax.Array
+PyTree = Any
+EVAL_BATCH = 1000
+
+
+@attrs.define
+class TrainState:
+    """Everything that evolves during training and is checkpointed."""
+
+    params: PyTree
+    opt_state: PyTree
+    key: Array  # the root PRNG key, from spec.seed
+    step: int = 0
+    epoch: int = 0
+
+
+def decay_mask(params: PyTree) -> PyTree:
+    """True where weight decay applies: kernels only, never biases or prior parameters."""
+
+    def decays(path: tuple[Any, ...], _: Any) -> bool:
+        names = [str(getattr(p, "key", getattr(p, "name", p))) for p in path]
+        return "kernel" in names and "prior" not in names
+
+    return jax.tree_util.tree_map_with_path(decays, params)
+
+
+def build_optimizer(spec: ModelSpec, params: PyTree) -> optax.GradientTransformation:
+    """Adam (L2 decay) or AdamW (decoupled decay), both masked, after global-norm clipping."""
+    parts: list[optax.GradientTransformation] = []
+    if spec.grad_clip_norm > 0:
+        parts.append(optax.clip_by_global_norm(spec.grad_clip_norm))
+    mask = decay_mask(params)
+    if spec.optimizer == "adamw":
+        parts.append(optax.adamw(spec.learning_rate, weight_decay=spec.weight_decay, mask=mask))
+    else:
+        if spec.weight_decay > 0:
+            parts.append(optax.add_decayed_weights(spec.weight_decay, mask))
+        parts.append(optax.adam(spec.learning_rate))
+    return optax.chain(*parts)
+
+
+def init_state(spec: ModelSpec, network: SsvaeNetwork) -> tuple[Any, TrainState]:
+    """(graphdef, a fresh TrainState) for `network`."""
+    graphdef, params = nnx.split(network)
+    optimizer = build_optimizer(spec, params)
+    key = jax.random.key_data(jax.random.key(spec.seed))
+    return graphdef, TrainState(params, optimizer.init(params), key)
+
+
+class StepKit:
+    """The jitted pure functions of one model: train, evaluate, predict."""
+
+    def __init__(self, spec: ModelSpec, graphdef: Any, params: PyTree) -> None:
+        self.spec = spec
+        self.graphdef = graphdef
+        self.optimizer = build_optimizer(spec, params)
+        self.trace_count = 0
+        self.train_step = jax.jit(self._train_step)
+        self.eval_step = jax.jit(self._eval_step)
+        self.predict_step = jax.jit(self._predict_step, static_argnames=("reconstruct",))
+
+    def network(self, params: PyTree) -> SsvaeNetwork:
+        return nnx.merge(self.graphdef, params)  # type: ignore[no-any-return]
+
+    def _train_step(
+        self,
+        params: PyTree,
+        opt_state: PyTree,
+        batch: Mapping[str, Array],
+        key: Array,
+        step: Array,
+        scalars: Mapping[str, Array],
+    ) -> tuple[PyTree, PyTree, dict[str, Array]]:
+        self.trace_count += 1  # Python runs only while tracing: counts compilations
+        step_key = jax.random.fold_in(jax.random.wrap_key_data(key), step)
+
+        def loss_fn(p: PyTree) -> tuple[Array, dict[str, Array]]:
+            return total_loss(self.network(p), self.spec, batch, step_key, scalars)
+
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        grad_norm = optax.tree.norm(grads)
+        updates, new_opt = self.optimizer.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        # A non-finite loss or gradient leaves parameters and optimizer state untouched, so
+        # the state after a bad step is still the last good one.
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+
+        def keep(new: Array, old: Array) -> Array:
+            return jnp.where(finite, new, old)
+
+        new_params = jax.tree.map(keep, new_params, params)
+        new_opt = jax.tree.map(keep, new_opt, opt_state)
+        metrics = {**metrics, "grad_norm": grad_norm, "finite": finite.astype(jnp.float32)}
+        return new_params, new_opt, metrics
+
+    def _eval_step(self, params: PyTree, batch: Mapping[str, Array]) -> dict[str, Array]:
+        """Sums over a validation batch: -ELBO (all classes), labelled CE and hits."""
+        net = self.network(params)
+        spec = self.spec
+        x, y, mask, labelled = batch["x"], batch["y"], batch["mask"], batch["labelled"]
+        logits = net.classifier(x)
+        probs = jax.nn.softmax(logits)
+        y_all = jnp.broadcast_to(jnp.eye(spec.num_classes), (x.shape[0],) + (spec.num_classes,) * 2)
+        nelbo, _ = negative_elbo(
+            net,
+            spec,
+            x.reshape(x.shape[0], -1),
+            net.encoder.embed(x),
+            y_all,
+            jax.random.key(0),
+            1.0,
+        )
+        per_sample = jnp.sum(probs * nelbo, -1) - entropy(probs)
+        ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], -1)[:, 0]
+        hits = (jnp.argmax(logits, -1) == y).astype(jnp.float32)
+        return {
+            "nelbo": jnp.sum(mask * per_sample),
+            "count": jnp.sum(mask),
+            "ce": jnp.sum(labelled * ce),
+            "hits": jnp.sum(labelled * hits),
+            "labelled": jnp.sum(labelled),
+        }
+
+    def _predict_step(self, params: PyTree, x: Array, *, reconstruct: bool) -> dict[str, Array]:
+        """Per-sample outputs for one batch (see `Predictions`)."""
+        net = self.network(params)
+        spec = self.spec
+        probs = jax.nn.softmax(net.classifier(x))
+        y_all = jnp.broadcast_to(jnp.eye(spec.num_classes), (x.shape[0],) + (spec.num_classes,) * 2)
+        means, _ = net.encoder.head(net.encoder.embed(x)[:, None, :], y_all)  # (B, C, D)
+        resp = responsibilities(means, net.prior_components())  # (B, C, K)
+        out = {
+            "class_probs": probs,
+            "latent_mean": jnp.einsum("bc,bcd->bd", probs, means),
+            "responsibilities": jnp.einsum("bc,bck->bk", probs, resp),
+        }
+        if reconstruct:
+            best = jnp.argmax(probs, -1)
+            z = jnp.take_along_axis(means, best[:, None, None], 1)[:, 0]
+            y = jax.nn.one_hot(best, spec.num_classes)
+            out["reconstructions"] = mean_of(spec, net.decode(z, y)).reshape(x.shape)
+        return out
+
+
+@attrs.frozen(eq=False)
+class TrainingData:
+    """Pool arrays and row indices for one training call."""
+
+    x: np.ndarray  # the whole pool, float32 (N, *input_shape)
+    train_rows: np.ndarray  # rows trained on (unlabelled term)
+    labelled_rows: np.ndarray  # rows with a training label
+    labelled_classes: np.ndarray  # their class indices
+    val_rows: np.ndarray  # held-out rows
+    val_classes: np.ndarray  # their class index, -1 when unlabelled
+
+    def alpha(self, spec: ModelSpec) -> float:
+        """alpha_eff: the classification weight, scaled by pool size / labelled count."""
+        n_lab = len(self.labelled_rows)
+        if not spec.scale_classification_by_ratio or n_lab == 0:
+            return spec.classification_weight
+        return spec.classification_weight * (len(self.train_rows) + n_lab) / n_lab
+
+
+MONITOR_MODES = {"val_loss": "min", "val_elbo": "max", "val_accuracy": "max"}
+
+
+class EarlyStopping:
+    """Tracks the monitored metric; says when patience ran out."""
+
+    def __init__(self, monitor: str, patience: int) -> None:
+        self.monitor = monitor
+        self.patience = patience
+        self.best: float | None = None
+        self.best_epoch = -1
+        self.waited = 0
+
+    def update(self, epoch: int, value: float) -> bool:
+        """Record `value`; True when it is the best so far."""
+        better = self.best is None or (
+            value < self.best if MONITOR_MODES[self.monitor] == "min" else value > self.best
+        )
+        if better:
+            self.best, self.best_epoch, self.waited = value, epoch, 0
+        else:
+            self.waited += 1
+        return better
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience > 0 and self.waited >= self.patience
+
+
+def _mean_metrics(collected: Sequence[Mapping[str, Array]]) -> dict[str, float]:
+    host = jax.device_get(list(collected))
+    keys = [k for k in host[0] if k != "finite"]
+    return {k: float(np.mean([m[k] for m in host])) for k in keys}
+
+
+def evaluate(kit: StepKit, mesh: Mesh, params: PyTree, data: TrainingData) -> dict[str, float]:
+    """Validation metrics over the held-out rows, in fixed-size padded batches."""
+    rows = data.val_rows
+    if len(rows) == 0:
+        return {}
+    size = min(EVAL_BATCH, len(rows))
+    size = math.ceil(size / mesh.size) * mesh.size
+    totals: dict[str, float] = {}
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        classes = data.val_classes[start : start + size]
+        pad = size - len(chunk)
+        x = data.x[np.concatenate([chunk, np.repeat(chunk[:1], pad)])]
+        y = np.concatenate([np.maximum(classes, 0), np.zeros(pad, np.int64)]).astype(np.int32)
+        mask = np.concatenate([np.ones(len(chunk)), np.zeros(pad)]).astype(np.float32)
+        labelled = mask * np.concatenate([classes >= 0, np.zeros(pad, bool)]).astype(np.float32)
+        batch = sharding.put_batch(mesh, {"x": x, "y": y, "mask": mask, "labelled": labelled})
+        for name, value in jax.device_get(kit.eval_step(params, batch)).items():
+            totals[name] = totals.get(name, 0.0) + float(value)
+    elbo = -totals["nelbo"] / totals["count"]
+    out = {"val_elbo": elbo, "val_loss": -elbo}
+    if totals["labelled"] > 0:
+        out["val_loss"] = -elbo + totals["ce"] / totals["labelled"]
+        out["val_accuracy"] = totals["hits"] / totals["labelled"]
+    return out
+
+
+@attrs.define
+class Trainer:
+    """Runs epochs of the jitted step with early stopping, NaN guard and callbacks."""
+
+    spec: ModelSpec
+    kit: StepKit
+    mesh: Mesh
+    callbacks: Sequence[TrainingCallback] = ()
+    progress_every: int = 20
+
+    def kl_scale(self, epoch: int) -> float:
+        warm = self.spec.kl_warmup_epochs
+        return 1.0 if warm == 0 else min(1.0, (epoch + 1) / warm)
+
+    def epoch_batches(self, epoch: int, data: TrainingData) -> tuple[np.ndarray, np.ndarray, int]:
+        """(unlabelled rows (steps, B), labelled picks (steps, L), steps) for `epoch`."""
+        rng = np.random.default_rng([self.spec.seed, epoch])
+        size = min(self.spec.batch_size, len(data.train_rows))
+        steps = len(data.train_rows) // size
+        order = rng.permutation(data.train_rows)[: steps * size].reshape(steps, size)
+        n_lab = max(len(data.labelled_rows), 1)
+        picks = rng.integers(0, n_lab, size=(steps, self.spec.labeled_batch_size))
+        return order, picks, steps
+
+    def run(self, state: TrainState, data: TrainingData, epochs: int) -> TrainingReport:
+        """Train `state` in place for at most `epochs` epochs; the report says why it stopped."""
+        start = time.perf_counter()
+        monitor = self.spec.monitor
+        if monitor == "val_accuracy" and not np.any(data.val_classes >= 0):
+            monitor = "val_loss"  # no held-out label to measure accuracy on
+        stopper = EarlyStopping(monitor, self.spec.patience)
+        use_best = self.spec.patience > 0 and len(data.val_rows) > 0
+        best = (state.params, state.opt_state)
+        history: list[EpochRecord] = []
+        reason, message = "max_epochs", ""
+        try:
+            for _ in range(epochs):
+                record, bad_step = self._epoch(state, data)
+                if record is None:
+                    reason = "non_finite_loss"
+                    message = (
+                        f"training stopped in epoch {state.epoch + 1}: the loss became NaN or "
+                        f"Inf near step {bad_step + 1}; the last good parameters are kept. "
+                        "Check the data for NaN/Inf values or lower the learning rate."
+                    )
+                    break
+                history.append(record)
+                for callback in self.callbacks:
+                    callback.on_epoch_end(record)
+                if monitor in record.metrics and stopper.update(
+                    record.epoch, record.metrics[monitor]
+                ):
+                    best = (state.params, state.opt_state)
+                if use_best and stopper.should_stop:
+                    reason = "early_stopping"
+                    message = (
+                        f"early stopping: {monitor} did not improve for {stopper.patience} "
+                        f"epochs; the best epoch ({stopper.best_epoch}) is restored"
+                    )
+                    break
+        except KeyboardInterrupt:
+            reason, message = "interrupted", "training interrupted; the last finished step is kept"
+        if use_best and stopper.best_epoch > 0 and reason != "non_finite_loss":
+            state.params, state.opt_state = best
+        report = TrainingReport(
+            epochs_run=len(history),
+            history=tuple(history),
+            stop_reason=reason,
+            best_epoch=stopper.best_epoch if use_best and stopper.best_epoch > 0 else state.epoch,
+            seconds=time.perf_counter() - start,
+            message=message,
+        )
+        for callback in self.callbacks:
+            callback.on_train_end(report)
+        return report
+
+    def _epoch(self, state: TrainState, data: TrainingData) -> tuple[EpochRecord | None, int]:
+        """One epoch; (its record, -1), or (None, the step) when the loss went non-finite."""
+        epoch = state.epoch
+        epoch_start = time.perf_counter()
+        order, picks, steps = self.epoch_batches(epoch, data)
+        has_labels = len(data.labelled_rows) > 0
+        lab_rows = data.labelled_rows if has_labels else np.zeros(1, np.int64)
+        lab_classes = data.labelled_classes if has_labels else np.zeros(1, np.int64)
+        # A fixed-size labelled batch with a mask keeps one compiled step, labels or none.
+        mask = np.full(self.spec.labeled_batch_size, float(has_labels), np.float32)
+        scalars = {
+            "kl_scale": np.float32(self.kl_scale(epoch)),
+            "alpha": np.float32(data.alpha(self.spec)),
+        }
+        collected: list[dict[str, Array]] = []
+        for s in range(steps):
+            batch = sharding.put_batch(
+                self.mesh,
+                {
+                    "x_u": data.x[order[s]],
+                    "x_l": data.x[lab_rows[picks[s]]],
+                    "y_l": lab_classes[picks[s]].astype(np.int32),
+                    "mask_l": mask,
+                },
+            )
+            state.params, state.opt_state, metrics = self.kit.train_step(
+                state.params, state.opt_state, batch, state.key, np.int32(state.step), scalars
+            )
+            state.step += 1
+            collected.append(metrics)
+            if (s + 1) % self.progress_every == 0 or s + 1 == steps:
+                # Syncing only every few steps keeps dispatch asynchronous in between.
+                recent = jax.device_get([m["finite"] for m in collected[-self.progress_every :]])
+                if min(float(v) for v in recent) < 1.0:
+                    return None, s
+                for callback in self.callbacks:
+                    callback.on_step(epoch, s + 1, steps, float(metrics["loss"]))
+        record_metrics = _mean_metrics(collected)
+        record_metrics.update(evaluate(self.kit, self.mesh, state.params, data))
+        seconds = time.perf_counter() - epoch_start
+        record_metrics["seconds"] = seconds
+        record_metrics["samples_per_second"] = steps * order.shape[1] / seconds
+        state.epoch += 1
+        return EpochRecord(epoch=state.epoch, metrics=record_metrics), -1
