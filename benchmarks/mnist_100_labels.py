@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 from benchmarks_common import cpu_model, load_mnist
 
-from ssvae.adapters.model.repository import JaxSsvaeModel
+from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
 from ssvae.domain.data import Samples
 from ssvae.domain.labels import ClassVocabulary, LabelSet
 from ssvae.domain.spec import SEMI_SUPERVISED_OVERRIDES, preset

@@ -11,7 +11,7 @@ import numpy as np
 
 SCRIPT = """
 import json, jax, numpy as np
-from ssvae.adapters.model.repository import JaxSsvaeModel
+from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
 from ssvae.domain.data import Samples
 from ssvae.domain.labels import ClassVocabulary, LabelSet
 from ssvae.domain.spec import ModelSpec

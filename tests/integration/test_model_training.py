@@ -11,7 +11,8 @@ import pytest
 
 from ssvae.adapters.model.callbacks import ConsoleProgress, CsvHistory, LossCurvePlot
 from ssvae.adapters.model.checkpoint import CheckpointError
-from ssvae.adapters.model.repository import JaxModelRepository, JaxSsvaeModel
+from ssvae.adapters.model.repository import JaxModelRepository
+from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
 from ssvae.adapters.model.trainer import EarlyStopping
 from ssvae.domain.data import Samples
 from ssvae.domain.errors import DataError, LabelError, SsvaeError

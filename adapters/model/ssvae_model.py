@@ -1,0 +1,280 @@
+"""`JaxSsvaeModel`: the SSVAE behind the `SsvaeModel` port (created by JaxModelRepository).
+
+`fit(pool, labels, epochs)` trains from the current parameters and optimizer state (a loaded
+checkpoint resumes where it stopped); `fit_more(epochs, labels)` continues on the same pool
+with a possibly changed label set, keeping optimizer and PRNG state. The data order of epoch
+e and the key of step s derive from (seed, e) and (seed, s), so resumed training repeats the
+straight run. Validation rows are a seeded fraction of the pool; labels that fall in them are
+held out for val_accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from ssvae.adapters.model import sharding
+from ssvae.adapters.model.checkpoint import (
+    load_checkpoint,
+    restore_tree,
+    save_checkpoint,
+)
+from ssvae.adapters.model.modules import build_network
+from ssvae.adapters.model.trainer import StepKit, Trainer, TrainingData, TrainState, init_state
+from ssvae.domain.data import Samples
+from ssvae.domain.errors import DataError, LabelError, SsvaeError
+from ssvae.domain.labels import LabelSet
+from ssvae.domain.model import (
+    EpochRecord,
+    Predictions,
+    TrainingCallback,
+    TrainingReport,
+    component_label_map,
+    data_fingerprint,
+    ood_scores,
+    tau_class_probs,
+)
+from ssvae.domain.spec import ModelSpec
+
+PREDICT_BATCH = 1024
+_KITS: dict[ModelSpec, StepKit] = {}
+
+
+def _step_kit(spec: ModelSpec, graphdef: Any, params: Any) -> StepKit:
+    """One set of compiled steps per spec, shared by every model built from it.
+
+    The labelling loop and resumed runs create new models of the same spec; sharing the
+    jitted functions saves their compilation (seconds each on a small CPU).
+    """
+    key = spec.evolve(**_NOT_COMPILED)
+    kit = _KITS.get(key)
+    if kit is None or kit.graphdef != graphdef:
+        kit = _KITS[key] = StepKit(key, graphdef, params)
+    return kit
+
+
+# Fields the compiled steps never read (they enter as arguments or stay on the host).
+_NOT_COMPILED: dict[str, Any] = {
+    "seed": 0,
+    "max_epochs": 1,
+    "patience": 0,
+    "monitor": "val_loss",
+    "validation_split": 0.0,
+    "kl_warmup_epochs": 0,
+    "classification_weight": 1.0,
+    "scale_classification_by_ratio": True,
+    "tau_alpha0": 1.0,
+}
+
+
+def _check_shape(spec: ModelSpec, x: np.ndarray, what: str) -> None:
+    if tuple(x.shape[1:]) != tuple(spec.input_shape):
+        raise DataError(
+            f"{what} has samples of shape {tuple(x.shape[1:])}, the model expects "
+            f"{tuple(spec.input_shape)}; use a spec whose input_shape matches the data"
+        )
+
+
+class JaxSsvaeModel:
+    """An M2 SSVAE in JAX/Flax NNX: trains, predicts, and is checkpointed by the repository."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        callbacks: Sequence[TrainingCallback] = (),
+        predict_batch_size: int = PREDICT_BATCH,
+    ) -> None:
+        self._spec = spec
+        self.mesh = sharding.data_mesh()
+        self.graphdef, state = init_state(spec, build_network(spec))
+        self.state = self._placed(state)
+        self.kit = _step_kit(spec, self.graphdef, state.params)
+        self.callbacks: list[TrainingCallback] = list(callbacks)
+        self.predict_batch_size = predict_batch_size
+        self.pool: Samples | None = None
+        self.labels: LabelSet | None = None
+        self.tau: np.ndarray | None = None
+        self.fingerprint = ""
+        self.history: list[EpochRecord] = []
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._spec
+
+    def _placed(self, state: TrainState) -> TrainState:
+        """Parameters, optimizer state and key replicated over the mesh."""
+        state.params = sharding.put_replicated(self.mesh, state.params)
+        state.opt_state = sharding.put_replicated(self.mesh, state.opt_state)
+        state.key = sharding.put_replicated(self.mesh, state.key)
+        return state
+
+    # Training.
+
+    def fit(self, pool: Samples, labels: LabelSet, epochs: int | None = None) -> TrainingReport:
+        """Train on `pool` with `labels` for at most `epochs` (default: spec.max_epochs)."""
+        x = np.asarray(pool.x, dtype=np.float32)
+        _check_shape(self._spec, x, "the pool")
+        self.pool = Samples(serials=np.asarray(pool.serials, np.int64), x=x, y=pool.y)
+        return self._train(self._spec.max_epochs if epochs is None else epochs, labels)
+
+    def fit_more(self, epochs: int, labels: LabelSet) -> TrainingReport:
+        """Continue on the pool of the last `fit`, keeping optimizer and PRNG state."""
+        if self.pool is None:
+            raise SsvaeError(
+                "fit_more needs the pool of an earlier fit; call fit(pool, labels) first "
+                "(a loaded model resumes with fit)"
+            )
+        return self._train(epochs, labels)
+
+    def _train(self, epochs: int, labels: LabelSet) -> TrainingReport:
+        if epochs < 1:
+            raise SsvaeError(f"epochs = {epochs} is invalid: train for at least 1 epoch")
+        assert self.pool is not None
+        data = self._training_data(self.pool, labels)
+        trainer = Trainer(self._spec, self.kit, self.mesh, self.callbacks)
+        report = trainer.run(self.state, data, epochs)
+        self.labels = labels
+        self.fingerprint = data_fingerprint(self.pool, labels)
+        self.history.extend(report.history)
+        self._update_tau(data)
+        return report
+
+    def _training_data(self, pool: Samples, labels: LabelSet) -> TrainingData:
+        spec = self._spec
+        if len(labels.vocabulary) != spec.num_classes:
+            raise LabelError(
+                f"the labels have {len(labels.vocabulary)} classes, the model "
+                f"{spec.num_classes}; set num_classes to the vocabulary size"
+            )
+        n = len(pool)
+        rng = np.random.default_rng([spec.seed, 7919])  # fixed stream for the split
+        n_val = min(round(spec.validation_split * n), n - 1)
+        order = rng.permutation(n)
+        val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+        row_of = {int(s): i for i, s in enumerate(pool.serials)}
+        serials, classes = labels.serials(), labels.class_indices()
+        missing = [int(s) for s in serials if int(s) not in row_of]
+        if missing:
+            raise LabelError(
+                f"{len(missing)} labelled serial(s) are not in the pool (first: {missing[0]}); "
+                "label only samples of the dataset's pool"
+            )
+        rows = np.array([row_of[int(s)] for s in serials], np.int64)
+        in_val = np.isin(rows, val_rows)
+        val_classes = np.full(n_val, -1, np.int64)
+        val_classes[np.searchsorted(val_rows, rows[in_val])] = classes[in_val]
+        return TrainingData(
+            x=pool.x,
+            train_rows=train_rows,
+            labelled_rows=rows[~in_val],
+            labelled_classes=classes[~in_val],
+            val_rows=val_rows,
+            val_classes=val_classes,
+        )
+
+    def _update_tau(self, data: TrainingData) -> None:
+        """Refit the component-to-label map from the labelled rows' responsibilities."""
+        if len(data.labelled_rows) == 0:
+            self.tau = None
+            return
+        out = self._predict_arrays(data.x[data.labelled_rows], reconstruct=False)
+        self.tau = component_label_map(
+            out["responsibilities"],
+            data.labelled_classes,
+            self._spec.num_classes,
+            self._spec.tau_alpha0,
+        )
+
+    # Prediction.
+
+    def _predict_arrays(self, x: np.ndarray, *, reconstruct: bool) -> dict[str, np.ndarray]:
+        """Batched outputs: only one batch of intermediates lives at a time."""
+        n = x.shape[0]
+        size = min(self.predict_batch_size, 1 << max(n - 1, 0).bit_length())
+        size = math.ceil(size / self.mesh.size) * self.mesh.size
+        results: dict[str, np.ndarray] = {}
+        for start in range(0, n, size):
+            chunk = np.asarray(x[start : start + size], dtype=np.float32)
+            rows = chunk.shape[0]
+            if rows < size:
+                pad = np.zeros((size - rows, *chunk.shape[1:]), np.float32)
+                chunk = np.concatenate([chunk, pad])
+            placed = sharding.put_batch(self.mesh, {"x": chunk})["x"]
+            out = jax.device_get(
+                self.kit.predict_step(self.state.params, placed, reconstruct=reconstruct)
+            )
+            for name, value in out.items():
+                if name not in results:
+                    results[name] = np.empty((n, *value.shape[1:]), np.float32)
+                results[name][start : start + rows] = value[:rows]
+        return results
+
+    def predict(self, x: np.ndarray, *, reconstructions: bool = False) -> Predictions:
+        """Both classifiers, latent means, certainty, OOD score, responsibilities."""
+        x = np.asarray(x)
+        _check_shape(self._spec, x, "the input")
+        if x.shape[0] == 0:
+            raise DataError("predict got no samples; pass at least one row")
+        out = self._predict_arrays(x, reconstruct=reconstructions)
+        probs = out["class_probs"]
+        resp = out["responsibilities"]
+        tau_probs = ood = None
+        if self.tau is not None:
+            tau_probs = tau_class_probs(resp, self.tau)
+            ood = ood_scores(resp, self.tau)
+        return Predictions(
+            class_probs=probs,
+            latent_mean=out["latent_mean"],
+            certainty=probs.max(axis=1),
+            tau_probs=tau_probs,
+            ood_score=ood,
+            responsibilities=resp,
+            reconstructions=out.get("reconstructions"),
+        )
+
+    # Checkpoints.
+
+    def save(self, directory: Path) -> None:
+        """Checkpoint everything needed to predict or resume training."""
+        save_checkpoint(
+            directory,
+            spec=self._spec,
+            tree=(self.state.params, self.state.opt_state),
+            key=self.state.key,
+            step=self.state.step,
+            epoch=self.state.epoch,
+            tau=self.tau,
+            extra={
+                "fingerprint": self.fingerprint,
+                "history": [{"epoch": r.epoch, "metrics": dict(r.metrics)} for r in self.history],
+            },
+        )
+
+    @classmethod
+    def restore(cls, directory: Path, callbacks: Sequence[TrainingCallback] = ()) -> JaxSsvaeModel:
+        """The model saved in `directory`."""
+        content = load_checkpoint(directory)
+        model = cls(content.spec, callbacks)
+        template = (model.state.params, model.state.opt_state)
+        params, opt_state = restore_tree(template, content.leaves, directory)
+        model.state = model._placed(
+            TrainState(
+                params,
+                opt_state,
+                jax.numpy.asarray(content.key, np.uint32),
+                content.step,
+                content.epoch,
+            )
+        )
+        model.tau = content.tau
+        model.fingerprint = str(content.meta.get("fingerprint", ""))
+        model.history = [
+            EpochRecord(epoch=int(r["epoch"]), metrics=dict(r["metrics"]))
+            for r in content.meta.get("history", [])
+        ]
+        return model
