@@ -1,0 +1,308 @@
+"""Diverse selection in latent space: core-set k-center, batch-diverse uncertainty, cold start.
+
+All functions work on row indices of a feature array (n samples, d dimensions), usually the
+model's latent means. Labelled rows are never returned; they act as fixed centres, so a new
+batch covers what the labels do not. Ties always go to the lower row index (or, in
+`diverse_top_uncertain`, to the more uncertain candidate), so results are deterministic.
+
+Distances are Euclidean. Squared distances are computed as |x|^2 + (|c|^2 - 2 x.c) (matrix
+products, so a block of centres costs one BLAS call) on features shifted to the middle of
+their range: the shift leaves distances unchanged but keeps the norms small, which limits the
+cancellation in that formula.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ssvae.domain.acquisition import AcquisitionError
+
+FloatArray = npt.NDArray[np.float64]
+IndexArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+# Distances to a block of centres are an (n, block) array: this bounds that block to about
+# 32 MiB of float64 whatever n is, so memory stays O(n).
+_DISTANCE_BLOCK_ELEMENTS = 1 << 22
+
+
+def _check_count(value: Any, what: str) -> int:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 0:
+        raise AcquisitionError(f"{what} = {value!r} is invalid: must be an integer >= 0")
+    return int(value)
+
+
+def _check_seed(seed: Any) -> int:
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
+        raise AcquisitionError(f"seed {seed!r} is invalid: must be an integer >= 0")
+    return int(seed)
+
+
+def validate_features(features: npt.ArrayLike) -> FloatArray:
+    """`features` as a finite float64 (n, d) array; AcquisitionError otherwise."""
+    array = np.asarray(features)
+    if array.ndim != 2 or array.shape[1] < 1:
+        raise AcquisitionError(
+            f"features must be a 2-D array (samples, dimensions) with at least one dimension, "
+            f"got shape {array.shape}"
+        )
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise AcquisitionError(f"features must be real numbers, got dtype {array.dtype}")
+    values = array.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise AcquisitionError("features contain NaN or infinity; check the model's latent means")
+    return values
+
+
+def validate_scores(scores: npt.ArrayLike, rows: int, what: str = "scores") -> FloatArray:
+    """`scores` as a finite float64 array of `rows` values; AcquisitionError otherwise."""
+    array = np.asarray(scores)
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.number):
+        raise AcquisitionError(f"{what} must be a 1-D array of numbers, got shape {array.shape}")
+    if array.shape[0] != rows:
+        raise AcquisitionError(f"got {array.shape[0]} {what} for {rows} samples; pass one each")
+    values = array.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise AcquisitionError(f"{what} contain NaN or infinity; check the model's outputs")
+    return values
+
+
+def labelled_mask(labelled: npt.ArrayLike | None, rows: int) -> BoolArray:
+    """A boolean mask of the labelled rows from a mask, an index array or None (nothing)."""
+    if labelled is None:
+        return np.zeros(rows, dtype=np.bool_)
+    array = np.asarray(labelled)
+    if array.dtype == np.bool_:
+        if array.shape != (rows,):
+            raise AcquisitionError(
+                f"the labelled mask has shape {array.shape}; it needs one value per sample ({rows})"
+            )
+        return array.copy()
+    if array.size == 0:
+        return np.zeros(rows, dtype=np.bool_)
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+        raise AcquisitionError(
+            f"labelled rows must be a boolean mask or a 1-D array of row indices, got shape "
+            f"{array.shape} and dtype {array.dtype}"
+        )
+    if array.min() < 0 or array.max() >= rows:
+        raise AcquisitionError(f"labelled row indices must lie in [0, {rows}); got out-of-range")
+    mask = np.zeros(rows, dtype=np.bool_)
+    mask[array] = True
+    return mask
+
+
+def _centred(features: FloatArray) -> FloatArray:
+    if features.shape[0] == 0:
+        return features
+    middle = (features.min(axis=0) + features.max(axis=0)) / 2.0
+    shifted: FloatArray = features - middle
+    return shifted
+
+
+def _nearest_squared_distances(
+    points: FloatArray, point_norms: FloatArray, centres: FloatArray
+) -> FloatArray:
+    """Each point's squared distance to its nearest centre in `centres` (m,), clipped at 0."""
+    # min_c |x - c|^2 = |x|^2 + min_c (|c|^2 - 2 x.c): the (m, c) block is built in place
+    # and |x|^2 is added once per point, which halves the passes over the block.
+    block = points @ centres.T
+    block *= -2.0
+    block += np.einsum("ij,ij->i", centres, centres)[None, :]
+    nearest = block.min(axis=1) + point_norms
+    # Rounding can leave a duplicate of a centre slightly below 0.
+    clipped: FloatArray = np.maximum(nearest, 0.0)
+    return clipped
+
+
+def _farthest_first(
+    points: FloatArray, centres: FloatArray, k: int, first: int | None, seed: int
+) -> tuple[IndexArray, FloatArray]:
+    """Greedy k-center over `points` (m, d) with fixed `centres`: positions and pick distances.
+
+    Each pick is the point farthest from its nearest centre, and becomes a centre. Without
+    fixed centres the first pick is `first`, or a seeded uniform choice when that is None.
+    The distance reported for a pick is to its nearest centre then (inf for a first pick
+    without centres). O(m (c + k) d) time, O(m) memory besides the inputs.
+    """
+    m = points.shape[0]
+    picks = min(k, m)
+    positions = np.zeros(picks, dtype=np.int64)
+    distances = np.zeros(picks, dtype=np.float64)
+    if picks == 0:
+        return positions, distances
+    point_norms = np.einsum("ij,ij->i", points, points)
+    nearest = np.full(m, np.inf)
+    block = max(1, _DISTANCE_BLOCK_ELEMENTS // max(m, 1))
+    for start in range(0, centres.shape[0], block):
+        block_nearest = _nearest_squared_distances(
+            points, point_norms, centres[start : start + block]
+        )
+        np.minimum(nearest, block_nearest, out=nearest)
+    available = np.ones(m, dtype=np.bool_)
+    for step in range(picks):
+        if step == 0 and centres.shape[0] == 0:
+            pick = int(np.random.default_rng(seed).integers(m)) if first is None else first
+        else:
+            # -1 is below every distance, so taken points are never picked again; argmax
+            # returns the first maximum, which is the documented tie-break.
+            pick = int(np.argmax(np.where(available, nearest, -1.0)))
+        positions[step] = pick
+        distances[step] = np.sqrt(nearest[pick])
+        available[pick] = False
+        squared = _nearest_squared_distances(points, point_norms, points[pick : pick + 1])
+        np.minimum(nearest, squared, out=nearest)
+    return positions, distances
+
+
+def k_center_greedy_scored(
+    features: npt.ArrayLike, k: int, labelled: npt.ArrayLike | None = None, seed: int = 0
+) -> tuple[IndexArray, FloatArray]:
+    """`k_center_greedy` with, for each pick, its distance to the nearest centre when picked."""
+    values = validate_features(features)
+    count = _check_count(k, "k")
+    seed = _check_seed(seed)
+    mask = labelled_mask(labelled, values.shape[0])
+    shifted = _centred(values)
+    candidates = np.flatnonzero(~mask)
+    positions, distances = _farthest_first(
+        shifted[candidates], shifted[mask], count, first=None, seed=seed
+    )
+    return candidates[positions].astype(np.int64), distances
+
+
+def k_center_greedy(
+    features: npt.ArrayLike, k: int, labelled: npt.ArrayLike | None = None, seed: int = 0
+) -> IndexArray:
+    """The core-set greedy (Sener & Savarese 2018): k unlabelled rows, in the order picked.
+
+    Repeatedly picks the unlabelled row farthest from its nearest centre; labelled rows
+    (a boolean mask or row indices) are the initial centres. With no labelled rows the
+    first pick is a uniform choice seeded by `seed` (so seeds give different, equally valid
+    covers); ties go to the lower row. Returns fewer than k rows only when fewer are
+    unlabelled.
+    """
+    return k_center_greedy_scored(features, k, labelled, seed)[0]
+
+
+def diverse_top_uncertain(
+    scores: npt.ArrayLike,
+    features: npt.ArrayLike,
+    k: int,
+    candidate_factor: int = 10,
+    labelled: npt.ArrayLike | None = None,
+    seed: int = 0,
+) -> IndexArray:
+    """A batch of k rows both uncertain and spread out, in the order picked.
+
+    Takes the `candidate_factor * k` unlabelled rows of highest score (higher = more worth
+    labelling; ties to the lower row), then picks k of them by k-center greedy with the
+    labelled rows as fixed centres, so a batch is not k near-copies of one confusing sample.
+    Without labelled rows the first pick is the most uncertain candidate, so the result
+    does not depend on `seed` (accepted for a common signature).
+    """
+    values = validate_features(features)
+    rows = values.shape[0]
+    score_values = validate_scores(scores, rows)
+    count = _check_count(k, "k")
+    factor = _check_count(candidate_factor, "candidate_factor")
+    if factor < 1:
+        raise AcquisitionError("candidate_factor = 0 is invalid: must be an integer >= 1")
+    _check_seed(seed)
+    mask = labelled_mask(labelled, rows)
+    unlabelled = np.flatnonzero(~mask)
+    # lexsort sorts by its last key first: descending score, then ascending row.
+    ranked = unlabelled[np.lexsort((unlabelled, -score_values[unlabelled]))]
+    candidates = ranked[: count * factor]
+    shifted = _centred(values)
+    positions, _ = _farthest_first(shifted[candidates], shifted[mask], count, first=0, seed=seed)
+    return candidates[positions].astype(np.int64)
+
+
+def validate_responsibilities(responsibilities: npt.ArrayLike, rows: int) -> FloatArray:
+    """Mixture responsibilities as a finite, non-negative float64 (rows, K) array."""
+    array = np.asarray(responsibilities)
+    if array.ndim != 2 or array.shape[0] != rows or array.shape[1] < 1:
+        raise AcquisitionError(
+            f"responsibilities must have shape ({rows}, components), got {array.shape}"
+        )
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise AcquisitionError(f"responsibilities must be real numbers, got dtype {array.dtype}")
+    values = array.astype(np.float64)
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise AcquisitionError("responsibilities must be finite and >= 0; check the model")
+    return values
+
+
+def typical_per_component(
+    responsibilities: FloatArray, available: BoolArray, k: int
+) -> tuple[IndexArray, FloatArray]:
+    """Up to k rows, each the most typical available row of one component, by component usage.
+
+    Components are visited by decreasing usage (total responsibility over the available rows;
+    ties to the lower component); a component that is no available row's most likely one is
+    skipped, as its best row belongs to another component's region. Each picked row is the
+    one of highest responsibility for its component not already picked (ties to the lower
+    row). Returns the rows and their responsibilities.
+    """
+    rows = np.flatnonzero(available)
+    if rows.size == 0 or k == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    pool = responsibilities[rows]
+    usage = pool.sum(axis=0)
+    components = pool.shape[1]
+    owned = np.bincount(pool.argmax(axis=1), minlength=components) > 0
+    order = np.lexsort((np.arange(components), -usage))
+    free = np.ones(rows.size, dtype=np.bool_)
+    picked: list[int] = []
+    values: list[float] = []
+    for component in order[owned[order]][:k]:
+        column = np.where(free, pool[:, component], -1.0)
+        best = int(np.argmax(column))
+        free[best] = False
+        picked.append(int(rows[best]))
+        values.append(float(pool[best, component]))
+    return np.asarray(picked, dtype=np.int64), np.asarray(values, dtype=np.float64)
+
+
+def cold_start_scored(
+    features: npt.ArrayLike,
+    k: int,
+    seed: int = 0,
+    responsibilities: npt.ArrayLike | None = None,
+    labelled: npt.ArrayLike | None = None,
+) -> tuple[IndexArray, FloatArray]:
+    """`cold_start` with each pick's score: its responsibility if typical, else its distance."""
+    values = validate_features(features)
+    rows = values.shape[0]
+    count = _check_count(k, "k")
+    seed = _check_seed(seed)
+    mask = labelled_mask(labelled, rows)
+    if responsibilities is None:
+        return k_center_greedy_scored(values, count, mask, seed)
+    resp = validate_responsibilities(responsibilities, rows)
+    typical, typical_scores = typical_per_component(resp, ~mask, count)
+    centres = mask.copy()
+    centres[typical] = True
+    rest, rest_scores = k_center_greedy_scored(values, count - typical.size, centres, seed)
+    return np.concatenate([typical, rest]), np.concatenate([typical_scores, rest_scores])
+
+
+def cold_start(
+    features: npt.ArrayLike,
+    k: int,
+    seed: int = 0,
+    responsibilities: npt.ArrayLike | None = None,
+    labelled: npt.ArrayLike | None = None,
+) -> IndexArray:
+    """k diverse representatives to label first, when there are no (or few) labels.
+
+    Without `responsibilities` (n, K): k-center greedy on `features` (seeded first pick).
+    With them: first the most typical row of each used mixture component, most used
+    component first (see `typical_per_component`), then k-center greedy for the rest with
+    those rows (and any labelled rows) as centres; the seed then plays no part.
+    """
+    return cold_start_scored(features, k, seed, responsibilities, labelled)[0]
