@@ -17,8 +17,10 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
+from ssvae.application.compare import CompareService
 from ssvae.application.datasets import DatasetService
 from ssvae.application.labeling import LabelExchange, LabelService
+from ssvae.domain.comparison import TrainingRelay
 
 
 def adapter(path: str) -> Callable[..., Any]:
@@ -97,6 +99,23 @@ class Container(containers.DeclarativeContainer):
         parquet=providers.Factory(adapter("ssvae.adapters.labels.parquet_store:ParquetLabelFile")),
     )
 
+    # Models. The relay is every model's training callback: a use case attaches a listener
+    # (a progress bar) for as long as it trains one model.
+    training_relay = providers.Singleton(TrainingRelay)
+    model_repository = providers.Singleton(
+        adapter("ssvae.adapters.model.repository:JaxModelRepository"),
+        callbacks=providers.List(training_relay),
+    )
+    model_generator = providers.Singleton(
+        adapter("ssvae.adapters.model.generation:JaxModelGenerator")
+    )
+
+    # Comparisons: experiment files and reports.
+    experiment_reader = providers.Singleton(
+        adapter("ssvae.adapters.experiment_yaml:YamlExperimentReader")
+    )
+    report_writer = providers.Singleton(adapter("ssvae.adapters.reporting.writer:FileReportWriter"))
+
     # Application services.
     dataset_service = providers.Factory(DatasetService, source=data_source)
     label_service = providers.Factory(LabelService, store=label_store)
@@ -106,4 +125,12 @@ class Container(containers.DeclarativeContainer):
         codecs=label_file_codecs,
         vocabulary=vocabulary,
         valid_serials=valid_serials,
+    )
+    compare_service = providers.Factory(
+        CompareService,
+        source=data_source,
+        repository=model_repository,
+        generator=model_generator,
+        writer=report_writer,
+        relay=training_relay,
     )

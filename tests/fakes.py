@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -97,3 +99,186 @@ class InMemoryDataSource:
         if split not in self._splits:
             raise DataError(f"fake dataset has no split {split!r}")
         return self._splits[split]
+
+
+# --- Models, generators and report writers for the comparison tests (tests/*/test_compare_*).
+
+
+class FakeModel:
+    """An SsvaeModel without a network: nearest-centroid predictions, scripted training.
+
+    It runs exactly the epochs it is asked for (or stops early at `stop_after`), reports each
+    step and epoch to its callbacks, and raises KeyboardInterrupt at the start of epoch
+    `interrupt_at` as Ctrl-C would.
+    """
+
+    STEPS_PER_EPOCH = 3
+
+    def __init__(
+        self,
+        spec: Any,
+        callbacks: Sequence[Any] = (),
+        *,
+        interrupt_at: int | None = None,
+        stop_after: int | None = None,
+    ) -> None:
+        self._spec = spec
+        self.callbacks = list(callbacks)
+        self.interrupt_at = interrupt_at
+        self.stop_after = stop_after
+        self.fit_calls: list[tuple[int, int, int | None]] = []  # (pool size, labels, epochs)
+        self.centroids: npt.NDArray[np.float64] | None = None
+        self.epochs_trained = 0
+
+    @property
+    def spec(self) -> Any:
+        return self._spec
+
+    def fit(self, pool: Samples, labels: LabelSet, epochs: int | None = None) -> Any:
+        from ssvae.domain.model import EpochRecord, TrainingReport
+
+        self.fit_calls.append((len(pool), len(labels), epochs))
+        row_of = {int(s): i for i, s in enumerate(pool.serials)}
+        rows = np.array([row_of[int(s)] for s in labels.serials()], np.int64)
+        classes = labels.class_indices()
+        flat = pool.x.reshape(len(pool), -1).astype(np.float64)
+        self.centroids = np.stack(
+            [
+                flat[rows[classes == c]].mean(axis=0) if np.any(classes == c) else flat.mean(0)
+                for c in range(self._spec.num_classes)
+            ]
+        )
+        history = []
+        reason = "max_epochs"
+        for epoch in range(epochs if epochs is not None else self._spec.max_epochs):
+            if self.interrupt_at == epoch + 1:
+                raise KeyboardInterrupt
+            for step in range(self.STEPS_PER_EPOCH):
+                for callback in self.callbacks:
+                    callback.on_step(epoch, step + 1, self.STEPS_PER_EPOCH, 10.0 / (epoch + 1))
+            self.epochs_trained += 1
+            scale = 1.0 / (epoch + 1)
+            record = EpochRecord(
+                epoch=epoch + 1,
+                metrics={
+                    "loss": 10 * scale,
+                    "reconstruction": 8 * scale,
+                    "kl": 2 * scale,
+                    "train_accuracy": 1 - scale / 2,
+                    "val_loss": 11 * scale,
+                    "val_elbo": -11 * scale,
+                    "val_accuracy": 1 - scale / 2,
+                    "seconds": 0.01,
+                },
+            )
+            history.append(record)
+            for callback in self.callbacks:
+                callback.on_epoch_end(record)
+            if self.stop_after == epoch + 1:
+                reason = "early_stopping"
+                break
+        report = TrainingReport(
+            epochs_run=len(history),
+            history=tuple(history),
+            stop_reason=reason,
+            best_epoch=len(history),
+            seconds=0.01 * len(history),
+        )
+        for callback in self.callbacks:
+            callback.on_train_end(report)
+        return report
+
+    def fit_more(self, epochs: int, labels: LabelSet) -> Any:
+        raise NotImplementedError("the comparison never continues training")
+
+    def predict(self, x: npt.NDArray[np.float32]) -> Any:
+        from ssvae.domain.model import Predictions
+
+        assert self.centroids is not None, "predict before fit"
+        flat = x.reshape(len(x), -1).astype(np.float64)
+        distances = ((flat[:, None, :] - self.centroids[None]) ** 2).sum(-1)
+        logits = -(distances - distances.min(axis=1, keepdims=True))
+        probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        k = self._spec.num_components
+        resp = np.eye(k, dtype=np.float32)[probs.argmax(axis=1) % k]
+        return Predictions(
+            class_probs=probs.astype(np.float32),
+            latent_mean=flat[:, : self._spec.latent_dim].astype(np.float32),
+            certainty=probs.max(axis=1).astype(np.float32),
+            tau_probs=probs.astype(np.float32) if k > 1 else None,
+            responsibilities=resp,
+        )
+
+
+class FakeModelRepository:
+    """A ModelRepository of FakeModels; `interrupt_at[i]` makes the i-th created model
+    raise KeyboardInterrupt at that epoch; `stop_after[i]` makes it stop early."""
+
+    def __init__(
+        self,
+        callbacks: Sequence[Any] = (),
+        *,
+        interrupt_at: dict[int, int] | None = None,
+        stop_after: dict[int, int] | None = None,
+    ) -> None:
+        self.callbacks = tuple(callbacks)
+        self.interrupt_at = dict(interrupt_at or {})
+        self.stop_after = dict(stop_after or {})
+        self.created: list[FakeModel] = []
+        self.saved: list[Path] = []
+
+    def create(self, spec: Any) -> FakeModel:
+        index = len(self.created)
+        model = FakeModel(
+            spec,
+            self.callbacks,
+            interrupt_at=self.interrupt_at.get(index),
+            stop_after=self.stop_after.get(index),
+        )
+        self.created.append(model)
+        return model
+
+    def save(self, model: Any, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "fake-model.txt").write_text(repr(model.spec), encoding="utf-8")
+        self.saved.append(directory)
+
+    def load(self, directory: Path) -> Any:
+        raise NotImplementedError("the comparison never loads models")
+
+
+class FakeModelGenerator:
+    """A ModelGenerator: blank generated images, reconstructions = the inverted input."""
+
+    def generate(self, model: Any, per_class: int, seed: int) -> Any:
+        from ssvae.domain.comparison import GeneratedSamples
+
+        spec = model.spec
+        c, k, shape = spec.num_classes, spec.num_components, tuple(spec.input_shape)
+        rng = np.random.default_rng(seed)
+        return GeneratedSamples(
+            per_class=rng.random((c, per_class, *shape), dtype=np.float32),
+            per_component=rng.random((k, c, *shape), dtype=np.float32),
+            mixing_weights=np.full(k, 1.0 / k, np.float32),
+        )
+
+    def reconstruct(self, model: Any, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return (1.0 - x).astype(np.float32)
+
+
+class InMemoryReportWriter:
+    """A ReportWriter that keeps the results instead of writing files."""
+
+    def __init__(self) -> None:
+        self.results: list[Any] = []
+        self.runs = 0
+
+    def create_run_directory(self, root: Path) -> Path:
+        self.runs += 1
+        directory = root / f"run-{self.runs}"
+        directory.mkdir(parents=True)
+        return directory
+
+    def write(self, result: Any, directory: Path) -> Sequence[Path]:
+        self.results.append(result)
+        return ()
