@@ -226,3 +226,8 @@ def label_show(app: Any) -> None:
     click.echo(f"{sum(counts.values())} labels")
     for name, count in counts.items():
         click.echo(f"  {name}: {count}")
+
+
+from ssvae.entrypoints.compare_cli import compare  # noqa: E402
+
+main.add_command(compare)

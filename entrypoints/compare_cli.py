@@ -1,0 +1,255 @@
+"""`ssvae compare`: train several models on the same data and write a side-by-side report.
+
+Importing this module is cheap: the container, JAX and matplotlib load inside the command.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+MULTI_VALUE_OPTIONS = ("--models",)
+
+
+def expand_multi_value_options(args: Sequence[str], names: Sequence[str]) -> list[str]:
+    """`--models a b --epochs 3` -> `--models a --models b --epochs 3`.
+
+    Click options take one value each; this lets `--models` take every following word that
+    is not an option, as users write it (`--models standard mixture_k10`).
+    """
+    out: list[str] = []
+    current: str | None = None
+    taken = 0
+    for index, arg in enumerate(args):
+        if arg == "--":
+            out.extend(args[index:])
+            current = None
+            break
+        if arg in names:
+            if current is not None and taken == 0:
+                raise click.UsageError(f"{current} needs at least one value")
+            current, taken = arg, 0
+            continue
+        if current is not None and not arg.startswith("-"):
+            out += [current, arg]
+            taken += 1
+            continue
+        if current is not None and taken == 0:
+            raise click.UsageError(
+                f"{current} needs at least one value, e.g. {current} standard mixture_k10"
+            )
+        current = None
+        out.append(arg)
+    if current is not None and taken == 0:
+        raise click.UsageError(
+            f"{current} needs at least one value, e.g. {current} standard mixture_k10"
+        )
+    return out
+
+
+class MultiValueCommand(click.Command):
+    """A command whose MULTI_VALUE_OPTIONS take several space-separated values."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, expand_multi_value_options(args, MULTI_VALUE_OPTIONS))
+
+
+def _split_names(_: click.Context, __: click.Parameter, values: Sequence[str]) -> tuple[str, ...]:
+    """Model names given as separate words or comma-separated."""
+    return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+
+
+class ProgressBar:
+    """One progress bar across every model and epoch of a comparison (on stderr).
+
+    Progress counts epochs: a model that stops early jumps to its end. On a terminal the bar
+    redraws in place; elsewhere (a log file) it prints one line per epoch.
+    """
+
+    def __init__(self, plans: Sequence[Any], stream: TextIO | None = None, width: int = 28):
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self.epochs = [int(p.spec.max_epochs) for p in plans]
+        self.names = [str(p.name) for p in plans]
+        self.total = max(sum(self.epochs), 1)
+        self.done_before = 0  # epochs of the models already finished
+        self.index = 0
+        self.epoch_fraction = 0.0
+        self.loss = float("nan")
+        self.started = time.perf_counter()
+        self.last_draw = 0.0
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def _line(self, note: str = "") -> str:
+        fraction = min((self.done_before + self.epoch_fraction) / self.total, 1.0)
+        filled = int(self.width * fraction)
+        bar = "#" * filled + "-" * (self.width - filled)
+        elapsed = time.perf_counter() - self.started
+        eta = f" eta {elapsed / fraction - elapsed:4.0f}s" if 0.02 < fraction < 1 else ""
+        model = f"{self.names[self.index]} ({self.index + 1}/{len(self.names)})"
+        epoch = min(int(self.epoch_fraction) + 1, self.epochs[self.index])
+        return (
+            f"[{bar}] {100 * fraction:3.0f}% {model} epoch {epoch}/{self.epochs[self.index]}"
+            f" loss {self.loss:.4g}{eta}{note}"
+        )
+
+    def _draw(self, force: bool = False, note: str = "") -> None:
+        now = time.perf_counter()
+        if not force and now - self.last_draw < 0.2:
+            return
+        self.last_draw = now
+        if self.tty:
+            self.stream.write("\r\033[K" + self._line(note))
+        elif force:
+            self.stream.write(self._line(note) + "\n")
+        self.stream.flush()
+
+    def model_started(self, index: int, plan: Any) -> None:
+        self.index, self.epoch_fraction, self.loss = index, 0.0, float("nan")
+        self._draw(force=self.tty)
+
+    def step(self, epoch: int, step: int, steps_per_epoch: int, loss: float) -> None:
+        self.epoch_fraction = epoch + step / max(steps_per_epoch, 1)
+        self.loss = loss
+        self._draw()
+
+    def epoch_finished(self, record: Any) -> None:
+        self.epoch_fraction = float(record.epoch)
+        self.loss = float(record.metrics.get("loss", self.loss))
+        accuracy = record.metrics.get("val_accuracy")
+        note = f" val_acc {accuracy:.3f}" if accuracy is not None else ""
+        self._draw(force=True, note=note)
+
+    def model_finished(self, outcome: Any) -> None:
+        self.done_before += self.epochs[self.index]
+        self.epoch_fraction = 0.0
+        if self.tty:
+            self.stream.write("\r\033[K")
+        evaluation = outcome.evaluation
+        if evaluation is not None:
+            tau = evaluation.tau_accuracy
+            extra = f", component-label map {100 * tau:.1f}%" if tau is not None else ""
+            self.stream.write(
+                f"{outcome.name}: test accuracy {100 * evaluation.accuracy:.1f}%{extra} "
+                f"({outcome.epochs_run} epochs, {outcome.seconds:.0f} s)\n"
+            )
+        elif outcome.message:
+            self.stream.write(f"{outcome.name}: {outcome.message}\n")
+        self.stream.flush()
+
+    def stage(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + text + "...")
+            self.stream.flush()
+
+
+@click.command("compare", cls=MultiValueCommand)
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML experiment file (see configs/comparisons/); flags override it.",
+)
+@click.option(
+    "--models",
+    multiple=True,
+    callback=_split_names,
+    metavar="NAME...",
+    help="Models to compare: presets (standard, mixture_k5, mixture_k10, mixture_k20, "
+    "vamp_k10) or names defined in --config. [default: standard mixture_k10]",
+)
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs per model. [default: 10]")
+@click.option(
+    "--num-samples",
+    type=click.IntRange(min=2),
+    help="Training samples drawn from the train split. [default: 5000]",
+)
+@click.option(
+    "--num-labeled",
+    type=click.IntRange(min=1),
+    help="How many of them are labelled, balanced over classes. [default: 50]",
+)
+@click.option(
+    "--num-test",
+    type=click.IntRange(min=0),
+    help="Test samples to evaluate on (0: the whole test split). [default: 0]",
+)
+@click.option(
+    "--sampling",
+    type=click.Choice(["stratified", "random"]),
+    help="How the training samples are drawn. [default: stratified]",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    help="Seed of the data selection and of every model. [default: 0]",
+)
+@click.option("--dataset", help="Built-in dataset: mnist or fashion_mnist. [default: mnist]")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder holding the dataset files (default: the embedded copy).",
+)
+@click.option(
+    "--download/--no-download",
+    default=False,
+    show_default=True,
+    help="Download missing dataset files from the public mirrors (checksums verified).",
+)
+@click.option(
+    "--out",
+    help="Folder under which the timestamped report folder is made. "
+    "[default: artifacts/comparisons]",
+)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Model spec field for every model, e.g. --set batch_size=64 (repeatable).",
+)
+def compare(
+    config: Path | None,
+    models: tuple[str, ...],
+    data_dir: Path | None,
+    download: bool,
+    assignments: tuple[str, ...],
+    **settings: Any,
+) -> None:
+    """Train several models on the same data and write a side-by-side report.
+
+    \b
+    Example:
+      ssvae compare --models standard mixture_k10 --epochs 10
+    The report (REPORT.md, REPORT.html, summary.json, figures, checkpoints) goes to
+    artifacts/comparisons/<timestamp>/. Ctrl-C stops the current model and still writes
+    the report for the models that finished.
+    """
+    from ssvae.application.bootstrap import bootstrap
+    from ssvae.application.settings import AppSettings, DataSettings
+
+    flags = {**settings, "models": models or None, "set": assignments or None}
+    experiment = bootstrap().experiment_reader().resolve(config, flags)
+    data = DataSettings(kind="idx", name=experiment.dataset, directory=data_dir, download=download)
+    app = bootstrap(AppSettings(data=data))
+    progress = ProgressBar(experiment.models)
+    click.echo(
+        f"comparing {', '.join(p.name for p in experiment.models)} on {experiment.dataset}: "
+        f"{experiment.num_samples} training samples, {experiment.num_labeled} labelled",
+        err=True,
+    )
+    try:
+        run = app.compare_service().run(experiment, progress)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted before any report was written", err=True)
+        sys.exit(130)
+    report = run.directory / "REPORT.md"
+    if run.result.interrupted:
+        click.echo(f"interrupted: partial report written to {report}", err=True)
+        sys.exit(130)
+    click.echo(f"report: {report}")
