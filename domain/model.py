@@ -37,6 +37,7 @@ class Predictions:
     ood_score: FloatArray | None = None
     responsibilities: FloatArray | None = None
     reconstructions: FloatArray | None = None
+    noise_sigma: FloatArray | None = None  # heteroscedastic only: mean predicted data sigma
 
 
 @attrs.frozen

@@ -235,6 +235,7 @@ class JaxSsvaeModel:
             ood_score=ood,
             responsibilities=resp,
             reconstructions=out.get("reconstructions"),
+            noise_sigma=out.get("noise_sigma"),
         )
 
     # Checkpoints.

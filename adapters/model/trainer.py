@@ -24,7 +24,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from ssvae.adapters.model import sharding
-from ssvae.adapters.model.likelihoods import mean_of
+from ssvae.adapters.model.likelihoods import mean_of, sigma_of
 from ssvae.adapters.model.losses import (
     entropy,
     negative_elbo,
@@ -171,11 +171,15 @@ class StepKit:
             "latent_mean": jnp.einsum("bc,bcd->bd", probs, means),
             "responsibilities": jnp.einsum("bc,bck->bk", probs, resp),
         }
-        if reconstruct:
+        if reconstruct or spec.likelihood == "heteroscedastic":
             best = jnp.argmax(probs, -1)
             z = jnp.take_along_axis(means, best[:, None, None], 1)[:, 0]
-            y = jax.nn.one_hot(best, spec.num_classes)
-            out["reconstructions"] = mean_of(spec, net.decode(z, y)).reshape(x.shape)
+            decoded = net.decode(z, jax.nn.one_hot(best, spec.num_classes))
+            if reconstruct:
+                out["reconstructions"] = mean_of(spec, decoded).reshape(x.shape)
+            if spec.likelihood == "heteroscedastic":
+                # Data noise, apart from the model's uncertainty over y (certainty) and z.
+                out["noise_sigma"] = sigma_of(spec, decoded).mean(axis=-1)
         return out
 
 

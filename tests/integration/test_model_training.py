@@ -212,6 +212,9 @@ def test_predictions_are_batched_consistently_and_well_formed() -> None:
     assert small.tau_probs is not None and small.tau_probs.shape == (21, 3)
     assert small.ood_score is not None and np.all((small.ood_score >= 0) & (small.ood_score <= 1))
     assert small.reconstructions is not None and small.reconstructions.shape == (21, 6, 6, 1)
+    low, high = np.exp(spec.log_sigma_min), np.exp(spec.log_sigma_max)
+    assert small.noise_sigma is not None and small.noise_sigma.shape == (21,)
+    assert np.all((small.noise_sigma >= low) & (small.noise_sigma <= high))
 
 
 def test_callbacks_write_progress_history_and_curve(tmp_path: Path) -> None:
