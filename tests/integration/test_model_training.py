@@ -231,3 +231,20 @@ def test_callbacks_write_progress_history_and_curve(tmp_path: Path) -> None:
     rows = (tmp_path / "history.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,") and "val_loss" in rows[0] and len(rows) == 3
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_weight_decay_applies_to_kernels_only() -> None:
+    from flax import nnx
+
+    from ssvae.adapters.model.modules import build_network
+    from ssvae.adapters.model.trainer import decay_mask
+
+    _, params = nnx.split(build_network(tiny_spec(prior="mixture", num_components=2)))
+    flags = {
+        jax.tree_util.keystr(path): flag
+        for path, flag in jax.tree_util.tree_leaves_with_path(decay_mask(params))
+    }
+    assert flags["['encoder']['embed_x']['kernel'].value"] is True
+    assert flags["['encoder']['embed_x']['bias'].value"] is False
+    assert flags["['prior']['means'].value"] is False
+    assert sum(flags.values()) == sum("kernel" in name for name in flags)
