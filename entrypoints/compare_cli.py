@@ -80,6 +80,7 @@ class ProgressBar:
         self.done_before = 0  # epochs of the models already finished
         self.index = 0
         self.epoch_fraction = 0.0
+        self.shown_epoch = 1
         self.loss = float("nan")
         self.started = time.perf_counter()
         self.last_draw = 0.0
@@ -92,9 +93,9 @@ class ProgressBar:
         elapsed = time.perf_counter() - self.started
         eta = f" eta {elapsed / fraction - elapsed:4.0f}s" if 0.02 < fraction < 1 else ""
         model = f"{self.names[self.index]} ({self.index + 1}/{len(self.names)})"
-        epoch = min(int(self.epoch_fraction) + 1, self.epochs[self.index])
         return (
-            f"[{bar}] {100 * fraction:3.0f}% {model} epoch {epoch}/{self.epochs[self.index]}"
+            f"[{bar}] {100 * fraction:3.0f}% {model} epoch {self.shown_epoch}/"
+            f"{self.epochs[self.index]}"
             f" loss {self.loss:.4g}{eta}{note}"
         )
 
@@ -111,15 +112,18 @@ class ProgressBar:
 
     def model_started(self, index: int, plan: Any) -> None:
         self.index, self.epoch_fraction, self.loss = index, 0.0, float("nan")
+        self.shown_epoch = 1
         self._draw(force=self.tty)
 
     def step(self, epoch: int, step: int, steps_per_epoch: int, loss: float) -> None:
         self.epoch_fraction = epoch + step / max(steps_per_epoch, 1)
+        self.shown_epoch = epoch + 1
         self.loss = loss
         self._draw()
 
     def epoch_finished(self, record: Any) -> None:
         self.epoch_fraction = float(record.epoch)
+        self.shown_epoch = record.epoch
         self.loss = float(record.metrics.get("loss", self.loss))
         accuracy = record.metrics.get("val_accuracy")
         note = f" val_acc {accuracy:.3f}" if accuracy is not None else ""

@@ -128,7 +128,7 @@ def test_unknown_model_name_lists_the_presets(tmp_path: Path) -> None:
         resolve(None, models=("mixture_k11",))
     message = str(error.value)
     assert "unknown model 'mixture_k11'" in message
-    assert "did you mean 'mixture_k10'" in message
+    assert "(did you mean 'mixture_k10' or 'mixture_k5'?); available presets" in message
     assert "available presets: standard, mixture_k5, mixture_k10, mixture_k20, vamp_k10" in message
     path = write(tmp_path, "models:\n  - preset: standard\n    name: mine\n")
     with pytest.raises(ExperimentError, match="models defined in the experiment file: mine"):
@@ -141,7 +141,7 @@ def test_unknown_model_name_lists_the_presets(tmp_path: Path) -> None:
         (
             "num_samples: 100\nepoch: 3\n",
             2,
-            "unknown experiment key 'epoch'; did you mean 'epochs'",
+            "unknown experiment key 'epoch' (did you mean 'epochs'?); known keys",
         ),
         ("models:\n  - standard\n  - mixture_k11\n", 3, "unknown model preset 'mixture_k11'"),
         ("models:\n  - preset: standard\n    latent_dims: 4\n", 3, "'latent_dims'"),
