@@ -13,6 +13,8 @@ from typing import Any, TextIO
 
 import click
 
+from ssvae.domain.spec import PRESETS  # cheap: attrs only
+
 MULTI_VALUE_OPTIONS = ("--models",)
 
 
@@ -164,8 +166,8 @@ class ProgressBar:
     multiple=True,
     callback=_split_names,
     metavar="NAME...",
-    help="Models to compare: presets (standard, mixture_k5, mixture_k10, mixture_k20, "
-    "vamp_k10) or names defined in --config. [default: standard mixture_k10]",
+    help=f"Models to compare: presets ({', '.join(PRESETS)}) or names defined in --config. "
+    "[default: standard mixture_k10]",
 )
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs per model. [default: 10]")
 @click.option(

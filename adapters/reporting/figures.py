@@ -316,8 +316,8 @@ def component_usage(outcomes: Sequence[ModelOutcome], colors: dict[str, Any]) ->
     mixtures = [
         o for o in outcomes if o.evaluation is not None and len(o.evaluation.component_usage) > 1
     ]
-    figure = Figure(figsize=(5.5 * len(mixtures), 3.8), layout="constrained")
-    figure.suptitle("Prior components: usage by test samples and learned mixing weights")
+    figure = Figure(figsize=(max(7.0, 5.5 * len(mixtures)), 3.8), layout="constrained")
+    figure.suptitle("Component usage by test samples, and learned mixing weights")
     axes_list = figure.subplots(1, len(mixtures), squeeze=False)[0]
     for axes, outcome in zip(axes_list, mixtures, strict=True):
         assert outcome.evaluation is not None

@@ -256,8 +256,17 @@ def report_blocks(result: ComparisonResult, images: Sequence[tuple[str, str]]) -
             f"{labelled} are labelled ({per_class}); {result.test_size:,} test samples. "
             f"Samples of shape {result.input_shape}, {len(result.class_names)} classes."
         ),
-        Heading("Results"),
     ]
+    splits = sorted({o.plan.spec.validation_split for o in result.outcomes})
+    if any(splits):
+        shares = " or ".join(f"{100 * v:.0f}%" for v in splits)
+        blocks.append(
+            Paragraph(
+                f"Each model holds out {shares} of the training samples, with any labels among "
+                "them, for validation (validation ELBO and early stopping); it trains on the rest."
+            )
+        )
+    blocks.append(Heading("Results"))
     header, rows = comparison_table(result)
     blocks.append(Table(header, tuple(rows)))
     blocks += [Heading("Conclusion"), Bullets(conclusion(result))]
