@@ -237,3 +237,11 @@ def test_conclusion_reports_interrupted_and_skipped_models() -> None:
 def test_conclusion_without_finished_models() -> None:
     result = _result(_outcome("standard", INTERRUPTED, None, 1.0))
     assert conclusion(result)[0] == "No model finished, so there is nothing to compare."
+
+
+def test_conclusion_calls_equal_accuracies_a_tie() -> None:
+    result = _result(
+        _outcome("standard", FINISHED, _evaluation(0.8, None, [1.0]), 10.0),
+        _outcome("mixture_k10", FINISHED, _evaluation(0.8, None, [0.5, 0.5]), 20.0),
+    )
+    assert "mixture_k10 ties with standard at 80.0%." in conclusion(result)
