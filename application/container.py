@@ -20,6 +20,10 @@ from dependency_injector import containers, providers
 from ssvae.application.compare import CompareService
 from ssvae.application.datasets import DatasetService
 from ssvae.application.labeling import LabelExchange, LabelService
+from ssvae.application.query import QueryService
+from ssvae.application.simulate import SimulateService
+from ssvae.application.training import TrainService
+from ssvae.application.workspace import WorkspaceService
 from ssvae.domain.comparison import TrainingRelay
 
 
@@ -116,6 +120,14 @@ class Container(containers.DeclarativeContainer):
     )
     report_writer = providers.Singleton(adapter("ssvae.adapters.reporting.writer:FileReportWriter"))
 
+    # Active learning: model workspaces and simulated-oracle experiment reports.
+    workspace_store = providers.Singleton(
+        adapter("ssvae.adapters.workspace_files:FileWorkspaceStore")
+    )
+    learning_curve_writer = providers.Singleton(
+        adapter("ssvae.adapters.reporting.learning_curves:FileLearningCurveWriter")
+    )
+
     # Application services.
     dataset_service = providers.Factory(DatasetService, source=data_source)
     label_service = providers.Factory(LabelService, store=label_store)
@@ -133,4 +145,26 @@ class Container(containers.DeclarativeContainer):
         generator=model_generator,
         writer=report_writer,
         relay=training_relay,
+    )
+    workspace_service = providers.Factory(
+        WorkspaceService,
+        store=workspace_store,
+        source=data_source,
+        artifacts_dir=config.artifacts_dir,
+    )
+    query_service = providers.Factory(
+        QueryService, repository=model_repository, workspaces=workspace_service
+    )
+    # A singleton: it keeps each workspace's model loaded, so the next round is incremental.
+    train_service = providers.Singleton(
+        TrainService,
+        repository=model_repository,
+        workspaces=workspace_service,
+        relay=training_relay,
+    )
+    simulate_service = providers.Factory(
+        SimulateService,
+        source=data_source,
+        repository=model_repository,
+        writer=learning_curve_writer,
     )

@@ -282,3 +282,120 @@ class InMemoryReportWriter:
     def write(self, result: Any, directory: Path) -> Sequence[Path]:
         self.results.append(result)
         return ()
+
+
+# --- Active learning (tests/*/test_al_*.py): a model that continues training, a repository
+# that checkpoints in memory, an in-memory workspace store and learning-curve writer.
+
+
+class IncrementalFakeModel(FakeModel):
+    """A FakeModel that also continues training (fit_more) on the pool of its last fit."""
+
+    def __init__(self, spec: Any, callbacks: Sequence[Any] = ()) -> None:
+        super().__init__(spec, callbacks)
+        self.pool: Samples | None = None
+        self.fit_more_calls: list[tuple[int, int]] = []  # (labels, epochs)
+
+    def fit(self, pool: Samples, labels: LabelSet, epochs: int | None = None) -> Any:
+        self.pool = pool
+        return super().fit(pool, labels, epochs)
+
+    def fit_more(self, epochs: int, labels: LabelSet) -> Any:
+        from ssvae.domain.errors import SsvaeError
+
+        if self.pool is None:
+            raise SsvaeError("fit_more needs the pool of an earlier fit")
+        self.fit_more_calls.append((len(labels), epochs))
+        report = super().fit(self.pool, labels, epochs)
+        self.fit_calls.pop()  # recorded as a fit_more call instead
+        return report
+
+    def predict(self, x: npt.NDArray[np.float32]) -> Any:
+        if self.centroids is None:  # never trained: every class equally likely
+            flat = x.reshape(len(x), -1).astype(np.float64)
+            self.centroids = np.repeat(flat.mean(axis=0, keepdims=True), self._spec.num_classes, 0)
+        return super().predict(x)
+
+
+class InMemoryModelRepository:
+    """A ModelRepository of IncrementalFakeModels whose checkpoints live in a dict.
+
+    A loaded model, like a real one, has no pool until its next fit.
+    """
+
+    def __init__(self, callbacks: Sequence[Any] = ()) -> None:
+        self.callbacks = tuple(callbacks)
+        self.checkpoints: dict[Path, dict[str, Any]] = {}
+        self.created: list[IncrementalFakeModel] = []
+        self.loaded: list[IncrementalFakeModel] = []
+
+    def create(self, spec: Any) -> IncrementalFakeModel:
+        model = IncrementalFakeModel(spec, self.callbacks)
+        self.created.append(model)
+        return model
+
+    def save(self, model: Any, directory: Path) -> None:
+        centroids = None if model.centroids is None else model.centroids.copy()
+        self.checkpoints[Path(directory).resolve()] = {
+            "spec": model.spec,
+            "centroids": centroids,
+            "epochs_trained": model.epochs_trained,
+        }
+
+    def load(self, directory: Path) -> IncrementalFakeModel:
+        from ssvae.domain.errors import SsvaeError
+
+        saved = self.checkpoints.get(Path(directory).resolve())
+        if saved is None:
+            raise SsvaeError(f"no checkpoint in {directory}")
+        model = IncrementalFakeModel(saved["spec"], self.callbacks)
+        model.centroids = None if saved["centroids"] is None else saved["centroids"].copy()
+        model.epochs_trained = saved["epochs_trained"]
+        self.loaded.append(model)
+        return model
+
+
+class InMemoryWorkspaceStore:
+    """A WorkspaceStore in memory: spec and metadata per folder, history rows per folder."""
+
+    def __init__(self) -> None:
+        self.workspaces: dict[Path, tuple[Any, Any]] = {}
+        self.history: dict[Path, list[dict[str, Any]]] = {}
+
+    def create(self, directory: Path, spec: Any, metadata: Any) -> None:
+        from ssvae.domain.workspace import WorkspaceExistsError
+
+        if directory in self.workspaces:
+            raise WorkspaceExistsError(f"workspace {directory} already exists")
+        self.workspaces[directory] = (spec, metadata)
+        self.history[directory] = []
+
+    def read(self, directory: Path) -> tuple[Any, Any]:
+        from ssvae.domain.workspace import WorkspaceError
+
+        if directory not in self.workspaces:
+            raise WorkspaceError(f"model workspace {directory} does not exist")
+        return self.workspaces[directory]
+
+    def record_round(self, directory: Path, metadata: Any, history_row: Any) -> None:
+        from ssvae.domain.workspace import history_row as checked_row
+
+        self.history[directory].append(checked_row(history_row))
+        spec, _ = self.workspaces[directory]
+        self.workspaces[directory] = (spec, metadata)
+
+
+class InMemoryLearningCurveWriter:
+    """A LearningCurveWriter that keeps the results instead of writing files."""
+
+    def __init__(self) -> None:
+        self.results: list[Any] = []
+        self.runs = 0
+
+    def create_run_directory(self, root: Path) -> Path:
+        self.runs += 1
+        return Path(root) / f"experiment-{self.runs}"
+
+    def write(self, result: Any, directory: Path) -> Sequence[Path]:
+        self.results.append(result)
+        return ()

@@ -1,0 +1,147 @@
+"""Use case: continue training a workspace's model on its current labels (one round).
+
+The first round creates the model from spec.yaml. Later rounds continue from the checkpoint
+(optimizer and PRNG state included); within one process the model stays loaded and the next
+round calls the incremental `fit_more` on it, as long as no other process recorded a round
+in between. Every round saves the checkpoint, appends a row to history.csv and records the
+labels used, the predictions on the stop set and tau, which the stopping criteria read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+from ssvae.application.query import PREDICT_CHUNK, predict_pool, tau_of
+from ssvae.application.workspace import WorkspaceService, total_epochs
+from ssvae.domain.comparison import TrainingRelay
+from ssvae.domain.data import Samples
+from ssvae.domain.errors import SsvaeError
+from ssvae.domain.labels import LabelSet
+from ssvae.domain.model import ModelRepository, SsvaeModel, TrainingCallback, TrainingReport
+from ssvae.domain.ports import LabelStore
+from ssvae.domain.stopping import StopDecision, StoppingRule, should_stop
+from ssvae.domain.workspace import Workspace, WorkspaceRound, stop_set_rows
+
+
+@attrs.frozen(eq=False)
+class TrainOutcome:
+    """A finished round: the updated workspace, the training report and the stopping check."""
+
+    workspace: Workspace
+    report: TrainingReport
+    round: WorkspaceRound
+    stopping: StopDecision
+    incremental: bool  # True: fit_more on the model kept loaded since the previous round
+
+
+@attrs.define
+class _Loaded:
+    model: SsvaeModel
+    rounds: int  # the workspace's round count the model matches
+
+
+@attrs.define
+class TrainService:
+    """Trains workspace models round by round; keeps the last model of each workspace loaded."""
+
+    repository: ModelRepository
+    workspaces: WorkspaceService
+    relay: TrainingRelay | None = None
+    now: Callable[[], dt.datetime] = dt.datetime.now
+    predict_chunk: int = PREDICT_CHUNK
+    _loaded: dict[Path, _Loaded] = attrs.field(factory=dict, init=False)
+
+    def train(
+        self,
+        workspace: Workspace,
+        epochs: int,
+        store: LabelStore,
+        *,
+        listener: TrainingCallback | None = None,
+        rule: StoppingRule | None = None,
+    ) -> TrainOutcome:
+        """Train `epochs` more epochs on the store's labels; save, record and check stopping."""
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise SsvaeError(f"epochs = {epochs!r} is invalid: train for at least 1 epoch")
+        labels = store.load()
+        pool = self.workspaces.pool(workspace)
+        key = workspace.directory.resolve()
+        loaded = self._loaded.pop(key, None)
+        incremental = loaded is not None and loaded.rounds == len(workspace.metadata.rounds)
+        if self.relay is not None and listener is not None:
+            self.relay.attach(listener)
+        try:
+            if loaded is not None and incremental:
+                model = loaded.model
+                report = model.fit_more(epochs, labels)
+            else:
+                model = self._start(workspace)
+                report = model.fit(pool, labels, epochs)
+        finally:
+            if self.relay is not None and listener is not None:
+                self.relay.detach(listener)
+        self.repository.save(model, workspace.checkpoint_dir)
+        round_ = self._round(workspace, model, pool, labels, report)
+        history = (*workspace.metadata.rounds, round_)
+        decision = should_stop(rule if rule is not None else StoppingRule(), history)
+        updated = self.workspaces.record_round(
+            workspace, round_, self._history_row(workspace, round_, report, decision)
+        )
+        self._loaded[key] = _Loaded(model, len(updated.metadata.rounds))
+        return TrainOutcome(updated, report, round_, decision, incremental)
+
+    def _start(self, workspace: Workspace) -> SsvaeModel:
+        if workspace.has_model:
+            return self.repository.load(workspace.checkpoint_dir)
+        return self.repository.create(workspace.spec)
+
+    def _round(
+        self,
+        workspace: Workspace,
+        model: SsvaeModel,
+        pool: Samples,
+        labels: LabelSet,
+        report: TrainingReport,
+    ) -> WorkspaceRound:
+        stop_rows = stop_set_rows(len(pool), workspace.metadata.pool_seed)
+        in_pool = np.isin(pool.serials, labels.serials())
+        # Predict only the stop set and the labelled rows: that is all the round records.
+        rows = np.union1d(stop_rows, np.flatnonzero(in_pool))
+        subset = Samples(serials=pool.serials[rows], x=pool.x[rows])
+        outputs = predict_pool(model, subset, self.predict_chunk)
+        stop_positions = np.searchsorted(rows, stop_rows)
+        tau = tau_of(outputs, labels, model.spec.num_classes, model.spec.tau_alpha0)
+        return WorkspaceRound(
+            index=len(workspace.metadata.rounds) + 1,
+            finished=self.now().isoformat(timespec="seconds"),
+            labels_used=len(labels),
+            epochs_run=report.epochs_run,
+            predictions=tuple(int(c) for c in outputs.predicted[stop_positions]),
+            tau=None if tau is None else tuple(tuple(float(v) for v in row) for row in tau),
+        )
+
+    @staticmethod
+    def _history_row(
+        workspace: Workspace, round_: WorkspaceRound, report: TrainingReport, decision: StopDecision
+    ) -> dict[str, object]:
+        last = report.history[-1].metrics if report.history else {}
+        return {
+            "round": round_.index,
+            "finished": round_.finished,
+            "labels": round_.labels_used,
+            "epochs_run": report.epochs_run,
+            "total_epochs": total_epochs(workspace.metadata.rounds) + report.epochs_run,
+            "stop_reason": report.stop_reason,
+            "seconds": round(report.seconds, 3),
+            "loss": last.get("loss"),
+            "val_loss": last.get("val_loss"),
+            "val_accuracy": last.get("val_accuracy"),
+            "kappa": decision.kappa,
+            "tau_change": decision.tau_change,
+            "message": report.message or None,
+        }

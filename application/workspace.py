@@ -1,0 +1,225 @@
+"""Use case: create and open model workspaces (`artifacts/models/<id>/`).
+
+The files themselves are written by a `WorkspaceStore` adapter (spec YAML, metadata JSON,
+history CSV); this service decides what goes into them: the spec from a preset fitted to the
+dataset, the dataset settings, the seeded pool, and one record per training round.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from ssvae.application.settings import AppSettings, DataSettings, LabelSettings
+from ssvae.domain.data import Samples
+from ssvae.domain.errors import SsvaeError
+from ssvae.domain.labels import ClassVocabulary
+from ssvae.domain.ports import DataSource
+from ssvae.domain.spec import preset as preset_spec
+from ssvae.domain.stopping import StopDecision, StoppingRule, should_stop
+from ssvae.domain.workspace import (
+    MODELS_DIR,
+    Workspace,
+    WorkspaceError,
+    WorkspaceExistsError,
+    WorkspaceMetadata,
+    WorkspaceRound,
+    WorkspaceStore,
+    check_workspace_id,
+    generated_workspace_id,
+    inside,
+    pool_rows,
+    serials_fingerprint,
+)
+
+SerialArray = npt.NDArray[np.int64]
+MAX_ID_ATTEMPTS = 100  # generated ids of inits started in the same second get -2, -3, ...
+
+
+def dataset_settings_record(settings: DataSettings) -> dict[str, Any]:
+    """DataSettings as JSON-ready values; relative paths made absolute so any folder opens it."""
+
+    def path(value: Path | None) -> str | None:
+        return None if value is None else str(value.expanduser().resolve())
+
+    return {
+        "kind": settings.kind,
+        "name": settings.name,
+        "directory": path(settings.directory),
+        "cache_dir": path(settings.cache_dir),
+        "download": settings.download,
+        "train_path": path(settings.train_path),
+        "test_path": path(settings.test_path),
+        "classes": None if settings.classes is None else list(settings.classes),
+    }
+
+
+def dataset_settings_of(workspace: Workspace) -> DataSettings:
+    """The DataSettings a workspace was created with."""
+    try:
+        return DataSettings(**dict(workspace.metadata.dataset))
+    except TypeError as error:
+        raise WorkspaceError(
+            f"{workspace.directory}: the dataset settings in metadata.json are damaged "
+            f"({error}); create a new workspace with ssvae init"
+        ) from None
+
+
+def workspace_settings(workspace: Workspace, artifacts_dir: Path | None = None) -> AppSettings:
+    """Settings for a container serving `workspace`: its dataset and its label store."""
+    extra = {} if artifacts_dir is None else {"artifacts_dir": artifacts_dir}
+    return AppSettings(
+        data=dataset_settings_of(workspace),
+        labels=LabelSettings(path=workspace.labels_path),
+        **extra,
+    )
+
+
+@attrs.define
+class WorkspaceService:
+    """Creates workspaces under `artifacts_dir/models/`, opens them, records their rounds."""
+
+    store: WorkspaceStore
+    source: DataSource
+    artifacts_dir: Path = attrs.field(converter=Path)
+    now: Callable[[], dt.datetime] = dt.datetime.now
+
+    @property
+    def models_dir(self) -> Path:
+        return self.artifacts_dir / MODELS_DIR
+
+    def init(
+        self,
+        preset: str,
+        dataset: DataSettings,
+        id: str | None = None,
+        *,
+        num_samples: int | None = None,
+        seed: int = 0,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Workspace:
+        """A new workspace for `preset` on `dataset` (the service's source reads that dataset).
+
+        `id` names the folder (generated from preset, dataset and time when None);
+        `num_samples` makes the pool a seeded subset of the train split; `overrides` are
+        spec fields applied over the preset.
+        """
+        if num_samples is not None and num_samples < 1:
+            raise WorkspaceError(f"--num-samples {num_samples} is invalid: use at least 1")
+        if id is not None:
+            check_workspace_id(id)
+        info = self.source.describe()
+        spec = preset_spec(preset, **dict(overrides or {})).evolve(
+            input_shape=tuple(info.sample_shape), num_classes=len(info.vocabulary)
+        )
+        serials = self.source.serials("train")
+        rows = pool_rows(len(serials), num_samples, seed)
+        created = self.now()
+        for attempt in range(1, MAX_ID_ATTEMPTS + 1):
+            name = (
+                id
+                if id is not None
+                else generated_workspace_id(preset, info.name, created, attempt)
+            )
+            directory = self.models_dir / name
+            if not inside(directory, self.models_dir):
+                raise WorkspaceError(
+                    f"workspace id {name!r} leads outside {self.models_dir}; choose a plain name"
+                )
+            metadata = WorkspaceMetadata(
+                id=name,
+                preset=preset,
+                dataset=dataset_settings_record(dataset),
+                created=created.isoformat(timespec="seconds"),
+                pool_size=len(rows),
+                pool_seed=seed,
+                pool_fingerprint=serials_fingerprint(serials[rows]),
+                subset=len(rows) < len(serials),
+            )
+            try:
+                self.store.create(directory, spec, metadata)
+            except WorkspaceExistsError:
+                if id is not None:
+                    raise
+                continue
+            return Workspace(directory, spec, metadata)
+        raise WorkspaceError(f"too many workspaces created in one second under {self.models_dir}")
+
+    def resolve(self, model: Path | str) -> Path:
+        """`model` as given when it is a folder, else `models_dir/<model>` when that exists."""
+        path = Path(model).expanduser()
+        if path.is_dir():
+            return path
+        candidate = self.models_dir / str(model)
+        if isinstance(model, str) and check_id_quietly(model) and candidate.is_dir():
+            return candidate
+        return path
+
+    def open(self, model: Path | str) -> Workspace:
+        """The workspace in folder `model` (or with id `model` under models_dir)."""
+        directory = self.resolve(model)
+        spec, metadata = self.store.read(directory)
+        return Workspace(directory, spec, metadata)
+
+    def vocabulary(self) -> ClassVocabulary:
+        """The class vocabulary of the dataset (the source must read the workspace's dataset)."""
+        return self.source.describe().vocabulary
+
+    def pool_serials(self, workspace: Workspace) -> SerialArray:
+        """The serials of the workspace's pool; WorkspaceError if the dataset changed since."""
+        serials = self.source.serials("train")
+        metadata = workspace.metadata
+        size = metadata.pool_size if metadata.subset else None
+        if metadata.subset and metadata.pool_size > len(serials):
+            raise self._changed(workspace, len(serials))
+        chosen = serials[pool_rows(len(serials), size, metadata.pool_seed)]
+        if len(chosen) != metadata.pool_size or (
+            serials_fingerprint(chosen) != metadata.pool_fingerprint
+        ):
+            raise self._changed(workspace, len(serials))
+        return chosen
+
+    @staticmethod
+    def _changed(workspace: Workspace, available: int) -> WorkspaceError:
+        return WorkspaceError(
+            f"the dataset of workspace {workspace.id} changed since it was created (its pool "
+            f"had {workspace.metadata.pool_size} samples, the train split now has {available}); "
+            "point it at the original data or create a new workspace with ssvae init"
+        )
+
+    def pool(self, workspace: Workspace) -> Samples:
+        """The pool's samples."""
+        return self.source.load("train", self.pool_serials(workspace))
+
+    def record_round(
+        self, workspace: Workspace, round_: WorkspaceRound, history: Mapping[str, Any]
+    ) -> Workspace:
+        """The workspace with `round_` recorded in its metadata and a row in history.csv."""
+        metadata = workspace.metadata.with_round(round_)
+        self.store.record_round(workspace.directory, metadata, history)
+        return Workspace(workspace.directory, workspace.spec, metadata)
+
+    @staticmethod
+    def stopping(workspace: Workspace, rule: StoppingRule) -> StopDecision:
+        """Which stopping criteria hold after the workspace's rounds so far."""
+        return should_stop(rule, workspace.metadata.rounds)
+
+
+def check_id_quietly(value: str) -> bool:
+    """Whether `value` is a valid workspace id (no error)."""
+    try:
+        check_workspace_id(value)
+    except SsvaeError:
+        return False
+    return True
+
+
+def total_epochs(rounds: Sequence[WorkspaceRound]) -> int:
+    """Epochs trained over all rounds."""
+    return sum(r.epochs_run for r in rounds)
