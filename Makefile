@@ -9,7 +9,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: run test test-all lint unit integration e2e bench browser-deps clean help
+.PHONY: run test test-all lint unit integration e2e bench browser browser-deps clean help
 
 help:
 	@echo "make run    - compare the default models on the embedded MNIST"
@@ -34,8 +34,25 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	bash .ci/mypy
 
+# The dashboard's browser tests drive Debian's chromium through Playwright (`playwright install`
+# cannot download its own browsers here). Installed with apt-get when missing; needs root.
+CHROMIUM ?= /usr/bin/chromium
+
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium for the browser tests (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "error: the browser tests need Debian's chromium at $(CHROMIUM) and this is not root;"; \
+		echo "       run 'sudo apt-get install chromium' (or set CHROMIUM=/path/to/chromium)"; \
+		exit 1; \
+	fi
+
+browser-deps: browser
+
 # pytest exits 5 when it collects no test: that fails here, loudly.
-test: lint
+test: lint browser
 	@$(VENV)/bin/python -m pytest -m "not slow" -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests"; fi; exit $$rc
 
@@ -45,7 +62,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(VENV)/bin/python -m pytest tests/integration -q
 
-e2e: $(STAMP)
+e2e: $(STAMP) browser
 	$(VENV)/bin/python -m pytest tests/e2e -q
 
 bench: $(STAMP)

@@ -168,3 +168,9 @@ class Container(containers.DeclarativeContainer):
         repository=model_repository,
         writer=learning_curve_writer,
     )
+
+    # Dashboard: adapter functions it calls by name (imported on first use).
+    dashboard_spec_from_yaml = providers.Object(adapter("ssvae.adapters.spec_yaml:spec_from_yaml"))
+    dashboard_read_history = providers.Object(
+        adapter("ssvae.adapters.workspace_files:read_history")
+    )

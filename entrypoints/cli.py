@@ -231,3 +231,7 @@ def label_show(app: Any) -> None:
 from ssvae.entrypoints.compare_cli import compare  # noqa: E402
 
 main.add_command(compare)
+
+from ssvae.entrypoints.dashboard.cli import dashboard  # noqa: E402
+
+main.add_command(dashboard)

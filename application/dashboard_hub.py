@@ -1,0 +1,380 @@
+"""What the dashboard server shares between browser sessions: the models folder, each open
+model once (its container, pool, predictions and training run).
+
+A model workspace is opened through its own container, built from the workspace's settings
+(its dataset, its label store), so the dashboard calls exactly the services the CLI calls.
+Ids from a URL or a form go through `check_workspace_id` and must resolve inside the models
+folder: no id can reach outside the artifacts folder.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from ssvae.application.dashboard_label import LabelBoard
+from ssvae.application.dashboard_map import DashboardError, PoolMap, build_pool_map
+from ssvae.application.dashboard_model import (
+    ModelOverview,
+    accuracy,
+    component_usage,
+    run_records,
+    spec_rows,
+)
+from ssvae.application.dashboard_training import TrainingJob, check_epochs
+from ssvae.application.settings import AppSettings, DataSettings
+from ssvae.application.workspace import dataset_settings_of, workspace_settings
+from ssvae.domain.data import DatasetInfo, Samples
+from ssvae.domain.model import Predictions, SsvaeModel, TrainingReport
+from ssvae.domain.spec import PRESETS, ModelSpec, preset
+from ssvae.domain.workspace import (
+    METADATA_FILE,
+    Workspace,
+    WorkspaceError,
+    check_workspace_id,
+    inside,
+)
+
+AppFactory = Callable[[AppSettings], Any]  # settings -> a configured Container
+PREDICT_CHUNK = 8192
+DASHBOARD_SOURCE = "dashboard"
+
+
+@attrs.frozen
+class WorkspaceSummary:
+    """One line of the landing page's list of models."""
+
+    id: str
+    preset: str
+    dataset: str
+    pool_size: int
+    rounds: int
+    created: str
+
+
+def predict_all(
+    model: SsvaeModel, x: npt.NDArray[np.float32], chunk: int = PREDICT_CHUNK
+) -> Predictions:
+    """The model's predictions on `x`, `chunk` rows at a time (bounded memory)."""
+    parts = [model.predict(x[start : start + chunk]) for start in range(0, len(x), chunk)]
+    if not parts:
+        raise DashboardError("the pool is empty; create a workspace with at least one sample")
+
+    def joined(name: str) -> Any:
+        values = [getattr(part, name) for part in parts]
+        return None if any(v is None for v in values) else np.concatenate(values)
+
+    return Predictions(
+        class_probs=joined("class_probs"),
+        latent_mean=joined("latent_mean"),
+        certainty=joined("certainty"),
+        tau_probs=joined("tau_probs"),
+        ood_score=joined("ood_score"),
+        responsibilities=joined("responsibilities"),
+    )
+
+
+class OpenModel:
+    """One workspace as the dashboard serves it; thread-safe, shared by all sessions."""
+
+    def __init__(self, workspace: Workspace, app: Any, artifacts_dir: Path) -> None:
+        self.app = app
+        self.artifacts_dir = artifacts_dir
+        self._workspace = workspace
+        self._lock = threading.RLock()
+        self._pool: Samples | None = None
+        self._model: SsvaeModel | None = None
+        self._map: PoolMap | None = None
+        self._map_rounds = -1
+        self.info: DatasetInfo = app.dataset_service().describe()
+        self.job = TrainingJob(self._train)
+        self._test_accuracy: dict[int, float] = {}
+
+    @property
+    def workspace(self) -> Workspace:
+        with self._lock:
+            return self._workspace
+
+    @property
+    def id(self) -> str:
+        return self.workspace.id
+
+    def labels(self) -> Any:
+        """The workspace's LabelService."""
+        return self.app.label_service()
+
+    def pool(self) -> Samples:
+        """The workspace's pool samples (read once)."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = self.app.workspace_service().pool(self._workspace)
+            return self._pool
+
+    def model(self) -> SsvaeModel:
+        """The trained model, or a fresh one from the spec before the first round."""
+        with self._lock:
+            if self._model is None:
+                self._model = self.app.query_service().model(self._workspace)
+            return self._model
+
+    def pool_map(self) -> PoolMap:
+        """The latent map of the pool for the latest round (computed once per round)."""
+        with self._lock:
+            rounds = len(self._workspace.metadata.rounds)
+            if self._map is None or self._map_rounds != rounds:
+                pool = self.pool()
+                predictions = predict_all(self.model(), pool.x)
+                self._map = build_pool_map(pool.serials, predictions, self.info.vocabulary, pool.y)
+                self._map_rounds = rounds
+            return self._map
+
+    def load_samples(self, serials: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """Inputs of pool samples by serial."""
+        pool = self.pool()
+        rows = np.searchsorted(pool.serials, serials)
+        return pool.x[np.minimum(rows, len(pool) - 1)]
+
+    def reconstruct(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The model's reconstructions of `x`."""
+        result: npt.NDArray[np.float32] = self.app.model_generator().reconstruct(self.model(), x)
+        return result
+
+    def board(self) -> LabelBoard:
+        """A Label page view model for one browser session."""
+        return LabelBoard(
+            self.labels(),
+            self.pool_map(),
+            self.load_samples,
+            self.reconstruct,
+            source=DASHBOARD_SOURCE,
+        )
+
+    def generated(self, per_class: int, seed: int = 0) -> Any:
+        """What the model thinks each class and component looks like."""
+        return self.app.model_generator().generate(self.model(), per_class, seed)
+
+    def _train(self, epochs: int, overrides: Mapping[str, Any], listener: Any) -> TrainingReport:
+        """One round through the TrainService (worker thread); refreshes model and map."""
+        check_epochs(epochs)
+        workspace = self.workspace
+        if overrides:
+            if workspace.has_model:
+                raise DashboardError(
+                    "hyperparameters are fixed once a model is trained (its optimizer state "
+                    "is kept); clone the model on the Model page to change them"
+                )
+            workspace = attrs.evolve(workspace, spec=workspace.spec.evolve(**overrides))
+        store = self.app.label_store()
+        outcome = self.app.train_service().train(workspace, epochs, store, listener=listener)
+        model = self.app.model_repository().load(outcome.workspace.checkpoint_dir)
+        with self._lock:
+            self._workspace = outcome.workspace
+            self._model = model
+        self.pool_map()  # predictions for the new round, before the page is told it ended
+        report: TrainingReport = outcome.report
+        return report
+
+    def test_accuracy(self) -> dict[int, float]:
+        """The classifier's accuracy on the dataset's labelled test split, by round (measured
+        for the rounds this server saw end; empty when the data has no labelled test split)."""
+        rounds = len(self.workspace.metadata.rounds)
+        with self._lock:
+            if rounds and rounds not in self._test_accuracy and self._has_test_truth():
+                test = self.app.data_source().load("test")
+                assert test.y is not None
+                value = accuracy(predict_all(self.model(), test.x).class_probs, test.y)
+                if value is not None:
+                    self._test_accuracy[rounds] = value
+            return dict(self._test_accuracy)
+
+    def _has_test_truth(self) -> bool:
+        splits = dict(self.info.split_sizes)
+        return self.info.has_true_labels and splits.get("test", 0) > 0
+
+    def overview(self) -> ModelOverview:
+        """What the Model page shows."""
+        workspace = self.workspace
+        spec = self.model().spec if workspace.has_model else workspace.spec
+        rounds = workspace.metadata.rounds
+        tau = None
+        if rounds and rounds[-1].tau is not None:
+            tau = np.asarray(rounds[-1].tau, np.float64)
+        return ModelOverview(
+            model_id=workspace.id,
+            preset=workspace.metadata.preset,
+            spec=spec_rows(spec),
+            tau=tau,
+            usage=component_usage(self.pool_map().responsibilities),
+            counts=self.labels().counts(),
+            runs=run_records(self.history(), self.test_accuracy()),
+            class_names=self.info.vocabulary.names,
+        )
+
+    def history(self) -> list[dict[str, str]]:
+        """The rows of history.csv, one per finished round."""
+        rows: list[dict[str, str]] = self.app.dashboard_read_history()(self.workspace.directory)
+        return rows
+
+
+class DashboardHub:
+    """The server-wide state: which models exist, which are open."""
+
+    def __init__(
+        self,
+        settings: AppSettings,
+        make_app: AppFactory,
+    ) -> None:
+        self.settings = settings
+        self._make_app = make_app
+        self._root = make_app(settings)
+        self._open: dict[Path, OpenModel] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def models_dir(self) -> Path:
+        return Path(self._root.workspace_service().models_dir)
+
+    @property
+    def presets(self) -> tuple[str, ...]:
+        return tuple(PRESETS)
+
+    def catalog(self) -> list[WorkspaceSummary]:
+        """Every workspace under the models folder, newest first."""
+        folder = self.models_dir
+        if not folder.is_dir():
+            return []
+        summaries = []
+        service = self._root.workspace_service()
+        for directory in sorted(folder.iterdir()):
+            if not (directory / METADATA_FILE).is_file():
+                continue
+            try:
+                workspace = service.open(directory)
+            except WorkspaceError:
+                continue  # a damaged folder is not offered; the CLI says what is wrong
+            metadata = workspace.metadata
+            summaries.append(
+                WorkspaceSummary(
+                    id=metadata.id,
+                    preset=metadata.preset,
+                    dataset=str(metadata.dataset.get("name", "?")),
+                    pool_size=metadata.pool_size,
+                    rounds=len(metadata.rounds),
+                    created=metadata.created,
+                )
+            )
+        return sorted(summaries, key=lambda s: s.created, reverse=True)
+
+    def create(
+        self, preset: str, model_id: str | None = None, num_samples: int | None = None
+    ) -> Workspace:
+        """A new workspace on the server's dataset (the embedded MNIST by default)."""
+        if model_id is not None:
+            check_workspace_id(model_id)
+        data: DataSettings = self.settings.data
+        workspace: Workspace = self._root.workspace_service().init(
+            preset, data, model_id, num_samples=num_samples
+        )
+        return workspace
+
+    def create_from_yaml(
+        self,
+        base_preset: str,
+        text: str,
+        source_name: str,
+        model_id: str | None = None,
+        num_samples: int | None = None,
+    ) -> Workspace:
+        """A new workspace whose spec is the YAML text's (a `preset:` key in it, else
+        `base_preset`, supplies the fields it leaves out); errors name the line."""
+        spec = self._root.dashboard_spec_from_yaml()(text, source_name)
+        return self._create_with_spec(
+            self._root.workspace_service(),
+            self.settings.data,
+            base_preset,
+            spec,
+            model_id,
+            num_samples,
+        )
+
+    def clone(self, source: OpenModel, model_id: str | None = None) -> Workspace:
+        """A new workspace with the same preset, spec, pool and labels as `source`."""
+        workspace = source.workspace
+        spec = source.model().spec if workspace.has_model else workspace.spec
+        metadata = workspace.metadata
+        created = self._create_with_spec(
+            source.app.workspace_service(),
+            dataset_settings_of(workspace),
+            metadata.preset,
+            spec,
+            model_id,
+            metadata.pool_size if metadata.subset else None,
+            seed=metadata.pool_seed,
+        )
+        labels = source.labels().labels()
+        if len(labels):
+            self.open_directory(created.directory).labels().import_labels(labels, "clone")
+        return created
+
+    @staticmethod
+    def _create_with_spec(
+        service: Any,
+        data: DataSettings,
+        base_preset: str,
+        spec: ModelSpec,
+        model_id: str | None,
+        num_samples: int | None,
+        seed: int = 0,
+    ) -> Workspace:
+        if model_id is not None:
+            check_workspace_id(model_id)
+        base = preset(base_preset)
+        overrides = {
+            name: getattr(spec, name)
+            for name in ModelSpec.field_names()
+            if name not in ("input_shape", "num_classes")
+            and getattr(spec, name) != getattr(base, name)
+        }
+        workspace: Workspace = service.init(
+            base_preset,
+            data,
+            model_id,
+            num_samples=num_samples,
+            seed=seed,
+            overrides=overrides,
+        )
+        return workspace
+
+    def directory_of(self, model_id: str) -> Path:
+        """The folder of workspace `model_id`; WorkspaceError for ids that are not plain
+        names, lead outside the models folder or name no workspace."""
+        check_workspace_id(model_id)
+        directory = self.models_dir / model_id
+        if not inside(directory, self.models_dir):
+            raise WorkspaceError(f"workspace id {model_id!r} leads outside the models folder")
+        if not directory.is_dir():
+            raise WorkspaceError(
+                f"there is no model {model_id!r} in {self.models_dir}; create one on the "
+                "start page or with ssvae init"
+            )
+        return directory
+
+    def open(self, model_id: str) -> OpenModel:
+        """The open model with id `model_id` (opened on first use)."""
+        return self.open_directory(self.directory_of(model_id))
+
+    def open_directory(self, directory: Path) -> OpenModel:
+        """The open model in `directory` (a folder given on the command line)."""
+        key = Path(directory).resolve()
+        with self._lock:
+            if key not in self._open:
+                workspace = self._root.workspace_service().open(key)
+                settings = workspace_settings(workspace, self.settings.artifacts_dir)
+                self._open[key] = OpenModel(workspace, self._make_app(settings), key.parent)
+            return self._open[key]

@@ -1,0 +1,262 @@
+"""The Label page's view model: keys and groups become label changes, points become details.
+
+Every change goes through the LabelService (so it is in the store's history and durable when
+the call returns); the page only redraws the rows an update names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from ssvae.application.dashboard_map import DashboardError, PoolMap, user_codes
+from ssvae.application.labeling import LabelService
+from ssvae.domain.labels import LabelSet
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+SampleLoader = Callable[[IntArray], npt.NDArray[np.float32]]
+Reconstructor = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+
+UNLABELLED = "(unlabelled)"
+DELETE_KEYS = ("Delete", "Backspace")
+
+
+@attrs.frozen(eq=False)
+class LabelUpdate:
+    """What an action changed: the map rows to redraw with their new class codes (-1: none)."""
+
+    rows: IntArray
+    codes: IntArray
+    message: str
+    counts: dict[str, int]
+
+
+@attrs.frozen
+class GroupPreview:
+    """What labelling a group would do: how many points, and the classes they hold now."""
+
+    count: int
+    target: str | None  # None: remove their labels
+    previous: dict[str, int]  # class name (or UNLABELLED) -> how many hold it now
+
+    def summary(self) -> str:
+        """One line for the confirmation dialog."""
+        held = ", ".join(f"{name}: {n}" for name, n in self.previous.items() if n)
+        action = f"label {self.count} points as {self.target!r}"
+        if self.target is None:
+            action = f"remove the labels of {self.count} points"
+        return f"{action}; they hold now {held or 'nothing'}"
+
+
+@attrs.frozen
+class Neighbour:
+    """A labelled sample near another in the latent space."""
+
+    serial: int
+    class_name: str
+    distance: float
+
+
+@attrs.frozen(eq=False)
+class SampleDetail:
+    """Everything the Label page shows about one point."""
+
+    serial: int
+    row: int
+    x: npt.NDArray[np.float32]
+    reconstruction: npt.NDArray[np.float32] | None
+    class_names: tuple[str, ...]
+    class_probs: FloatArray
+    tau_probs: FloatArray | None
+    predicted: str
+    certainty: float
+    user_label: str | None
+    true_label: str | None
+    neighbours: tuple[Neighbour, ...]
+
+
+class LabelBoard:
+    """Labelling on the map for one browser session; group actions undo as one step."""
+
+    def __init__(
+        self,
+        labels: LabelService,
+        pool_map: PoolMap,
+        load_samples: SampleLoader,
+        reconstruct: Reconstructor | None = None,
+        *,
+        source: str = "dashboard",
+    ) -> None:
+        self._labels = labels
+        self.pool_map = pool_map
+        self._load_samples = load_samples
+        self._reconstruct = reconstruct
+        self._source = source
+        # History entries each of this session's actions made, newest last: a group labelled
+        # at once is undone at once. The LabelService undoes one entry per call.
+        self._action_sizes: list[int] = []
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.pool_map.vocabulary.names
+
+    def labels(self) -> LabelSet:
+        """The labels as stored now."""
+        return self._labels.labels()
+
+    def counts(self) -> dict[str, int]:
+        """Labels per class, every class present."""
+        return self._labels.counts()
+
+    def codes(self) -> IntArray:
+        """The user's class code of every map row (-1: unlabelled)."""
+        return user_codes(self.pool_map, self._labels.labels())
+
+    def class_for_key(self, key: str) -> str | None:
+        """The class a key gives: a class named by the key, else digit i for the i-th of at
+        most ten classes; None when the key names no class."""
+        names = self.class_names
+        if key in names:
+            return key
+        if len(key) == 1 and key.isdigit() and int(key) < len(names) <= 10:
+            return names[int(key)]
+        return None
+
+    def press(self, serial: int | None, key: str, ctrl: bool = False) -> LabelUpdate | None:
+        """A key pressed on the page: a class key labels `serial`, Delete unlabels it, Ctrl+Z
+        undoes. None when the key does nothing."""
+        if ctrl:
+            return self.undo() if key.lower() == "z" else None
+        if serial is None:
+            return None
+        if key in DELETE_KEYS:
+            return self.remove([serial])
+        class_name = self.class_for_key(key)
+        if class_name is None:
+            return None
+        return self.assign([serial], class_name)
+
+    def assign(self, serials: Sequence[int] | IntArray, class_name: str) -> LabelUpdate:
+        """Give every serial the class `class_name` (one undo step)."""
+        if class_name not in self.pool_map.vocabulary:
+            self.pool_map.vocabulary.index(class_name)  # LabelError listing the classes
+        return self._change(serials, class_name)
+
+    def remove(self, serials: Sequence[int] | IntArray) -> LabelUpdate:
+        """Remove the labels of every serial (one undo step)."""
+        return self._change(serials, None)
+
+    def _change(self, serials: Sequence[int] | IntArray, class_name: str | None) -> LabelUpdate:
+        chosen = np.unique(np.asarray(serials, np.int64))
+        if chosen.size == 0:
+            raise DashboardError("no point is selected; click a point or draw around a group")
+        rows = self.pool_map.rows_of(chosen)
+        before = self._labels.labels()
+        changed = sum(1 for s in chosen.tolist() if before.get(s) != class_name)
+        if class_name is None:
+            after = self._labels.unset(chosen.tolist(), self._source)
+        else:
+            after = self._labels.set(chosen.tolist(), class_name, self._source)
+        if changed:
+            self._action_sizes.append(changed)
+        what = f"as {class_name!r}" if class_name is not None else "unlabelled"
+        noun = "point" if chosen.size == 1 else "points"
+        detail = f" (serial {int(chosen[0])})" if chosen.size == 1 else ""
+        return self._update(
+            rows, chosen, after, f"{chosen.size} {noun} {what}{detail}; {len(after)} labels"
+        )
+
+    def undo(self) -> LabelUpdate:
+        """Undo this session's latest action (a whole group at once); with none left, the
+        store's latest change."""
+        steps = self._action_sizes.pop() if self._action_sizes else 1
+        serials: list[int] = []
+        for _ in range(steps):
+            entry = self._labels.undo(self._source)
+            if entry is None:
+                break
+            serials.append(entry.serial)
+        labels = self._labels.labels()
+        if not serials:
+            empty = np.zeros(0, np.int64)
+            return LabelUpdate(empty, empty, "nothing to undo", labels.counts())
+        unique = np.unique(np.asarray(serials, np.int64))
+        inside = unique[np.isin(unique, self.pool_map.serials)]
+        rows = self.pool_map.rows_of(inside) if inside.size else np.zeros(0, np.int64)
+        noun = "change" if len(serials) == 1 else "changes"
+        return self._update(rows, inside, labels, f"undone {len(serials)} {noun}")
+
+    def _update(
+        self, rows: IntArray, serials: IntArray, labels: LabelSet, message: str
+    ) -> LabelUpdate:
+        vocabulary = self.pool_map.vocabulary
+        codes = np.array(
+            [
+                -1 if (name := labels.get(int(s))) is None else vocabulary.index(name)
+                for s in serials
+            ],
+            np.int64,
+        )
+        return LabelUpdate(rows, codes, message, labels.counts())
+
+    def preview(self, serials: Sequence[int] | IntArray, class_name: str | None) -> GroupPreview:
+        """What labelling `serials` as `class_name` (None: removing) would overwrite."""
+        chosen = np.unique(np.asarray(serials, np.int64))
+        self.pool_map.rows_of(chosen)
+        labels = self._labels.labels()
+        previous = dict.fromkeys((*self.class_names, UNLABELLED), 0)
+        for serial in chosen.tolist():
+            previous[labels.get(serial) or UNLABELLED] += 1
+        return GroupPreview(int(chosen.size), class_name, previous)
+
+    def load_sample(self, serial: int) -> npt.NDArray[np.float32]:
+        """The input of one pool sample."""
+        sample: npt.NDArray[np.float32] = self._load_samples(np.array([serial], np.int64))[0]
+        return sample
+
+    def detail(self, serial: int, neighbours: int = 5) -> SampleDetail:
+        """The sample, its reconstruction, both classifiers' probabilities and its nearest
+        labelled neighbours in the latent space."""
+        pool_map = self.pool_map
+        row = int(pool_map.rows_of([serial])[0])
+        x = self._load_samples(np.array([serial], np.int64))
+        reconstruction = None
+        if self._reconstruct is not None:
+            reconstruction = self._reconstruct(x)[0]
+        labels = self._labels.labels()
+        names = self.class_names
+        truth = None
+        if pool_map.true_classes is not None and pool_map.true_classes[row] >= 0:
+            truth = names[int(pool_map.true_classes[row])]
+        return SampleDetail(
+            serial=int(serial),
+            row=row,
+            x=x[0],
+            reconstruction=reconstruction,
+            class_names=names,
+            class_probs=pool_map.class_probs[row],
+            tau_probs=None if pool_map.tau_probs is None else pool_map.tau_probs[row],
+            predicted=names[int(pool_map.class_probs[row].argmax())],
+            certainty=float(pool_map.certainty[row]),
+            user_label=labels.get(int(serial)),
+            true_label=truth,
+            neighbours=self._neighbours(row, labels, neighbours),
+        )
+
+    def _neighbours(self, row: int, labels: LabelSet, count: int) -> tuple[Neighbour, ...]:
+        serials = labels.serials()
+        serials = serials[np.isin(serials, self.pool_map.serials)]
+        serials = serials[serials != self.pool_map.serials[row]]
+        if serials.size == 0 or count <= 0:
+            return ()
+        rows = self.pool_map.rows_of(serials)
+        distances = np.linalg.norm(self.pool_map.latent[rows] - self.pool_map.latent[row], axis=1)
+        nearest = np.lexsort((serials, distances))[:count]  # ties: lower serial first
+        return tuple(
+            Neighbour(int(serials[i]), str(labels.get(int(serials[i]))), float(distances[i]))
+            for i in nearest
+        )

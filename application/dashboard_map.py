@@ -1,0 +1,278 @@
+"""The latent map of the whole pool, as the dashboard draws it: positions and colour columns.
+
+Plain values built from a model's predictions; the dashboard only draws them. A 2-D latent is
+drawn as it is; a wider one through a PCA projection whose axes are computed once per model
+and kept with the map, so every page and every refresh of one model shows the same picture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from ssvae.domain.acquisition import POLICIES, AcquisitionError
+from ssvae.domain.errors import SsvaeError
+from ssvae.domain.labels import ClassVocabulary, LabelSet
+from ssvae.domain.model import Predictions
+from ssvae.domain.query import SELECTION_POLICIES
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+USER_LABEL = "user label"
+TRUE_LABEL = "true label"
+PREDICTED = "predicted class"
+CERTAINTY = "certainty"
+OOD = "tau OOD score"
+COMPONENT = "mixture component"
+ACQUISITION = "acquisition score"
+COLOUR_MODES: tuple[str, ...] = (
+    USER_LABEL,
+    TRUE_LABEL,
+    PREDICTED,
+    CERTAINTY,
+    OOD,
+    COMPONENT,
+    ACQUISITION,
+)
+
+# Policies whose score exists for every sample: the map can be coloured by it. The diverse
+# policies rank by their uncertainty score first, so the map shows that score.
+_SCORE_OF_POLICY: Mapping[str, str] = MappingProxyType(
+    {
+        "random": "random",
+        "least_confidence": "least_confidence",
+        "margin": "margin",
+        "entropy": "entropy",
+        "diverse_margin": "margin",
+        "diverse_entropy": "entropy",
+        "tau_ood": "tau_ood",
+    }
+)
+MAP_POLICIES: tuple[str, ...] = tuple(p for p in SELECTION_POLICIES if p in _SCORE_OF_POLICY)
+"""The policies whose acquisition score can colour the map."""
+
+
+class DashboardError(SsvaeError, ValueError):
+    """A request the dashboard cannot serve, with what to do instead."""
+
+
+@attrs.frozen(eq=False)
+class PoolMap:
+    """The pool in 2-D with the model's outputs for each point, row-aligned with `serials`."""
+
+    serials: IntArray
+    xy: FloatArray  # (n, 2) the drawn positions
+    axis_names: tuple[str, str]
+    latent: FloatArray  # (n, d) latent means: nearest neighbours are found here
+    class_probs: FloatArray  # (n, C) q(y|x)
+    tau_probs: FloatArray | None  # (n, C) sum_c r_c tau[c, y]
+    certainty: FloatArray
+    ood: FloatArray | None
+    component: IntArray | None  # most responsible mixture component
+    responsibilities: FloatArray | None  # (n, K) r_c(x)
+    true_classes: IntArray | None  # class index or -1 where the data has no truth
+    vocabulary: ClassVocabulary
+    num_components: int = 1
+
+    def __len__(self) -> int:
+        return int(self.serials.shape[0])
+
+    @property
+    def predicted(self) -> IntArray:
+        """The classifier's class per point."""
+        return np.asarray(self.class_probs.argmax(axis=1), np.int64)
+
+    def rows_of(self, serials: npt.ArrayLike) -> IntArray:
+        """The map rows of `serials`; DashboardError naming a serial the map does not hold."""
+        wanted = np.atleast_1d(np.asarray(serials, np.int64))
+        rows = np.searchsorted(self.serials, wanted)
+        rows = np.minimum(rows, len(self) - 1)
+        missing = wanted[self.serials[rows] != wanted]
+        if missing.size:
+            raise DashboardError(
+                f"serial {int(missing[0])} is not in the pool of this model; pick a point "
+                "on the map"
+            )
+        return np.asarray(rows, np.int64)
+
+
+def project_2d(latent: npt.ArrayLike) -> tuple[FloatArray, tuple[str, str]]:
+    """The latent itself when 2-D (1-D: a zero second axis), else its first two PCA axes.
+
+    Axis signs are fixed (largest loading positive) so the same latent always gives the same
+    picture, whatever the SVD routine's sign convention.
+    """
+    z = np.asarray(latent, np.float64)
+    if z.ndim != 2 or z.shape[0] == 0:
+        raise DashboardError(f"latent codes must be (samples, dims) with samples, got {z.shape}")
+    if z.shape[1] == 1:
+        return np.column_stack([z[:, 0], np.zeros(len(z))]), ("z1", "(none)")
+    if z.shape[1] == 2:
+        return z.copy(), ("z1", "z2")
+    centred = z - z.mean(axis=0, keepdims=True)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    axes = vt[:2]
+    signs = np.sign(axes[np.arange(2), np.abs(axes).argmax(axis=1)])
+    axes = axes * np.where(signs == 0, 1.0, signs)[:, None]
+    projected: FloatArray = centred @ axes.T
+    return projected, ("PC 1", "PC 2")
+
+
+def build_pool_map(
+    serials: npt.ArrayLike,
+    predictions: Predictions,
+    vocabulary: ClassVocabulary,
+    true_classes: npt.ArrayLike | None = None,
+) -> PoolMap:
+    """The map of a pool from the model's predictions on it (rows sorted by serial)."""
+    serial_array = np.asarray(serials, np.int64)
+    order = np.argsort(serial_array, kind="stable")
+    latent = np.asarray(predictions.latent_mean, np.float64)[order]
+    xy, axis_names = project_2d(latent)
+    responsibilities = predictions.responsibilities
+    component = None
+    num_components = 1 if responsibilities is None else int(responsibilities.shape[1])
+    if responsibilities is not None and num_components > 1:
+        component = np.asarray(responsibilities.argmax(axis=1), np.int64)[order]
+    truth = None
+    if true_classes is not None:
+        truth = np.asarray(true_classes, np.int64)[order]
+    return PoolMap(
+        serials=serial_array[order],
+        xy=xy,
+        axis_names=axis_names,
+        latent=latent,
+        class_probs=np.asarray(predictions.class_probs, np.float64)[order],
+        tau_probs=None
+        if predictions.tau_probs is None
+        else np.asarray(predictions.tau_probs, np.float64)[order],
+        certainty=np.asarray(predictions.certainty, np.float64)[order],
+        ood=None
+        if predictions.ood_score is None
+        else np.asarray(predictions.ood_score, np.float64)[order],
+        component=component,
+        responsibilities=None
+        if responsibilities is None
+        else np.asarray(responsibilities, np.float64)[order],
+        true_classes=truth,
+        vocabulary=vocabulary,
+        num_components=num_components,
+    )
+
+
+@attrs.frozen(eq=False)
+class ColourColumn:
+    """What colours the points: category codes (-1 = none) with names, or continuous values."""
+
+    mode: str
+    values: FloatArray
+    categories: tuple[str, ...] | None  # None for a continuous colour scale
+    note: str = ""  # shown under the map, e.g. why a mode is empty
+
+
+def user_codes(pool_map: PoolMap, labels: LabelSet) -> IntArray:
+    """The user's class index per map row, -1 where unlabelled."""
+    codes = np.full(len(pool_map), -1, np.int64)
+    serials = labels.serials()
+    if serials.size:
+        rows = np.searchsorted(pool_map.serials, serials)
+        rows = np.minimum(rows, max(len(pool_map) - 1, 0))
+        inside = pool_map.serials[rows] == serials
+        codes[rows[inside]] = labels.class_indices()[inside]
+    return codes
+
+
+def acquisition_scores(pool_map: PoolMap, policy: str, seed: int = 0) -> FloatArray:
+    """Every point's score under `policy`; DashboardError for policies without one."""
+    if policy not in _SCORE_OF_POLICY:
+        if policy not in SELECTION_POLICIES:
+            raise AcquisitionError(
+                f"unknown acquisition policy {policy!r}; choose one of "
+                f"{', '.join(SELECTION_POLICIES)}"
+            )
+        raise DashboardError(
+            f"policy {policy!r} scores a batch, not each sample; colour the map by one of "
+            f"{', '.join(MAP_POLICIES)}"
+        )
+    score = _SCORE_OF_POLICY[policy]
+    if score == "tau_ood":
+        if pool_map.ood is None:
+            raise DashboardError(
+                "this model has no OOD score yet: train it with labels on a mixture prior"
+            )
+        return np.asarray(pool_map.ood, np.float64)
+    return POLICIES[score](pool_map.class_probs, seed)
+
+
+def colour_column(
+    pool_map: PoolMap, mode: str, labels: LabelSet, policy: str = "margin", seed: int = 0
+) -> ColourColumn:
+    """The colour values of `mode` for every map row."""
+    names = pool_map.vocabulary.names
+    if mode == USER_LABEL:
+        return ColourColumn(mode, user_codes(pool_map, labels).astype(np.float64), names)
+    if mode == TRUE_LABEL:
+        if pool_map.true_classes is None:
+            empty = np.full(len(pool_map), -1.0)
+            return ColourColumn(mode, empty, names, "this dataset has no true labels")
+        return ColourColumn(mode, pool_map.true_classes.astype(np.float64), names)
+    if mode == PREDICTED:
+        return ColourColumn(mode, pool_map.predicted.astype(np.float64), names)
+    if mode == CERTAINTY:
+        return ColourColumn(mode, pool_map.certainty.astype(np.float64), None)
+    if mode == OOD:
+        if pool_map.ood is None:
+            return ColourColumn(
+                mode, np.zeros(len(pool_map)), None, "no OOD score: the model has no tau map yet"
+            )
+        return ColourColumn(mode, np.asarray(pool_map.ood, np.float64), None)
+    if mode == COMPONENT:
+        if pool_map.component is None:
+            empty = np.full(len(pool_map), -1.0)
+            return ColourColumn(mode, empty, ("0",), "the model's prior has one component")
+        components = tuple(str(c) for c in range(pool_map.num_components))
+        return ColourColumn(mode, pool_map.component.astype(np.float64), components)
+    if mode == ACQUISITION:
+        return ColourColumn(f"{mode} ({policy})", acquisition_scores(pool_map, policy, seed), None)
+    raise DashboardError(f"unknown colour mode {mode!r}; choose one of {', '.join(COLOUR_MODES)}")
+
+
+def nearest_row(pool_map: PoolMap, x: float, y: float, x_span: float, y_span: float) -> int:
+    """The map row nearest to (x, y), distances measured in units of the visible spans, so
+    a click picks the point nearest on screen whatever the axes' scales."""
+    if len(pool_map) == 0:
+        raise DashboardError("the map is empty: the model's pool has no samples")
+    dx = (pool_map.xy[:, 0] - x) / (x_span if x_span > 0 else 1.0)
+    dy = (pool_map.xy[:, 1] - y) / (y_span if y_span > 0 else 1.0)
+    return int(np.argmin(dx * dx + dy * dy))
+
+
+def rows_in_polygon(pool_map: PoolMap, xs: npt.ArrayLike, ys: npt.ArrayLike) -> IntArray:
+    """Map rows inside the polygon with vertices (xs, ys), by the even-odd rule."""
+    vx, vy = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
+    if vx.shape != vy.shape or vx.ndim != 1 or vx.size < 3:
+        return np.zeros(0, np.int64)
+    px, py = pool_map.xy[:, 0], pool_map.xy[:, 1]
+    inside = np.zeros(len(pool_map), bool)
+    for i in range(vx.size):
+        x1, y1, x2, y2 = vx[i - 1], vy[i - 1], vx[i], vy[i]
+        if y1 == y2:
+            continue  # a horizontal edge crosses no horizontal ray
+        crosses = (y1 > py) != (y2 > py)
+        at_x = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= crosses & (px < at_x)
+    return np.flatnonzero(inside).astype(np.int64)
+
+
+def rows_in_box(pool_map: PoolMap, x0: float, x1: float, y0: float, y1: float) -> IntArray:
+    """Map rows inside the axis-aligned box (corners in any order)."""
+    left, right = sorted((x0, x1))
+    bottom, top = sorted((y0, y1))
+    px, py = pool_map.xy[:, 0], pool_map.xy[:, 1]
+    inside = (px >= left) & (px <= right) & (py >= bottom) & (py <= top)
+    return np.flatnonzero(inside).astype(np.int64)

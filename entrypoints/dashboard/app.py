@@ -1,0 +1,177 @@
+# mypy: disable-error-code="no-untyped-call"
+# (Panel and Bokeh widgets are param classes whose constructors carry no annotations.)
+"""One browser session: the landing page, or a model's four pages with one key listener."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import panel as pn
+
+from ssvae.application.dashboard_hub import DashboardHub, OpenModel
+from ssvae.application.dashboard_label import LabelUpdate
+from ssvae.application.dashboard_queue import QueueBoard
+from ssvae.domain.errors import SsvaeError
+from ssvae.entrypoints.dashboard.label_page import LabelPage
+from ssvae.entrypoints.dashboard.model_page import ModelPage
+from ssvae.entrypoints.dashboard.queue_page import QueuePage
+from ssvae.entrypoints.dashboard.train_page import POLL_MS, TrainPage
+from ssvae.entrypoints.dashboard.widgets import KeyCatcher, text_of
+
+TITLE = "ssvae: label, query, train"
+
+
+def _header(text: str) -> pn.pane.HTML:
+    return pn.pane.HTML(
+        f"<h1 style='margin:4px 0'><a href='/' style='text-decoration:none;color:inherit'>"
+        f"ssvae</a> <small style='color:#666'>{text}</small></h1>"
+    )
+
+
+def go_to(model_id: str) -> None:
+    """Open model `model_id` in this browser tab."""
+    location = pn.state.location
+    if location is not None:
+        location.param.update(search=f"?model={model_id}", reload=True)
+
+
+class Landing:
+    """The start page: the models under artifacts/models, and a form to create one."""
+
+    def __init__(self, hub: DashboardHub, problem: str = "") -> None:
+        self.hub = hub
+        self.preset = pn.widgets.Select(
+            name="preset", options=list(hub.presets), value=hub.presets[0], width=180
+        )
+        self.model_id = pn.widgets.TextInput(name="model id (optional)", width=220)
+        self.samples = pn.widgets.TextInput(
+            name="pool size (empty: the whole train split)", value="", width=260
+        )
+        create = pn.widgets.Button(name="create model", button_type="primary")
+        create.on_click(lambda _: self.create())
+        self.status = pn.pane.HTML(
+            f"<div class='ssvae-landing-status' style='color:#c0392b'>{html.escape(problem)}</div>"
+        )
+        self.view = pn.Column(
+            _header("models"),
+            pn.pane.HTML(self._catalog_html()),
+            pn.pane.HTML(
+                f"<h3>create a model on {html.escape(hub.settings.data.name)}</h3>"
+                "<p>a workspace holds a model's spec, checkpoint and labels; a pool of a few "
+                "thousand samples trains in seconds</p>"
+            ),
+            pn.Row(self.preset, self.model_id, self.samples),
+            create,
+            self.status,
+        )
+
+    def _catalog_html(self) -> str:
+        models = self.hub.catalog()
+        if not models:
+            folder = html.escape(str(self.hub.models_dir))
+            return f"<p class='ssvae-no-models'>no model yet in {folder}: create one below</p>"
+        rows = "".join(
+            f"<tr><td><a class='ssvae-model-link' href='?model={html.escape(m.id)}'>"
+            f"{html.escape(m.id)}</a></td><td>{html.escape(m.preset)}</td>"
+            f"<td>{html.escape(m.dataset)}</td><td>{m.pool_size}</td><td>{m.rounds}</td>"
+            f"<td>{html.escape(m.created)}</td></tr>"
+            for m in models
+        )
+        return (
+            "<table class='ssvae-models'><tr><th>model</th><th>preset</th><th>data</th>"
+            f"<th>pool</th><th>runs</th><th>created</th></tr>{rows}</table>"
+        )
+
+    def create(self) -> None:
+        text = text_of(self.samples).strip()
+        try:
+            if text and not text.isdigit():
+                raise SsvaeError(
+                    f"pool size {text!r} is invalid: give a whole number or leave it empty"
+                )
+            workspace = self.hub.create(
+                self.preset.value,
+                text_of(self.model_id).strip() or None,
+                int(text) if text else None,
+            )
+        except SsvaeError as error:
+            self.status.object = (
+                f"<div class='ssvae-landing-status' style='color:#c0392b'>"
+                f"{html.escape(str(error))}</div>"
+            )
+            return
+        self.status.object = (
+            f"<div class='ssvae-landing-status'>created {html.escape(workspace.id)}</div>"
+        )
+        go_to(workspace.id)
+
+
+class ModelApp:
+    """A model's pages; keys go to the page on show."""
+
+    def __init__(self, hub: DashboardHub, model: OpenModel) -> None:
+        self.hub = hub
+        self.model = model
+        self.keys = KeyCatcher()
+        self.label = LabelPage(model.board(), model.info.kind)
+        generated = None
+        try:
+            generated = model.generated(per_class=4)
+        except SsvaeError:
+            generated = None
+        self.queue = QueuePage(QueueBoard(model.board()), model.info.kind, generated)
+        self.train = TrainPage(model, self.run_finished)
+        self.model_page = ModelPage(hub, model, go_to)
+        self.queue.on_update = self._queue_labelled
+        self.tabs = pn.Tabs(
+            self.label.view, self.queue.view, self.train.view, self.model_page.view, dynamic=False
+        )
+        self.keys.param.watch(self._key, "pressed")
+        self.view = pn.Column(
+            _header(f"model {html.escape(model.id)}"), self.keys, self.tabs, name="ssvae"
+        )
+
+    def _key(self, event: Any) -> None:
+        key, ctrl = str(event.new[0]), bool(event.new[1])
+        page = (self.label, self.queue, None, None)[self.tabs.active]
+        if page is not None:
+            page.press(key, ctrl)
+
+    def _queue_labelled(self, update: LabelUpdate) -> None:
+        self.label.apply(update)
+
+    def run_finished(self) -> None:
+        """A training run ended: new predictions on every page."""
+        board = self.model.board()
+        self.label.replace_board(board)
+        self.queue.board.board = board
+        self.model_page.refresh()
+        try:
+            self.queue.generated.object = ""
+            self.queue.show_generated(self.model.generated(per_class=4))
+        except SsvaeError:
+            pass
+
+    def start_polling(self) -> None:
+        pn.state.add_periodic_callback(self.train.poll, period=POLL_MS)
+
+
+def session(hub: DashboardHub, default_model: Path | None) -> Any:
+    """The page for one browser session: `?model=<id>` or the server's --model, else the
+    landing page."""
+    pn.state.cache  # noqa: B018 - touch the session state so Panel sets it up
+    requested = pn.state.session_args.get("model")
+    try:
+        if requested:
+            model = hub.open(requested[0].decode("utf-8", errors="replace"))
+        elif default_model is not None:
+            model = hub.open_directory(default_model)
+        else:
+            return Landing(hub).view
+        app = ModelApp(hub, model)
+    except SsvaeError as error:
+        return Landing(hub, str(error)).view
+    pn.state.onload(app.start_polling)
+    return app.view

@@ -1,0 +1,82 @@
+"""`ssvae dashboard`: serve the Panel app (Panel is imported only when the command runs)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ssvae.domain.errors import SsvaeError
+
+PASSWORD_VARIABLE = "SSVAE_DASHBOARD_PASSWORD"
+
+
+@click.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; anything but loopback is reachable from other machines.",
+)
+@click.option(
+    "--port", default=5006, show_default=True, type=click.IntRange(1, 65535), help="TCP port."
+)
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Open this model workspace (artifacts/models/<id>) directly.",
+)
+@click.option(
+    "--artifacts",
+    "artifacts_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("artifacts"),
+    show_default=True,
+    help="Folder whose models/ holds the workspaces the start page lists and creates.",
+)
+@click.option(
+    "--dataset",
+    default="mnist",
+    show_default=True,
+    help="Built-in dataset that new models from the start page use.",
+)
+@click.option("--show", is_flag=True, help="Open the page in a web browser.")
+@click.option(
+    "--basic-auth",
+    is_flag=True,
+    help=f"Ask for a password (taken from ${PASSWORD_VARIABLE}) before showing any page.",
+)
+def dashboard(
+    host: str,
+    port: int,
+    model_dir: Path | None,
+    artifacts_dir: Path,
+    dataset: str,
+    show: bool,
+    basic_auth: bool,
+) -> None:
+    """Label in the latent space, follow the queue and train in the background (a web page)."""
+    from ssvae.application.settings import AppSettings, DataSettings
+    from ssvae.entrypoints.dashboard.server import is_loopback, serve
+
+    password = None
+    if basic_auth:
+        password = os.environ.get(PASSWORD_VARIABLE, "")
+        if not password:
+            raise SsvaeError(
+                f"--basic-auth needs a password in the environment variable {PASSWORD_VARIABLE}"
+            )
+    if not is_loopback(host):
+        click.echo(
+            f"warning: listening on {host}: other machines can reach the dashboard"
+            + ("" if basic_auth else "; consider --basic-auth"),
+            err=True,
+        )
+    settings = AppSettings(data=DataSettings(name=dataset), artifacts_dir=artifacts_dir)
+    echo: Any = lambda text: click.echo(text, err=False)  # noqa: E731
+    serve(
+        settings, host=host, port=port, model_dir=model_dir, show=show, password=password, echo=echo
+    )

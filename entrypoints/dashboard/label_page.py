@@ -1,0 +1,318 @@
+# mypy: disable-error-code="no-untyped-call"
+# (Panel and Bokeh widgets are param classes whose constructors carry no annotations.)
+"""Label page: the latent map, the clicked sample, keys and buttons that set its class."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import panel as pn
+
+from ssvae.application.dashboard_label import LabelBoard, LabelUpdate, SampleDetail
+from ssvae.application.dashboard_map import (
+    ACQUISITION,
+    COLOUR_MODES,
+    MAP_POLICIES,
+    USER_LABEL,
+    colour_column,
+)
+from ssvae.domain.errors import SsvaeError
+from ssvae.entrypoints.dashboard.latent_map import LatentMapView, category_palette
+from ssvae.entrypoints.dashboard.widgets import png_data_url
+
+IntArray = npt.NDArray[np.int64]
+REMOVE = "(remove labels)"
+
+
+def counters_html(counts: dict[str, int]) -> str:
+    """One coloured chip per class with its count, and the total."""
+    palette = category_palette(len(counts))
+    chips = "".join(
+        f'<span class="ssvae-chip" data-class="{html.escape(name)}" '
+        f'style="border-left:6px solid {colour};padding:2px 6px;margin:2px;'
+        f'background:#f4f4f4;display:inline-block">{html.escape(name)}: '
+        f'<b class="ssvae-count">{count}</b></span>'
+        for (name, count), colour in zip(counts.items(), palette, strict=True)
+    )
+    total = sum(counts.values())
+    return f'<div class="ssvae-counters">{chips} <span>total: <b>{total}</b></span></div>'
+
+
+def probability_bars(names: tuple[str, ...], probs: Any, title: str) -> str:
+    """A small HTML bar chart of class probabilities."""
+    rows = "".join(
+        f'<tr><td style="padding-right:6px">{html.escape(name)}</td><td style="width:160px">'
+        f'<div style="background:#4a7ab5;height:10px;width:{max(float(p), 0.0) * 100:.1f}%">'
+        f'</div></td><td style="padding-left:6px">{float(p):.2f}</td></tr>'
+        for name, p in zip(names, probs, strict=True)
+    )
+    return f"<b>{html.escape(title)}</b><table style='font-size:12px'>{rows}</table>"
+
+
+def sample_html(x: Any, kind: str, scale: int = 5) -> str:
+    """An image as a PNG, a vector as its leading values."""
+    array = np.asarray(x)
+    if kind == "image" and array.ndim >= 2:
+        return f'<img src="{png_data_url(array, scale)}" style="image-rendering:pixelated">'
+    shown = ", ".join(f"{v:.3g}" for v in array.reshape(-1)[:12])
+    more = ", ..." if array.size > 12 else ""
+    return f"<code>[{shown}{more}]</code> ({array.size} values)"
+
+
+def detail_html(detail: SampleDetail, kind: str) -> str:
+    """The clicked sample: input, reconstruction, labels, both classifiers, neighbours."""
+    parts = [
+        f'<div class="ssvae-detail" data-serial="{detail.serial}">',
+        f"<h3 style='margin:0'>serial {detail.serial}</h3>",
+        "<div style='display:flex;gap:12px'>",
+        f"<div>sample<br>{sample_html(detail.x, kind)}</div>",
+    ]
+    if detail.reconstruction is not None:
+        parts.append(f"<div>reconstruction<br>{sample_html(detail.reconstruction, kind)}</div>")
+    parts.append("</div>")
+    user = detail.user_label if detail.user_label is not None else "-"
+    truth = detail.true_label if detail.true_label is not None else "unknown"
+    parts.append(
+        f"<p>label: <b class='ssvae-user-label'>{html.escape(user)}</b> · true: "
+        f"{html.escape(truth)} · predicted: {html.escape(detail.predicted)} "
+        f"({detail.certainty:.2f})</p>"
+    )
+    parts.append("<div style='display:flex;gap:16px'>")
+    parts.append(probability_bars(detail.class_names, detail.class_probs, "q(y|x)"))
+    if detail.tau_probs is not None:
+        parts.append(probability_bars(detail.class_names, detail.tau_probs, "tau classifier"))
+    parts.append("</div>")
+    if detail.neighbours:
+        items = "".join(
+            f"<li>serial {n.serial}: {html.escape(n.class_name)} (distance {n.distance:.2f})</li>"
+            for n in detail.neighbours
+        )
+        parts.append(f"<b>nearest labelled</b><ul style='margin:0'>{items}</ul>")
+    else:
+        parts.append("<i>no labelled neighbour yet</i>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+class LabelPage:
+    """The Label tab: map, detail, class keys, group labelling with a confirmation."""
+
+    def __init__(self, board: LabelBoard, kind: str, *, policy: str = "margin") -> None:
+        self.board = board
+        self.kind = kind
+        self.selected: int | None = None  # the clicked serial
+        self.group: IntArray = np.zeros(0, np.int64)  # lasso or box rows waiting for a class
+        names = board.class_names
+        self.mode = pn.widgets.Select(
+            name="colour by", options=list(COLOUR_MODES), value=USER_LABEL
+        )
+        self.policy = pn.widgets.Select(
+            name="policy", options=list(MAP_POLICIES), value=policy, visible=False
+        )
+        self.status = pn.pane.HTML(
+            "click a point, then press its class key", css_classes=["ssvae-status"]
+        )
+        self.note = pn.pane.HTML("")
+        self.counters = pn.pane.HTML(counters_html(board.counts()))
+        self.map = self._new_map()
+        self.map_holder = pn.Column(self.map.pane)
+        self.detail = pn.pane.HTML("<i>no point selected</i>", width=420)
+        buttons = []
+        for index, name in enumerate(names):
+            key = board.class_for_key(name) == name and len(name) == 1
+            hint = "" if key or index >= 10 or len(names) > 10 else f"[{index}] "
+            button = pn.widgets.Button(name=f"{hint}{name}", width=60 if len(name) < 4 else 120)
+            button.on_click(self._assigner(name))
+            buttons.append(button)
+        self.picker = pn.widgets.AutocompleteInput(
+            name="find a class",
+            options=list(names),
+            case_sensitive=False,
+            search_strategy="includes",
+            restrict=True,
+            min_characters=1,
+            width=200,
+        )
+        pick = pn.widgets.Button(name="set class", button_type="primary", width=100)
+        pick.on_click(lambda _: self._assign_picked())
+        delete = pn.widgets.Button(name="remove label (Del)", width=150)
+        delete.on_click(lambda _: self._remove_selected())
+        undo = pn.widgets.Button(name="undo (Ctrl+Z)", width=120)
+        undo.on_click(lambda _: self.undo())
+        self.group_target = pn.widgets.Select(name="class for the group", options=[*names, REMOVE])
+        self.group_info = pn.pane.HTML("")
+        group_button = pn.widgets.Button(name="label group…", button_type="warning")
+        group_button.on_click(lambda _: self._ask_group())
+        self.confirm_text = pn.pane.HTML("", css_classes=["ssvae-confirm-text"])
+        confirm = pn.widgets.Button(name="confirm", button_type="danger")
+        confirm.on_click(lambda _: self._confirm_group())
+        cancel = pn.widgets.Button(name="cancel")
+        cancel.on_click(lambda _: self._cancel_group())
+        self.confirm_box = pn.Column(self.confirm_text, pn.Row(confirm, cancel), visible=False)
+        self.group_box = pn.Column(
+            "### group",
+            self.group_info,
+            self.group_target,
+            group_button,
+            self.confirm_box,
+            visible=False,
+        )
+        self.mode.param.watch(lambda _: self._recolour(), "value")
+        self.policy.param.watch(lambda _: self._recolour(), "value")
+        side = pn.Column(
+            self.detail,
+            pn.FlexBox(*buttons, max_width=440),
+            pn.Row(self.picker, pick),
+            pn.Row(delete, undo),
+            self.group_box,
+            width=460,
+        )
+        self.view = pn.Column(
+            pn.Row(self.mode, self.policy),
+            self.counters,
+            self.status,
+            pn.Row(pn.Column(self.map_holder, self.note), side),
+            name="Label",
+        )
+
+    def _new_map(self) -> LatentMapView:
+        board = self.board
+        return LatentMapView(
+            board.pool_map,
+            colour_column(board.pool_map, USER_LABEL, board.labels()),
+            board.codes(),
+            self._point_clicked,
+            self._group_drawn,
+        )
+
+    def replace_board(self, board: LabelBoard) -> None:
+        """New predictions (after a training run): a new map, the same labels."""
+        self.board = board
+        self._cancel_group()
+        self.map = self._new_map()
+        self.mode.value = USER_LABEL
+        self.map_holder.objects = [self.map.pane]
+        self.counters.object = counters_html(board.counts())
+        if self.selected is not None:
+            self.map.highlight(board.pool_map.rows_of([self.selected]))
+            self._show_detail()
+
+    # Events from the map.
+
+    def _point_clicked(self, row: int) -> None:
+        self.selected = int(self.board.pool_map.serials[row])
+        self._cancel_group()
+        self._show_detail()
+
+    def _group_drawn(self, rows: IntArray) -> None:
+        self.group = rows
+        self.confirm_box.visible = False
+        if rows.size == 0:
+            self.group_box.visible = False
+            self.status.object = "no point inside the drawn area"
+            return
+        self.group_info.object = f"<b class='ssvae-group-count'>{rows.size}</b> points selected"
+        self.group_box.visible = True
+        self.status.object = f"{rows.size} points selected: choose a class for the group"
+
+    def _show_detail(self) -> None:
+        if self.selected is None:
+            return
+        try:
+            self.detail.object = detail_html(self.board.detail(self.selected), self.kind)
+        except SsvaeError as error:
+            self.detail.object = f"<span class='ssvae-error'>{html.escape(str(error))}</span>"
+
+    # Labelling.
+
+    def press(self, key: str, ctrl: bool) -> None:
+        """A key pressed while this page is shown."""
+        self._run(lambda: self.board.press(self.selected, key, ctrl))
+
+    def undo(self) -> None:
+        self._run(self.board.undo)
+
+    def _assign_selected(self, class_name: str) -> None:
+        if self.selected is None:
+            self.status.object = "click a point first"
+            return
+        self._run(lambda: self.board.assign([self.selected or 0], class_name))
+
+    def _assigner(self, class_name: str) -> Callable[[Any], None]:
+        def assign(_: Any) -> None:
+            self._assign_selected(class_name)
+
+        return assign
+
+    def _assign_picked(self) -> None:
+        if self.picker.value:
+            self._assign_selected(str(self.picker.value))
+
+    def _remove_selected(self) -> None:
+        if self.selected is not None:
+            self._run(lambda: self.board.remove([self.selected or 0]))
+
+    def _ask_group(self) -> None:
+        target = None if self.group_target.value == REMOVE else self.group_target.value
+        serials = self.board.pool_map.serials[self.group]
+        try:
+            preview = self.board.preview(serials, target)
+        except SsvaeError as error:
+            self.status.object = html.escape(str(error))
+            return
+        self.confirm_text.object = html.escape(preview.summary())
+        self.confirm_box.visible = True
+
+    def _confirm_group(self) -> None:
+        target = None if self.group_target.value == REMOVE else self.group_target.value
+        serials = self.board.pool_map.serials[self.group]
+        if target is None:
+            self._run(lambda: self.board.remove(serials))
+        else:
+            self._run(lambda: self.board.assign(serials, target))
+        self._cancel_group()
+
+    def _cancel_group(self) -> None:
+        self.group = np.zeros(0, np.int64)
+        self.confirm_box.visible = False
+        self.group_box.visible = False
+
+    def _run(self, action: Any) -> None:
+        try:
+            update = action()
+        except SsvaeError as error:
+            self.status.object = f"<span class='ssvae-error'>{html.escape(str(error))}</span>"
+            return
+        if update is not None:
+            self.apply(update)
+
+    def apply(self, update: LabelUpdate) -> None:
+        """Redraw what an action changed: the points, the counters, the detail."""
+        self.map.patch_labels(update.rows, update.codes, recolour=self.mode.value == USER_LABEL)
+        self.counters.object = counters_html(update.counts)
+        self.status.object = html.escape(update.message)
+        if self.selected is not None and np.isin(
+            self.selected, self.board.pool_map.serials[update.rows]
+        ):
+            self._show_detail()
+
+    def refresh_labels(self) -> None:
+        """Redraw every point's label (after a change made elsewhere, e.g. the Queue page)."""
+        self.map.set_labels(self.board.codes(), recolour=self.mode.value == USER_LABEL)
+        self.counters.object = counters_html(self.board.counts())
+
+    def _recolour(self) -> None:
+        self.policy.visible = self.mode.value == ACQUISITION
+        try:
+            column = colour_column(
+                self.board.pool_map, self.mode.value, self.board.labels(), self.policy.value
+            )
+        except SsvaeError as error:
+            self.note.object = f"<span class='ssvae-error'>{html.escape(str(error))}</span>"
+            return
+        self.map.recolour(column)
+        self.note.object = html.escape(column.note)

@@ -1,0 +1,129 @@
+# mypy: disable-error-code="no-untyped-call"
+# (Panel and Bokeh widgets are param classes whose constructors carry no annotations.)
+"""Queue page: the next k samples of a policy as a strip, labelled with the keyboard."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+import panel as pn
+
+from ssvae.application.dashboard_label import LabelUpdate
+from ssvae.application.dashboard_queue import QueueBoard
+from ssvae.domain.errors import SsvaeError
+from ssvae.entrypoints.dashboard.label_page import sample_html
+from ssvae.entrypoints.dashboard.widgets import png_data_url
+
+
+def strip_html(board: QueueBoard, kind: str) -> str:
+    """The queue as a row of large samples; the highlighted one framed."""
+    items = board.items()
+    if not items:
+        return "<i>the queue is empty: press 'refresh queue'</i>"
+    cards = []
+    for position, item in enumerate(items):
+        row = item.row
+        framed = position == board.position
+        border = "4px solid #d62728" if framed else "1px solid #ccc"
+        label = item.label if item.label is not None else "-"
+        cards.append(
+            f'<div class="ssvae-queue-item{" ssvae-highlighted" if framed else ""}" '
+            f'data-serial="{row.serial}" style="border:{border};padding:4px;margin:3px;'
+            f'text-align:center;font-size:12px">'
+            f"{sample_html(board.board.load_sample(row.serial), kind, scale=4)}<br>"
+            f"serial {row.serial}<br>score {row.score:.3f}<br>predicted "
+            f"{html.escape(row.predicted)} ({row.certainty:.2f})<br>label "
+            f"<b class='ssvae-queue-label'>{html.escape(label)}</b></div>"
+        )
+    return f"<div style='display:flex;flex-wrap:wrap'>{''.join(cards)}</div>"
+
+
+def generated_html(generated: Any, class_names: tuple[str, ...], kind: str) -> str:
+    """Per class: a few prior samples; per component: its mean decoded with every class."""
+    if kind != "image":
+        return "<i>generated samples are shown for image data</i>"
+    per_class = np.asarray(generated.per_class)
+    lines = ["<b>what the model thinks each class looks like</b><table>"]
+    for c, name in enumerate(class_names):
+        images = "".join(
+            f'<img src="{png_data_url(image, 2)}" style="margin:1px">' for image in per_class[c]
+        )
+        lines.append(f"<tr><td>{html.escape(name)}</td><td>{images}</td></tr>")
+    lines.append("</table>")
+    per_component = np.asarray(generated.per_component)
+    if per_component.shape[0] > 1:
+        weights = np.asarray(generated.mixing_weights)
+        lines.append("<b>each mixture component, written in every class</b><table>")
+        for k in range(per_component.shape[0]):
+            images = "".join(f'<img src="{png_data_url(image, 1)}">' for image in per_component[k])
+            lines.append(f"<tr><td>{k} ({weights[k]:.2f})</td><td>{images}</td></tr>")
+        lines.append("</table>")
+    return "".join(lines)
+
+
+class QueuePage:
+    """The Queue tab."""
+
+    def __init__(self, board: QueueBoard, kind: str, generated: Any | None = None) -> None:
+        self.board = board
+        self.kind = kind
+        self.policy = pn.widgets.Select(
+            name="policy", options=list(board.policies), value=board.policy, width=200
+        )
+        self.k = pn.widgets.IntInput(name="k", value=board.k, start=1, end=200, width=90)
+        refresh = pn.widgets.Button(name="refresh queue", button_type="primary")
+        refresh.on_click(lambda _: self.refresh())
+        self.status = pn.pane.HTML(
+            "<div class='ssvae-queue-status'>press 'refresh queue' to ask the policy</div>"
+        )
+        self.strip = pn.pane.HTML("", sizing_mode="stretch_width")
+        self.generated = pn.pane.HTML(
+            "" if generated is None else generated_html(generated, board.board.class_names, kind)
+        )
+        self.on_update: Any = None  # set by the app: other pages redraw changed labels
+        self.view = pn.Column(
+            pn.Row(self.policy, self.k, refresh),
+            self.status,
+            pn.pane.HTML(
+                "<small>keys: a class key labels the framed sample and moves on; arrows move; "
+                "Delete removes; Ctrl+Z undoes</small>"
+            ),
+            pn.Row(self.strip, self.generated),
+            name="Queue",
+        )
+
+    def show_generated(self, generated: Any) -> None:
+        """Generated samples of the current model."""
+        self.generated.object = generated_html(generated, self.board.board.class_names, self.kind)
+
+    def _say(self, text: str) -> None:
+        self.status.object = f"<div class='ssvae-queue-status'>{html.escape(text)}</div>"
+
+    def refresh(self) -> None:
+        try:
+            items = self.board.refresh(self.policy.value, int(self.k.value or 0))
+        except SsvaeError as error:
+            self._say(str(error))
+            return
+        self._say(f"{len(items)} samples proposed by {self.board.policy}")
+        self.strip.object = strip_html(self.board, self.kind)
+
+    def press(self, key: str, ctrl: bool) -> None:
+        """A key pressed while this page is shown."""
+        try:
+            update = self.board.press(key, ctrl)
+        except SsvaeError as error:
+            self._say(str(error))
+            return
+        if update is not None:
+            self._say(update.message)
+            if self.on_update is not None:
+                self.on_update(update)
+        self.strip.object = strip_html(self.board, self.kind)
+
+    def labels_changed(self, update: LabelUpdate) -> None:
+        """Labels changed on another page: redraw the strip's labels."""
+        if self.board.rows:
+            self.strip.object = strip_html(self.board, self.kind)

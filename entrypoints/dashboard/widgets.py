@@ -1,0 +1,82 @@
+# mypy: disable-error-code="no-untyped-call"
+# (Panel and Bokeh widgets are param classes whose constructors carry no annotations.)
+"""Small browser-side pieces: a page-wide key listener and sample images as PNG data URLs."""
+
+from __future__ import annotations
+
+import base64
+import struct
+import zlib
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import param
+from panel.custom import JSComponent
+
+
+class KeyCatcher(JSComponent):
+    """Sends every key pressed on the page (outside text fields) to Python as `pressed`.
+
+    `pressed` is [key, ctrl, counter]: the counter makes a repeated key a new event.
+    """
+
+    pressed = param.List(default=["", False, 0])
+
+    _esm = """
+    export function render({ model, el }) {
+      let counter = 0;
+      const handler = (event) => {
+        const path = event.composedPath ? event.composedPath() : [event.target];
+        const typing = path.some((node) => node && (node.tagName === 'INPUT' ||
+          node.tagName === 'TEXTAREA' || node.tagName === 'SELECT' || node.isContentEditable));
+        if (typing || ['Shift', 'Control', 'Alt', 'Meta'].includes(event.key)) return;
+        const ctrl = event.ctrlKey || event.metaKey;
+        if (ctrl && event.key.toLowerCase() !== 'z') return;  // leave the browser's shortcuts
+        counter += 1;
+        window.ssvaeLastKeyAt = performance.now();
+        model.pressed = [event.key, ctrl, counter];
+        if (ctrl || event.key === 'Delete' || event.key === 'Backspace' ||
+            event.key.startsWith('Arrow')) event.preventDefault();
+      };
+      document.addEventListener('keydown', handler);
+      model.on('remove', () => document.removeEventListener('keydown', handler));
+      el.style.display = 'none';
+    }
+    """
+
+
+def text_of(widget: Any) -> str:
+    """A text widget's value, '' when empty."""
+    return str(widget.value or "")
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    body = kind + data
+    return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def png_bytes(image: npt.NDArray[Any], scale: int = 1) -> bytes:
+    """A greyscale PNG of `image` (height, width[, 1]) with values in [0, 1], each pixel
+    repeated `scale` times so that small digits stay sharp when shown large."""
+    pixels = np.asarray(image, np.float64)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    if pixels.ndim != 2:
+        raise ValueError(f"an image is (height, width) or (height, width, 1), got {pixels.shape}")
+    grey = np.clip(np.nan_to_num(pixels) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    grey = np.repeat(np.repeat(grey, scale, axis=0), scale, axis=1)
+    height, width = grey.shape
+    raw = b"".join(b"\x00" + grey[row].tobytes() for row in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(raw, 6))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def png_data_url(image: npt.NDArray[Any], scale: int = 4) -> str:
+    """`png_bytes` as a data URL for an <img> tag."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image, scale)).decode("ascii")

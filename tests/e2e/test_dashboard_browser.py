@@ -1,0 +1,278 @@
+"""The dashboard as a person uses it: the real server in a subprocess, Debian's chromium driven
+by Playwright, the real label file on disk.
+
+One server and one browser page serve the whole module (each start costs seconds of JAX
+compilation on a small CPU); the tests run in file order, each leaving the page on a known
+tab. Screenshots of every page go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+SSVAE = str(Path(sys.executable).parent / "ssvae")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+MODEL_ID = "e2e"
+POOL_SIZE = 2000
+SLOW = 240_000  # ms: the first page of a model compiles the JAX model on a shared small CPU
+
+# The pixel position of map row `i` and what the browser holds for it.
+POINT_JS = """([i]) => {
+  const fig = Bokeh.index.all_views().find(v => v.model.name === 'ssvae-latent-map');
+  const src = fig.model.renderers[0].data_source;
+  const r = fig.canvas_view.el.getBoundingClientRect();
+  return {x: r.left + fig.frame.x_scale.compute(src.data['x'][i]),
+          y: r.top + fig.frame.y_scale.compute(src.data['y'][i]),
+          label: src.data['label'][i], serial: src.data['serial'][i],
+          first_x: src.data['x'][0], n: src.data['x'].length};
+}"""
+ROW_OF_JS = """([serial]) => {
+  const fig = Bokeh.index.all_views().find(v => v.model.name === 'ssvae-latent-map');
+  return Array.from(fig.model.renderers[0].data_source.data['serial']).indexOf(serial);
+}"""
+LOSS_POINTS_JS = """() => {
+  const fig = Bokeh.index.all_views().find(v => v.model.name === 'ssvae-loss-figure');
+  return fig.model.renderers.map(r => r.data_source.data['x'].length);
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """`ssvae dashboard` on a free loopback port with an empty artifacts folder."""
+    artifacts = tmp_path_factory.mktemp("dashboard") / "artifacts"
+    port = _free_port()
+    log = artifacts.parent / "server.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [SSVAE, "dashboard", "--port", str(port), "--artifacts", str(artifacts)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=artifacts.parent,
+            env={**os.environ, "HOME": str(artifacts.parent)},
+        )
+    url = f"http://127.0.0.1:{port}/"
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited: {log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    try:
+        _wait_until(up, 120, "the dashboard server")
+        yield url, artifacts
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A chromium page with a fresh profile."""
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 1000},
+        )
+        context.set_default_timeout(60_000)
+        browser_page = context.new_page()
+        try:
+            yield browser_page
+        finally:
+            context.close()
+
+
+def _labels(artifacts: Path) -> dict[int, str]:
+    """The labels as the label file on disk holds them, read by the real store."""
+    from ssvae.application.bootstrap import bootstrap
+    from ssvae.application.settings import AppSettings, LabelSettings
+
+    path = artifacts / "models" / MODEL_ID / "labels.csv"
+    app = bootstrap(AppSettings(labels=LabelSettings(path=path)))
+    return dict(app.label_service().labels())
+
+
+def _tab(page: Any, name: str) -> None:
+    page.locator(".bk-tab", has_text=name).first.click()
+
+
+def test_landing_page_creates_a_model_and_opens_its_map(
+    server: tuple[str, Path], page: Any
+) -> None:
+    url, artifacts = server
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(url)
+    page.locator(".ssvae-no-models").wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "landing.png"))
+    page.get_by_label("model id (optional)").fill(MODEL_ID)
+    page.get_by_label("pool size (empty: the whole train split)").fill(str(POOL_SIZE))
+    page.get_by_role("button", name="create model").click()
+    page.wait_for_url(f"**?model={MODEL_ID}", timeout=SLOW)
+    page.wait_for_selector("canvas", timeout=SLOW)
+    point = page.evaluate(POINT_JS, [0])
+    assert point["n"] == POOL_SIZE
+    assert (artifacts / "models" / MODEL_ID / "spec.yaml").is_file()
+    outside = [
+        u for u in requested if not u.startswith(("http://127.0.0.1", "ws://", "blob:", "data:"))
+    ]
+    assert outside == [], "the page must load without the internet"
+    page.screenshot(path=str(SCREENSHOTS / "label-untrained.png"))
+
+
+def test_click_a_point_and_press_a_key_saves_the_label_and_undo_removes_it(
+    server: tuple[str, Path], page: Any
+) -> None:
+    _, artifacts = server
+    point = page.evaluate(POINT_JS, [17])
+    page.mouse.click(point["x"], point["y"])
+    detail = page.locator(".ssvae-detail")
+    detail.wait_for()
+    serial = int(detail.get_attribute("data-serial"))
+    page.keyboard.press("3")
+    _wait_until(lambda: _labels(artifacts).get(serial) == "3", 30, "the label in the file")
+    row = page.evaluate(ROW_OF_JS, [serial])
+    _wait_until(lambda: page.evaluate(POINT_JS, [row])["label"] == 3, 10, "the redrawn point")
+    page.locator(".ssvae-counters").get_by_text("3: 1").wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "label-detail.png"))
+    page.keyboard.press("Control+z")
+    _wait_until(lambda: serial not in _labels(artifacts), 30, "the undone label")
+    _wait_until(lambda: page.evaluate(POINT_JS, [row])["label"] == -1, 10, "the undone point")
+
+
+def test_lasso_labels_a_group_after_confirmation_and_one_undo_reverts_it(
+    server: tuple[str, Path], page: Any
+) -> None:
+    _, artifacts = server
+    page.get_by_title("Lasso Select").first.click()
+    centre = page.evaluate(POINT_JS, [5])
+    radius = 45
+    page.mouse.move(centre["x"] + radius, centre["y"])
+    page.mouse.down()
+    for step in range(1, 25):
+        angle = 2 * math.pi * step / 24
+        page.mouse.move(
+            centre["x"] + radius * math.cos(angle), centre["y"] + radius * math.sin(angle)
+        )
+    page.mouse.up()
+    count = int(page.locator(".ssvae-group-count").inner_text())
+    assert count >= 1
+    page.get_by_label("class for the group").select_option("7")
+    page.get_by_role("button", name="label group…").click()
+    page.locator(".ssvae-confirm-text").get_by_text(f"label {count} points as '7'").wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "label-group.png"))
+    page.get_by_role("button", name="confirm").click()
+    labels = _wait_until(
+        lambda: (found := _labels(artifacts)) and len(found) == count and found,
+        30,
+        "the group's labels in the file",
+    )
+    assert set(labels.values()) == {"7"}
+    page.get_by_title("Pan").first.click()
+    page.keyboard.press("Control+z")
+    _wait_until(lambda: _labels(artifacts) == {}, 30, "the whole group undone")
+
+
+def test_queue_labels_the_highlighted_sample_and_moves_on(
+    server: tuple[str, Path], page: Any
+) -> None:
+    _, artifacts = server
+    _tab(page, "Queue")
+    page.get_by_role("button", name="refresh queue").click()
+    first = page.locator(".ssvae-queue-item.ssvae-highlighted")
+    first.wait_for()
+    serial = int(first.get_attribute("data-serial"))
+    page.keyboard.press("4")
+    _wait_until(lambda: _labels(artifacts).get(serial) == "4", 30, "the queue's label in the file")
+    highlighted = page.locator(".ssvae-queue-item.ssvae-highlighted")
+    _wait_until(lambda: int(highlighted.get_attribute("data-serial")) != serial, 10, "the next")
+    page.screenshot(path=str(SCREENSHOTS / "queue.png"))
+
+
+def test_invalid_hyperparameter_shows_the_spec_error_then_one_epoch_trains_and_refreshes(
+    server: tuple[str, Path], page: Any
+) -> None:
+    _tab(page, "Train")
+    rate = page.get_by_label("learning_rate")
+    rate.fill("-1")
+    rate.press("Enter")
+    page.locator(".ssvae-field-error").get_by_text("learning_rate").wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "train-invalid.png"))
+    rate.fill("0.001")
+    rate.press("Enter")
+    _wait_until(lambda: page.locator(".ssvae-field-error").count() == 0, 10, "valid values")
+    _tab(page, "Label")
+    before = page.evaluate(POINT_JS, [0])["first_x"]
+    _tab(page, "Train")
+    page.get_by_role("button", name="start training").click()
+    page.locator(".ssvae-train-status[data-state='finished']").wait_for(timeout=SLOW)
+    assert all(n > 0 for n in page.evaluate(LOSS_POINTS_JS))
+    page.screenshot(path=str(SCREENSHOTS / "train.png"))
+    _tab(page, "Label")
+    _wait_until(lambda: page.evaluate(POINT_JS, [0])["first_x"] != before, 60, "the refreshed map")
+    page.screenshot(path=str(SCREENSHOTS / "label-trained.png"))
+
+
+def test_model_page_shows_the_run_the_spec_and_the_counts(
+    server: tuple[str, Path], page: Any
+) -> None:
+    _tab(page, "Model")
+    page.locator(".ssvae-runs").wait_for()
+    assert page.locator(".ssvae-runs tr").count() == 2  # header and the one run
+    page.locator(".ssvae-spec").get_by_text("learning_rate").wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "model.png"), full_page=True)
