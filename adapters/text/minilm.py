@@ -403,7 +403,8 @@ def plan_batches(
 
     A batch holds at most `batch_size` rows and `batch_size * 128` padded tokens (long texts go
     in smaller batches, which bounds the attention's memory), and it closes early rather than
-    let padding exceed the real tokens, so a few long texts never pad many short ones.
+    grow its padded length so far that padding exceeds the real tokens: a few long texts never
+    pad many short ones.
     """
     order = np.argsort(lengths, kind="stable")
     token_budget = batch_size * 128
@@ -411,13 +412,15 @@ def plan_batches(
     start = 0
     while start < len(order):
         stop, tokens = start + 1, int(lengths[order[start]])
+        current = bucket_length(tokens, max_length)
         while stop < len(order) and stop - start < batch_size:
             length = int(lengths[order[stop]])
             padded = bucket_length(length, max_length)
             rows = stop - start + 1
-            if rows * padded > token_budget or rows * padded > 2 * (tokens + length):
+            wasteful = padded > current and rows * padded > 2 * (tokens + length)
+            if rows * padded > token_budget or wasteful:
                 break
-            stop, tokens = stop + 1, tokens + length
+            stop, tokens, current = stop + 1, tokens + length, padded
         rows_here = order[start:stop]
         batches.append((rows_here, bucket_length(int(lengths[rows_here[-1]]), max_length)))
         start = stop

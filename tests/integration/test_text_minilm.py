@@ -86,6 +86,9 @@ def test_plan_covers_every_row_once_within_budget() -> None:
         assert len(batch) <= 64 and len(batch) * padded <= 64 * 128
     # The four long texts do not drag short ones to 256 tokens.
     assert sum(len(b) for b, p in plan if p == 256) <= 3
+    # Very short texts (padding > tokens inside the smallest bucket) still fill whole batches.
+    short = plan_batches(np.full(130, 3, np.int64), batch_size=64, max_length=256)
+    assert [(len(b), p) for b, p in short] == [(64, 8), (64, 8), (2, 8)]
 
 
 def test_buckets_and_padded_rows() -> None:
