@@ -205,6 +205,11 @@ class QueryService:
         check_policy(policy)
         if k < 1:
             raise AcquisitionError(f"k = {k} is invalid: ask for at least 1 sample")
+        if "ood" in required_inputs(policy) and not workspace.has_model:
+            raise AcquisitionError(
+                f"policy {policy!r} needs the component-to-label map of a trained model; "
+                "label some samples and run ssvae train first"
+            )
         labels = store.load()
         model = self.model(workspace)
         pool = self.workspaces.pool(workspace)

@@ -125,7 +125,7 @@ def serials_fingerprint(serials: SerialArray) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen
 class WorkspaceRound:
     """One finished training round; a `ssvae.domain.stopping.RoundSummary`."""
 

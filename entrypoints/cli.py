@@ -157,11 +157,34 @@ def data_describe(as_json: bool, **options: Any) -> None:
     show_default=True,
     help="The label store: a .csv (Serial,label) or .parquet file.",
 )
+@click.option(
+    "--model",
+    "model_dir",
+    metavar="DIR",
+    help="A model workspace (ssvae init): use its label store, dataset and pool instead of "
+    "--labels and the dataset options.",
+)
 @data_options
 @click.pass_context
-def label(ctx: click.Context, /, labels_path: Path, **options: Any) -> None:
+def label(ctx: click.Context, /, labels_path: Path, model_dir: str | None, **options: Any) -> None:
     """Set, unset, undo, import and export labels."""
-    ctx.obj = _app(options, labels=labels_path)
+    if model_dir is None:
+        ctx.obj = _app(options, labels=labels_path)
+        return
+    flags = {param.name: param.opts[0] for param in ctx.command.params if param.name}
+    given = [
+        flag
+        for name, flag in flags.items()
+        if name != "model_dir"
+        and ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise click.UsageError(
+            f"--model uses the workspace's labels and dataset; drop {', '.join(given)}"
+        )
+    from ssvae.entrypoints.al_cli import workspace_app
+
+    ctx.obj = workspace_app(model_dir)[0]
 
 
 @label.command("set")
@@ -231,6 +254,13 @@ def label_show(app: Any) -> None:
 from ssvae.entrypoints.compare_cli import compare  # noqa: E402
 
 main.add_command(compare)
+
+from ssvae.entrypoints.al_cli import init, query, simulate, train  # noqa: E402
+
+main.add_command(init)
+main.add_command(query)
+main.add_command(train)
+main.add_command(simulate)
 
 from ssvae.entrypoints.dashboard.cli import dashboard  # noqa: E402
 

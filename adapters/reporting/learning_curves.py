@@ -87,7 +87,7 @@ def learning_curve_png(result: SimulationResult, summaries: Sequence[PolicySumma
     target = result.settings.target_accuracy
     axes.axhline(100 * target, color="grey", linestyle=":", label=f"target {_pct(target)}")
     axes.set_xlabel("labels")
-    axes.set_ylabel(f"test accuracy (%), {result.test_size} samples")
+    axes.set_ylabel(f"test accuracy (%), {result.test_size} samples, mean +- 1 std")
     axes.set_title(
         f"{result.dataset}: {result.settings.initial_labels} initial labels, "
         f"{result.settings.k} per round, pool {result.pool_size}"
@@ -267,10 +267,11 @@ def report_markdown(result: SimulationResult, summaries: Sequence[PolicySummary]
         "## Stopping criteria",
         "",
         f"Checked after every round (reported, not applied): budget {rule.budget}, maximum "
-        f"rounds {rule.max_rounds}, mean Cohen's kappa over {rule.kappa_window} rounds >= "
-        f"{rule.kappa_threshold}, tau change ({rule.tau_measure}) <= {rule.tau_tolerance}; "
-        f"stop set of {settings.stop_set_size} pool samples. Mean labels at which each "
-        "criterion first held:",
+        f"rounds {rule.max_rounds}, Cohen's kappa between consecutive rounds' predictions "
+        f"averaged over the last {rule.kappa_window} pair(s) >= {rule.kappa_threshold}, tau "
+        f"change ({rule.tau_measure}) <= {rule.tau_tolerance}; predictions on a fixed stop "
+        f"set of {min(settings.stop_set_size, result.pool_size)} pool samples. Mean labels at "
+        "which each criterion first held (over the seeds where it held):",
         "",
     ]
     for s in summaries:
