@@ -62,19 +62,19 @@ def dashboard(
     from ssvae.application.settings import AppSettings, DataSettings
     from ssvae.entrypoints.dashboard.server import is_loopback, serve
 
-    password = None
-    if basic_auth:
-        password = os.environ.get(PASSWORD_VARIABLE, "")
-        if not password:
-            raise SsvaeError(
-                f"--basic-auth needs a password in the environment variable {PASSWORD_VARIABLE}"
-            )
     if not is_loopback(host):
         click.echo(
             f"warning: listening on {host}: other machines can reach the dashboard"
             + ("" if basic_auth else "; consider --basic-auth"),
             err=True,
         )
+    password = None
+    if basic_auth:
+        password = os.environ.get(PASSWORD_VARIABLE, "")
+        if not password:
+            raise SsvaeError(
+                f"--basic-auth needs a password: set the environment variable {PASSWORD_VARIABLE}"
+            )
     settings = AppSettings(data=DataSettings(name=dataset), artifacts_dir=artifacts_dir)
     echo: Any = lambda text: click.echo(text, err=False)  # noqa: E731
     serve(

@@ -164,11 +164,11 @@ class LabelPage:
         self.mode.param.watch(lambda _: self._recolour(), "value")
         self.policy.param.watch(lambda _: self._recolour(), "value")
         side = pn.Column(
-            self.detail,
+            self.group_box,
             pn.FlexBox(*buttons, max_width=440),
             pn.Row(self.picker, pick),
             pn.Row(delete, undo),
-            self.group_box,
+            self.detail,
             width=460,
         )
         self.view = pn.Column(

@@ -94,7 +94,7 @@ class ModelPage:
         self.preset = pn.widgets.Select(name="preset", options=list(hub.presets), width=160)
         self.new_id = pn.widgets.TextInput(name="new model id (optional)", width=220)
         self.samples = pn.widgets.TextInput(name="pool size (empty: all)", width=160)
-        self.yaml = pn.widgets.FileInput(accept=".yaml,.yml", name="spec YAML (optional)")
+        self.yaml = pn.widgets.FileInput(accept=".yaml,.yml")
         create = pn.widgets.Button(name="create from preset / YAML", button_type="primary")
         create.on_click(lambda _: self.create())
         clone = pn.widgets.Button(name="clone this model (spec, pool, labels)")

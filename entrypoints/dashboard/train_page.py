@@ -8,9 +8,9 @@ import html
 from collections.abc import Callable
 from typing import Any
 
-import holoviews as hv
 import panel as pn
-from bokeh.models import ColumnDataSource
+from bokeh.models import ColumnDataSource, Range1d
+from bokeh.plotting import figure as bokeh_figure
 
 from ssvae.application.dashboard_hub import OpenModel
 from ssvae.application.dashboard_training import (
@@ -53,12 +53,12 @@ class TrainPage:
         self.on_finished = on_finished
         spec = model.workspace.spec
         self.epochs = pn.widgets.TextInput(name="epochs", value="1", width=140)
-        self.epochs_error = pn.pane.HTML("", width=420)
+        self.epochs_error = pn.pane.HTML("", width=290)
         self.fields = {
             name: pn.widgets.TextInput(name=name, value=str(getattr(spec, name)), width=140)
             for name in TRAIN_FIELDS
         }
-        self.errors = {name: pn.pane.HTML("", width=420) for name in TRAIN_FIELDS}
+        self.errors = {name: pn.pane.HTML("", width=290) for name in TRAIN_FIELDS}
         for widget in (self.epochs, *self.fields.values()):
             widget.param.watch(lambda _: self.validate(), "value")
         self.start_button = pn.widgets.Button(name="start training", button_type="primary")
@@ -70,32 +70,39 @@ class TrainPage:
         self.fixed_note = pn.pane.HTML("")
         self.source = ColumnDataSource({"x": [], "y": []}, name="ssvae-loss-source")
         self.epoch_source = ColumnDataSource({"x": [], "y": []}, name="ssvae-val-loss-source")
-        curve = hv.Curve([], kdims=["epoch"], vdims=["loss"]).opts(
-            width=560, height=300, title="training loss (steps) and validation loss (epochs)"
+        figure = bokeh_figure(
+            width=620,
+            height=340,
+            title="training loss (steps) and validation loss (epochs)",
+            x_axis_label="epoch of this run",
+            y_axis_label="loss",
+            name="ssvae-loss-figure",
+            tools="pan,wheel_zoom,reset,save",
+            x_range=Range1d(start=0, end=1),
+            y_range=Range1d(start=0, end=1),
         )
-        figure = hv.render(curve, backend="bokeh")
-        figure.name = "ssvae-loss-figure"
-        figure.renderers = []
-        figure.line("x", "y", source=self.source, legend_label="training loss")
+        figure.line("x", "y", source=self.source, legend_label="training loss", line_width=2)
         figure.scatter(
-            "x", "y", source=self.epoch_source, color="#d62728", size=7, legend_label="val loss"
+            "x", "y", source=self.epoch_source, color="#d62728", size=8, legend_label="val loss"
         )
         self.figure = figure
         self._seen_run = 0
         self._seen_finished = model.job.progress().finished_runs
         self._shown_points = -1
-        rows = [pn.Row(self.epochs, self.epochs_error)]
-        rows += [pn.Row(self.fields[name], self.errors[name]) for name in TRAIN_FIELDS]
-        self.view = pn.Column(
+        cells = [pn.Column(self.epochs, self.epochs_error, width=300)]
+        cells += [
+            pn.Column(self.fields[name], self.errors[name], width=300) for name in TRAIN_FIELDS
+        ]
+        controls = pn.Column(
             pn.pane.HTML("<b>a run trains in the background: keep labelling meanwhile</b>"),
-            *rows,
+            pn.GridBox(*cells, ncols=2),
             self.fixed_note,
             pn.Row(self.start_button, self.stop_button),
             self.progress,
             self.status,
-            pn.pane.Bokeh(figure),
-            name="Train",
+            width=640,
         )
+        self.view = pn.Row(controls, pn.pane.Bokeh(figure), name="Train")
         self._show_fixed()
         self.poll()
 
@@ -192,3 +199,12 @@ class TrainPage:
                 if "val_loss" in r.metrics
             ]
             self.epoch_source.data = {"x": [x for x, _ in val], "y": [y for _, y in val]}
+            self._fit_ranges(xs + [x for x, _ in val], ys + [y for _, y in val], progress.epochs)
+
+    def _fit_ranges(self, xs: list[float], ys: list[float], epochs: int) -> None:
+        """Axes that show every point (set here: the curves grow while the page is open)."""
+        self.figure.x_range.update(start=0.0, end=float(max([epochs, 1, *xs])))
+        if ys:
+            low, high = min(ys), max(ys)
+            pad = 0.05 * (high - low) or 0.05 * abs(high) or 1.0
+            self.figure.y_range.update(start=low - pad, end=high + pad)

@@ -1,0 +1,138 @@
+"""The dashboard's server-wide state through the real container, with fake data and models.
+
+Workspaces and labels are real files in a temporary folder (the same stores the CLI uses); the
+data source, the model repository and the generator are in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fakes import FakeModelGenerator, InMemoryDataSource, InMemoryModelRepository
+
+from ssvae.application.bootstrap import bootstrap
+from ssvae.application.dashboard_hub import DashboardHub
+from ssvae.application.dashboard_training import FAILED, FINISHED
+from ssvae.application.settings import AppSettings
+from ssvae.domain.errors import SpecError
+from ssvae.domain.labels import ClassVocabulary
+from ssvae.domain.workspace import WorkspaceError
+
+VOCABULARY = ClassVocabulary.digits(3)
+N = 30
+
+
+def _hub(tmp_path: Path) -> DashboardHub:
+    rng = np.random.default_rng(0)
+    y = np.arange(N) % 3
+    x = (rng.random((N, 4)) * 0.1 + y[:, None]).astype(np.float32)
+    source = InMemoryDataSource(VOCABULARY, x, y, x[:12], y[:12])
+    checkpoints: dict[Path, dict[str, Any]] = {}
+
+    def make_app(settings: AppSettings) -> Any:
+        app = bootstrap(settings)
+        repository = InMemoryModelRepository(callbacks=[app.training_relay()])
+        repository.checkpoints = checkpoints  # one "disk" for every container
+        app.data_source.override(source)
+        app.model_repository.override(repository)
+        app.model_generator.override(FakeModelGenerator())
+        return app
+
+    return DashboardHub(AppSettings(artifacts_dir=tmp_path / "artifacts"), make_app)
+
+
+def test_the_landing_page_lists_what_it_creates(tmp_path: Path) -> None:
+    hub = _hub(tmp_path)
+    assert hub.catalog() == []
+    assert "mixture_k10" in hub.presets
+    workspace = hub.create("mixture_k5", "first", num_samples=20)
+    assert workspace.directory == tmp_path / "artifacts" / "models" / "first"
+    (summary,) = hub.catalog()
+    assert (summary.id, summary.preset, summary.pool_size, summary.rounds) == (
+        "first",
+        "mixture_k5",
+        20,
+        0,
+    )
+    with pytest.raises(WorkspaceError, match="already exists"):
+        hub.create("standard", "first")
+
+
+@pytest.mark.parametrize("model_id", ["../first", "..", "a/b", "/etc", "", "x" * 65, "a b"])
+def test_no_model_id_reaches_outside_the_models_folder(tmp_path: Path, model_id: str) -> None:
+    hub = _hub(tmp_path)
+    hub.create("standard", "first")
+    (tmp_path / "artifacts" / "secret").mkdir()
+    with pytest.raises(WorkspaceError, match="is invalid"):
+        hub.open(model_id)
+    with pytest.raises(WorkspaceError, match="is invalid"):
+        hub.create("standard", model_id)
+
+
+def test_an_unknown_model_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(WorkspaceError, match="no model 'ghost'.*create one"):
+        _hub(tmp_path).open("ghost")
+
+
+def test_labels_training_and_refresh_go_through_the_cli_services(tmp_path: Path) -> None:
+    hub = _hub(tmp_path)
+    hub.create("mixture_k5", "m")
+    model = hub.open("m")
+    assert hub.open("m") is model  # one open model per workspace, shared by sessions
+    before = model.pool_map()
+    assert len(before) == N
+    board = model.board()
+    board.assign([0, 3], "0")
+    board.press(1, "1")
+    labels_file = tmp_path / "artifacts" / "models" / "m" / "labels.csv"
+    assert labels_file.read_text().splitlines() == ["Serial,label", "0,0", "1,1", "3,0"]
+    model.job.start(2)
+    assert model.job.wait(20)
+    progress = model.job.progress()
+    assert progress.state == FINISHED, progress.message
+    assert progress.finished_runs == 1 and len(progress.epoch_metrics) == 2
+    assert model.workspace.has_model
+    after = model.pool_map()
+    assert after is not before  # new predictions for the new round
+    # The fake model is a nearest-centroid classifier on the labels it was trained with.
+    assert after.predicted[[0, 1, 3]].tolist() == [0, 1, 0]
+    overview = model.overview()
+    (run,) = overview.runs
+    assert (run.round, run.labels, run.epochs) == (1, 3, 2)
+    assert run.test_accuracy is not None and 0.0 <= run.test_accuracy <= 1.0
+    assert overview.counts == {"0": 2, "1": 1, "2": 0}
+    assert ("prior", "'mixture'", "prior on z: standard, mixture, vamp") in overview.spec
+
+
+def test_hyperparameters_apply_to_the_first_run_and_are_refused_after(tmp_path: Path) -> None:
+    hub = _hub(tmp_path)
+    hub.create("standard", "m")
+    model = hub.open("m")
+    model.job.start(1, {"learning_rate": 0.01})
+    assert model.job.wait(20)
+    assert model.job.progress().state == FINISHED
+    assert model.model().spec.learning_rate == 0.01
+    model.job.start(1, {"learning_rate": 0.02})
+    assert model.job.wait(20)
+    progress = model.job.progress()
+    assert progress.state == FAILED
+    assert "fixed once a model is trained" in progress.message
+    assert len(model.workspace.metadata.rounds) == 1  # the workspace is as it was
+
+
+def test_clone_copies_spec_pool_and_labels_and_yaml_errors_name_the_line(tmp_path: Path) -> None:
+    hub = _hub(tmp_path)
+    hub.create("mixture_k5", "m", num_samples=20)
+    source = hub.open("m")
+    source.board().assign([2, 5], "2")
+    clone = hub.clone(source, "m-copy")
+    assert clone.spec == hub.open("m").workspace.spec
+    assert clone.metadata.pool_size == 20
+    assert dict(hub.open("m-copy").labels().labels()) == {2: "2", 5: "2"}
+    made = hub.create_from_yaml("standard", "latent_dim: 3\nbatch_size: 7\n", "mine.yaml", "y")
+    assert (made.spec.latent_dim, made.spec.batch_size, made.spec.prior) == (3, 7, "standard")
+    with pytest.raises(SpecError, match=r"mine\.yaml:2: .*learning_rate"):
+        hub.create_from_yaml("standard", "latent_dim: 3\nlearning_rate: -2\n", "mine.yaml")

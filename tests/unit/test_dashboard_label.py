@@ -1,0 +1,162 @@
+"""The Label and Queue pages' view models on in-memory fakes, through the real container."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes import InMemoryDataSource, InMemoryLabelStore
+
+from ssvae.application.bootstrap import bootstrap
+from ssvae.application.dashboard_label import UNLABELLED, LabelBoard
+from ssvae.application.dashboard_map import DashboardError, build_pool_map
+from ssvae.application.dashboard_queue import QueueBoard
+from ssvae.application.settings import AppSettings, LabelSettings
+from ssvae.domain.acquisition import margin
+from ssvae.domain.errors import LabelError
+from ssvae.domain.labels import ClassVocabulary
+from ssvae.domain.model import Predictions
+
+DIGITS = ClassVocabulary.digits(3)
+NAMES = ClassVocabulary(("OpenSSH", "kernel", "disk"))
+N = 20
+
+
+def _board(
+    tmp_path: Path, vocabulary: ClassVocabulary = DIGITS
+) -> tuple[LabelBoard, InMemoryLabelStore]:
+    rng = np.random.default_rng(0)
+    x = rng.random((N, 2, 2)).astype(np.float32)
+    source = InMemoryDataSource(vocabulary, x, np.arange(N) % 3)
+    store = InMemoryLabelStore(vocabulary, source.serials("train"))
+    app = bootstrap(AppSettings(labels=LabelSettings(path=tmp_path / "never.csv")))
+    # The latent is the position along a line: the nearest neighbours are known.
+    latent = np.column_stack([np.arange(N), np.zeros(N)]).astype(np.float32)
+    probs = rng.dirichlet(np.ones(3), N).astype(np.float32)
+    predictions = Predictions(probs, latent, probs.max(axis=1))
+    pool_map = build_pool_map(np.arange(N), predictions, vocabulary, np.arange(N) % 3)
+    with app.data_source.override(source), app.label_store.override(store):
+        service = app.label_service()
+    board = LabelBoard(
+        service,
+        pool_map,
+        lambda serials: source.load("train", serials).x,
+        lambda x: 1.0 - x,
+    )
+    return board, store
+
+
+def test_a_class_key_labels_the_clicked_point_and_delete_unlabels_it(tmp_path: Path) -> None:
+    board, store = _board(tmp_path)
+    update = board.press(7, "2")
+    assert update is not None
+    assert dict(store.load()) == {7: "2"}
+    assert update.rows.tolist() == [7] and update.codes.tolist() == [2]
+    assert update.counts == {"0": 0, "1": 0, "2": 1}
+    assert board.press(None, "2") is None  # no point clicked: nothing happens
+    assert board.press(7, "x") is None  # not a class key
+    update = board.press(7, "Delete")
+    assert update is not None and update.codes.tolist() == [-1]
+    assert dict(store.load()) == {}
+    assert [e.source for e in store.history()] == ["dashboard", "dashboard"]
+
+
+def test_ctrl_z_undoes_the_latest_change(tmp_path: Path) -> None:
+    board, store = _board(tmp_path)
+    board.press(3, "1")
+    board.press(3, "2")
+    update = board.press(3, "z", ctrl=True)
+    assert update is not None and update.rows.tolist() == [3] and update.codes.tolist() == [1]
+    assert dict(store.load()) == {3: "1"}
+    board.press(None, "Z", ctrl=True)
+    assert dict(store.load()) == {}
+    assert board.undo().message == "nothing to undo"
+
+
+def test_a_group_is_labelled_at_once_and_undone_in_one_step(tmp_path: Path) -> None:
+    board, store = _board(tmp_path)
+    board.assign([1], "0")
+    board.assign([2], "1")
+    preview = board.preview([1, 2, 3, 4], "2")
+    assert preview.count == 4
+    assert preview.previous == {"0": 1, "1": 1, "2": 0, UNLABELLED: 2}
+    assert preview.summary() == "label 4 points as '2'; they hold now 0: 1, 1: 1, (unlabelled): 2"
+    update = board.assign([4, 3, 2, 1, 1], "2")
+    assert update.rows.tolist() == [1, 2, 3, 4]
+    assert dict(store.load()) == {1: "2", 2: "2", 3: "2", 4: "2"}
+    undone = board.undo()
+    assert undone.rows.tolist() == [1, 2, 3, 4]
+    assert undone.codes.tolist() == [0, 1, -1, -1]
+    assert dict(store.load()) == {1: "0", 2: "1"}
+    board.undo()
+    assert dict(store.load()) == {1: "0"}
+
+
+def test_labelling_a_group_that_already_holds_the_class_leaves_no_empty_undo_step(
+    tmp_path: Path,
+) -> None:
+    board, store = _board(tmp_path)
+    board.assign([5], "1")
+    board.assign([5], "1")  # changes nothing: the store records nothing
+    board.undo()
+    assert dict(store.load()) == {}
+
+
+def test_named_classes_take_keys_by_position_and_reject_unknown_names(tmp_path: Path) -> None:
+    board, store = _board(tmp_path, NAMES)
+    assert board.class_for_key("1") == "kernel"
+    assert board.class_for_key("7") is None
+    board.press(0, "2")
+    assert dict(store.load()) == {0: "disk"}
+    with pytest.raises(LabelError, match="'printer'"):
+        board.assign([1], "printer")
+    with pytest.raises(DashboardError, match="not in the pool"):
+        board.assign([N + 5], "disk")
+    with pytest.raises(DashboardError, match="no point is selected"):
+        board.assign([], "disk")
+
+
+def test_the_detail_shows_sample_reconstruction_probabilities_and_nearest_labels(
+    tmp_path: Path,
+) -> None:
+    board, _ = _board(tmp_path)
+    board.assign([2, 9, 13, 12], "1")
+    detail = board.detail(10, neighbours=3)
+    assert detail.serial == 10 and detail.row == 10
+    np.testing.assert_allclose(detail.reconstruction, 1.0 - detail.x)
+    assert detail.true_label == "1"  # 10 % 3
+    assert detail.user_label is None
+    assert [n.serial for n in detail.neighbours] == [9, 12, 13]  # distances 1, 2, 3
+    assert [n.distance for n in detail.neighbours] == [1.0, 2.0, 3.0]
+    assert detail.predicted == DIGITS.names[int(np.argmax(detail.class_probs))]
+    assert board.detail(9).neighbours[0].serial == 12  # a point is not its own neighbour
+
+
+def test_the_queue_proposes_unlabelled_samples_and_the_keys_label_them_in_turn(
+    tmp_path: Path,
+) -> None:
+    board, store = _board(tmp_path)
+    board.assign([0], "0")
+    queue = QueueBoard(board)
+    items = queue.refresh("margin", 4)
+    scores = margin(board.pool_map.class_probs)
+    scores[0] = -1.0  # labelled: never proposed
+    assert [item.row.serial for item in items] == np.argsort(-scores, kind="stable")[:4].tolist()
+    first, second = items[0].row.serial, items[1].row.serial
+    assert queue.highlighted == first
+    queue.press("2")
+    assert store.load().get(first) == "2"
+    assert queue.highlighted == second
+    assert queue.items()[0].label == "2"
+    queue.press("ArrowLeft")
+    assert queue.highlighted == first
+    queue.press("z", ctrl=True)
+    assert store.load().get(first) is None
+    queue.press("ArrowRight")
+    queue.press("ArrowRight")
+    queue.press("ArrowRight")
+    queue.press("ArrowRight")
+    assert queue.highlighted == items[-1].row.serial  # the strip's end holds
+    with pytest.raises(DashboardError, match="k = 0"):
+        queue.refresh("margin", 0)
