@@ -156,13 +156,14 @@ class SimulateService:
             )
         train = self.source.load("train")
         classes = _classes(train, "train", info.name)
-        pool = train
-        if 0 < settings.num_samples < len(train):
-            pool = _subset(
-                train,
-                select_subset(classes, settings.num_samples, "stratified", settings.data_seed),
-            )
-        known = int(np.count_nonzero(_classes(pool, "train", info.name) >= 0))
+        # The oracle answers with the true class: samples without one never enter the pool.
+        known_rows = np.flatnonzero(classes >= 0)
+        if 0 < settings.num_samples < len(known_rows):
+            rows = select_subset(classes, settings.num_samples, "stratified", settings.data_seed)
+        else:
+            rows = known_rows
+        pool = train if len(rows) == len(train) else _subset(train, rows)
+        known = len(pool)
         if settings.final_labels > known:
             raise SimulationError(
                 f"{settings.initial_labels} initial labels + {settings.rounds} rounds x "

@@ -335,8 +335,13 @@ def versus_random(summary: PolicySummary, random: PolicySummary) -> str:
         for other, b in zip(random.seeds, random.aulc, strict=True)
         if seed == other
     ]
-    verdict = "beats" if difference > spread else "does not beat"
     tail = f"; per-seed differences {min(paired):+.4f} to {max(paired):+.4f}" if paired else ""
+    if min(len(summary.seeds), len(random.seeds)) < 2:
+        return (
+            f"{summary.policy} vs random: AULC difference {difference:+.4f}{tail}; one seed "
+            "gives no spread to compare it with, so run several seeds to tell."
+        )
+    verdict = "beats" if difference > spread else "does not beat"
     return (
         f"{summary.policy} {verdict} random by more than the seeds' spread: AULC difference "
         f"{difference:+.4f}, spread {spread:.4f} (largest max-min over seeds){tail}."

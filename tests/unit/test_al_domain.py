@@ -240,3 +240,8 @@ def test_settings_allow_a_cold_start_and_count_the_final_labels() -> None:
     settings = SimulationSettings(policies=["margin"], initial_labels=0, rounds=3, k=7)
     assert settings.final_labels == 21
     assert settings.policies == ("margin",)
+
+
+def test_one_seed_gives_no_verdict_against_random() -> None:
+    line = versus_random(_summary("margin", (0,), (0.9,)), _summary("random", (0,), (0.5,)))
+    assert "no spread" in line and "beats" not in line

@@ -364,3 +364,18 @@ def test_the_pool_and_test_subsets_are_stratified_and_seeded(tmp_path: Path) -> 
     other = service.load_data(_settings(tmp_path, data_seed=5))
     assert not np.array_equal(data.pool.serials, other.pool.serials)
     assert isinstance(data.pool, Samples)
+
+
+def test_samples_without_a_true_class_never_enter_the_pool(tmp_path: Path) -> None:
+    source = _source()
+    x, y = source.load("train").x, source.load("train").y
+    assert y is not None
+    y = y.copy()
+    y[::4] = -1
+    test = source.load("test")
+    partial = InMemoryDataSource(VOCAB, x, y, test.x, test.y)
+    service, _, _ = _simulate(tmp_path, source=partial)
+    data = service.load_data(_settings(tmp_path, num_samples=0))
+    assert data.pool.y is not None and len(data.pool) == 90 and np.all(data.pool.y >= 0)
+    result = service.run(_settings(tmp_path, num_samples=0, seeds=(0,))).result
+    assert all(run.status == "finished" for run in result.runs)
