@@ -26,7 +26,7 @@ $(STAMP): $(VENV)/bin/uv pyproject.toml uv.lock
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/ssvae data describe --dataset mnist
+	$(VENV)/bin/ssvae compare --models standard mixture_k10 --epochs 10
 
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports
