@@ -36,7 +36,21 @@ HOW_TO_PROVIDE = (
 )
 REQUIRED_FILES = ("config.json", "tokenizer.json", "model.safetensors", "modules.json")
 # The padded lengths a batch may have; a batch is padded to the first one that fits it.
-LENGTH_BUCKETS = (*range(8, 65, 8), 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512)
+LENGTH_BUCKETS: tuple[int, ...] = (
+    *range(8, 65, 8),
+    80,
+    96,
+    112,
+    128,
+    160,
+    192,
+    224,
+    256,
+    320,
+    384,
+    448,
+    512,
+)
 # sentence-transformers concatenates the pooled vectors of several modes in this order.
 POOLING_MODES = ("cls_token", "max_tokens", "mean_tokens", "mean_sqrt_len_tokens")
 # bfloat16 products (float32 sums) run ~2x faster on CPUs with AMX/AVX512-BF16 and keep cosine
@@ -106,7 +120,8 @@ def _module_chain(folder: Path) -> tuple[str, bool]:
     return str(modules[1].get("path", "1_Pooling")), extra == ["Normalize"]
 
 
-def _pooling_modes(folder: Path, pooling_folder: str) -> tuple[str, ...]:
+def _pooling_modes(folder: Path, pooling_folder: str) -> tuple[tuple[str, ...], int | None]:
+    """The enabled pooling modes in sentence-transformers' order, and the width they expect."""
     config = _read_json(folder, f"{pooling_folder}/config.json")
     unsupported = [
         key
@@ -118,7 +133,8 @@ def _pooling_modes(folder: Path, pooling_folder: str) -> tuple[str, ...]:
     modes = tuple(m for m in POOLING_MODES if config.get(f"pooling_mode_{m}"))
     if not modes:
         raise _fail(folder, f"{pooling_folder}/config.json enables no pooling mode")
-    return modes
+    width = config.get("word_embedding_dimension")
+    return modes, None if width is None else int(width)
 
 
 def read_config(folder: Path, max_length: int | None = None) -> EncoderConfig:
@@ -126,7 +142,7 @@ def read_config(folder: Path, max_length: int | None = None) -> EncoderConfig:
     check_folder(folder)
     bert = _read_json(folder, "config.json")
     pooling_folder, normalize = _module_chain(folder)
-    modes = _pooling_modes(folder, pooling_folder)
+    modes, pooled_width = _pooling_modes(folder, pooling_folder)
     sbert_path = folder / "sentence_bert_config.json"
     sbert = _read_json(folder, sbert_path.name) if sbert_path.is_file() else {}
     try:
@@ -141,13 +157,19 @@ def read_config(folder: Path, max_length: int | None = None) -> EncoderConfig:
             max_positions=max_positions,
             type_vocab_size=int(bert.get("type_vocab_size", 2)),
             activation=str(bert.get("hidden_act", "gelu")),
-            max_length=int(max_length or sbert.get("max_seq_length") or max_positions),
+            max_length=int(
+                max_length if max_length is not None else sbert.get("max_seq_length", max_positions)
+            ),
             do_lower_case=bool(sbert.get("do_lower_case", False)),
             pooling_modes=modes,
             normalize=normalize,
         )
     except KeyError as exc:
         raise _fail(folder, f"config.json lacks {exc.args[0]!r}") from exc
+    except (TypeError, ValueError) as exc:
+        raise _fail(folder, f"a configuration value is not a number ({exc})") from exc
+    if pooled_width not in (None, config.hidden_size):
+        raise _fail(folder, f"pooling expects width {pooled_width}, not {config.hidden_size}")
     if config.activation not in ACTIVATIONS:
         raise _fail(folder, f"hidden_act {config.activation!r} is not one of {sorted(ACTIVATIONS)}")
     if bert.get("position_embedding_type", "absolute") != "absolute":
@@ -452,7 +474,7 @@ class MiniLmEmbedder:
         self.folder = Path(folder)
         self.config = read_config(self.folder, max_length)
         self.batch_size = batch_size
-        self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        self.tokenizer = _read_tokenizer(self.folder)
         # tokenizer.json may carry fixed padding and truncation; ours pads per batch instead.
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.config.max_length)
@@ -503,6 +525,13 @@ class MiniLmEmbedder:
                 digest.update(_file_sha256(self.folder / name).encode())
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
+
+
+def _read_tokenizer(folder: Path) -> Tokenizer:
+    try:
+        return Tokenizer.from_file(str(folder / "tokenizer.json"))
+    except Exception as exc:  # the tokenizers package raises plain Exception on a bad file
+        raise _fail(folder, f"tokenizer.json cannot be read ({exc})") from exc
 
 
 def _file_sha256(path: Path) -> str:

@@ -162,9 +162,17 @@ def test_cls_and_max_pooling_configs_are_read(tmp_path: Path) -> None:
     assert config.pooling_modes == ("cls_token", "max_tokens") and config.normalize
 
 
+def test_corrupt_tokenizer_is_named(tmp_path: Path) -> None:
+    folder = _partial_folder(tmp_path, "tokenizer.json")
+    (folder / "tokenizer.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"tokenizer\.json cannot be read"):
+        MiniLmEmbedder(folder)
+
+
 def test_bad_settings_are_refused() -> None:
-    with pytest.raises(DataError, match=r"outside 2\.\.512"):
-        read_config(FOLDER, max_length=1000)
+    for max_length in (0, 1000):
+        with pytest.raises(DataError, match=r"outside 2\.\.512"):
+            read_config(FOLDER, max_length=max_length)
     with pytest.raises(DataError, match="compute dtype"):
         MiniLmEmbedder(FOLDER, compute_dtype="float16")
 
