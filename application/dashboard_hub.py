@@ -43,6 +43,7 @@ from ssvae.domain.workspace import (
 
 AppFactory = Callable[[AppSettings], Any]  # settings -> a configured Container
 PREDICT_CHUNK = 8192
+GENERATED_PER_CLASS = 4
 DASHBOARD_SOURCE = "dashboard"
 
 
@@ -95,6 +96,7 @@ class OpenModel:
         self.info: DatasetInfo = app.dataset_service().describe()
         self.job = TrainingJob(self._train)
         self._test_accuracy: dict[int, float] = {}
+        self._generated: dict[tuple[int, int, int], Any] = {}
 
     @property
     def workspace(self) -> Workspace:
@@ -156,8 +158,19 @@ class OpenModel:
         )
 
     def generated(self, per_class: int, seed: int = 0) -> Any:
-        """What the model thinks each class and component looks like."""
-        return self.app.model_generator().generate(self.model(), per_class, seed)
+        """What the model thinks each class and component looks like (once per round)."""
+        with self._lock:
+            key = (len(self._workspace.metadata.rounds), per_class, seed)
+            if key not in self._generated:
+                generator = self.app.model_generator()
+                self._generated = {key: generator.generate(self.model(), per_class, seed)}
+            return self._generated[key]
+
+    def warm(self) -> None:
+        """Compute what every page needs first, so that the first page is quick."""
+        self.pool_map()
+        self.generated(per_class=GENERATED_PER_CLASS)
+        self.test_accuracy()
 
     def _train(self, epochs: int, overrides: Mapping[str, Any], listener: Any) -> TrainingReport:
         """One round through the TrainService (worker thread); refreshes model and map."""
@@ -176,7 +189,7 @@ class OpenModel:
         with self._lock:
             self._workspace = outcome.workspace
             self._model = model
-        self.pool_map()  # predictions for the new round, before the page is told it ended
+        self.warm()  # predictions for the new round, before the page is told it ended
         report: TrainingReport = outcome.report
         return report
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import panel as pn
 
-from ssvae.application.dashboard_hub import DashboardHub, OpenModel
+from ssvae.application.dashboard_hub import GENERATED_PER_CLASS, DashboardHub, OpenModel
 from ssvae.application.dashboard_label import LabelUpdate
 from ssvae.application.dashboard_queue import QueueBoard
 from ssvae.domain.errors import SsvaeError
@@ -118,7 +118,7 @@ class ModelApp:
         self.label = LabelPage(model.board(), model.info.kind)
         generated = None
         try:
-            generated = model.generated(per_class=4)
+            generated = model.generated(per_class=GENERATED_PER_CLASS)
         except SsvaeError:
             generated = None
         self.queue = QueuePage(QueueBoard(model.board()), model.info.kind, generated)
@@ -150,7 +150,7 @@ class ModelApp:
         self.model_page.refresh()
         try:
             self.queue.generated.object = ""
-            self.queue.show_generated(self.model.generated(per_class=4))
+            self.queue.show_generated(self.model.generated(per_class=GENERATED_PER_CLASS))
         except SsvaeError:
             pass
 

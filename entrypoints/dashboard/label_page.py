@@ -8,6 +8,7 @@ import html
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 import panel as pn
@@ -98,6 +99,16 @@ def detail_html(detail: SampleDetail, kind: str) -> str:
     return "".join(parts)
 
 
+def later(callback: Callable[[], None]) -> None:
+    """Run `callback` after the current event's changes went to the browser (at once when no
+    browser session is running, e.g. in tests)."""
+    document = pn.state.curdoc
+    if document is not None and document.session_context is not None:
+        document.add_next_tick_callback(callback)
+    else:
+        callback()
+
+
 class LabelPage:
     """The Label tab: map, detail, class keys, group labelling with a confirmation."""
 
@@ -105,6 +116,7 @@ class LabelPage:
         self.board = board
         self.kind = kind
         self.selected: int | None = None  # the clicked serial
+        self._detail: SampleDetail | None = None
         self.group: IntArray = np.zeros(0, np.int64)  # lasso or box rows waiting for a class
         names = board.class_names
         self.mode = pn.widgets.Select(
@@ -223,9 +235,22 @@ class LabelPage:
         if self.selected is None:
             return
         try:
-            self.detail.object = detail_html(self.board.detail(self.selected), self.kind)
+            self._detail = self.board.detail(self.selected)
         except SsvaeError as error:
+            self._detail = None
             self.detail.object = f"<span class='ssvae-error'>{html.escape(str(error))}</span>"
+            return
+        self.detail.object = detail_html(self._detail, self.kind)
+
+    def _show_label(self, code: int) -> None:
+        """The clicked sample's new label in its detail (the rest of the detail is kept)."""
+        detail = self._detail
+        if detail is None or detail.serial != self.selected:
+            self._show_detail()
+            return
+        label = None if code < 0 else self.board.class_names[code]
+        self._detail = attrs.evolve(detail, user_label=label)
+        self.detail.object = detail_html(self._detail, self.kind)
 
     # Labelling.
 
@@ -292,17 +317,18 @@ class LabelPage:
 
     def apply(self, update: LabelUpdate) -> None:
         """Redraw what an action changed: the points, the counters, the detail."""
-        self.map.patch_labels(update.rows, update.codes, recolour=self.mode.value == USER_LABEL)
+        self.map.patch_labels(update.rows, update.codes)
         self.counters.object = counters_html(update.counts)
         self.status.object = html.escape(update.message)
-        if self.selected is not None and np.isin(
-            self.selected, self.board.pool_map.serials[update.rows]
-        ):
-            self._show_detail()
+        changed = self.board.pool_map.serials[update.rows]
+        if self.selected is not None and np.isin(self.selected, changed):
+            code = int(update.codes[int(np.flatnonzero(changed == self.selected)[0])])
+            # The detail follows on the next tick: the map's redraw goes out first.
+            later(lambda: self._show_label(code))
 
     def refresh_labels(self) -> None:
         """Redraw every point's label (after a change made elsewhere, e.g. the Queue page)."""
-        self.map.set_labels(self.board.codes(), recolour=self.mode.value == USER_LABEL)
+        self.map.set_labels(self.board.codes())
         self.counters.object = counters_html(self.board.counts())
 
     def _recolour(self) -> None:

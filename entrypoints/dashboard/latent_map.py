@@ -31,6 +31,7 @@ from bokeh.models import (
 from bokeh.palettes import Category10, Category20, Turbo256, Viridis256
 
 from ssvae.application.dashboard_map import (
+    USER_LABEL,
     ColourColumn,
     PoolMap,
     nearest_row,
@@ -40,6 +41,8 @@ from ssvae.application.dashboard_map import (
 
 IntArray = npt.NDArray[np.int64]
 SOURCE_NAME = "ssvae-latent-source"
+LABELLED_SOURCE_NAME = "ssvae-labelled-source"
+FOCUS_SOURCE_NAME = "ssvae-focus-source"
 FIGURE_NAME = "ssvae-latent-map"
 NONE_COLOUR = "#c8c8c8"
 LABELLED_SIZE = 7.0
@@ -60,7 +63,13 @@ def category_palette(count: int) -> list[str]:
 
 class LatentMapView:
     """The map figure; calls `on_point(row)` for a click and `on_group(rows)` for a lasso
-    or box."""
+    or box.
+
+    Three layers: the whole pool (60,000 points, drawn once and recoloured only when the
+    colour mode changes), the labelled points on top in their class colours, and a ring
+    around the clicked point. A label changes only the small top layer, so the browser never
+    reprocesses the whole pool for a key press.
+    """
 
     def __init__(
         self,
@@ -76,6 +85,7 @@ class LatentMapView:
         self.pool_map = pool_map
         self._on_point = on_point
         self._on_group = on_group
+        self._codes = np.asarray(user_codes, np.int64).copy()
         x_name, y_name = pool_map.axis_names
         element = hv.Points((pool_map.xy[:, 0], pool_map.xy[:, 1]), kdims=[x_name, y_name]).opts(
             width=width,
@@ -89,66 +99,99 @@ class LatentMapView:
         )
         figure = hv.render(element, backend="bokeh")
         figure.name = FIGURE_NAME
-        renderer = figure.renderers[0]
+        base = figure.renderers[0]
         self.mapper = LinearColorMapper(palette=["#000000"], low=0, high=1)
-        self.source: ColumnDataSource = renderer.data_source
+        self.source: ColumnDataSource = base.data_source
         self.source.name = SOURCE_NAME
-        labelled = user_codes >= 0
         self.source.data = {
             "x": pool_map.xy[:, 0],
             "y": pool_map.xy[:, 1],
             "serial": pool_map.serials,
             "colour": column.values.astype(np.float64),
-            "size": np.where(labelled, LABELLED_SIZE, UNLABELLED_SIZE),
-            "label": user_codes.astype(np.int64),
             "predicted": pool_map.predicted,
             "certainty": pool_map.certainty,
         }
         fill = {"field": "colour", "transform": self.mapper}
-        glyphs = (renderer.glyph, renderer.nonselection_glyph, renderer.muted_glyph)
+        glyphs = (base.glyph, base.nonselection_glyph, base.selection_glyph, base.muted_glyph)
         for glyph in (g for g in glyphs if g is not None and g != "auto"):
-            glyph.update(
-                x="x",
-                y="y",
-                fill_color=fill,
-                line_color=fill,
-                size={"field": "size"},
-                fill_alpha=0.8,
-            )
-            glyph.line_alpha = 0.8
-        renderer.selection_glyph = renderer.glyph.clone(
-            line_color="#000000", line_width=2.0, fill_alpha=1.0, line_alpha=1.0
+            glyph.update(x="x", y="y", fill_color=fill, line_color=fill, size=UNLABELLED_SIZE)
+            glyph.update(fill_alpha=0.7, line_alpha=0.7)
+        base.hover_glyph = None
+        classes = len(pool_map.vocabulary)
+        label_mapper = LinearColorMapper(
+            palette=category_palette(classes), low=-0.5, high=classes - 0.5
         )
-        renderer.hover_glyph = None
-        self._add_tools(figure)
+        self.labelled = ColumnDataSource(self._labelled_data(), name=LABELLED_SOURCE_NAME)
+        labelled = figure.scatter(
+            "x",
+            "y",
+            source=self.labelled,
+            size=LABELLED_SIZE,
+            fill_color={"field": "label", "transform": label_mapper},
+            line_color="#202020",
+            line_width=0.8,
+        )
+        self.focus = ColumnDataSource({"x": [], "y": []}, name=FOCUS_SOURCE_NAME)
+        figure.scatter(
+            "x",
+            "y",
+            source=self.focus,
+            size=16,
+            fill_alpha=0.0,
+            line_color="#000000",
+            line_width=2.5,
+        )
+        self._add_tools(figure, base, labelled)
         self.figure = figure
         self.recolour(column)
         figure.on_event(events.Tap, self._tapped)
         figure.on_event(events.SelectionGeometry, self._selected)
         self.pane = pn.pane.Bokeh(figure, sizing_mode="fixed")
 
-    def _add_tools(self, figure: Any) -> None:
+    def _labelled_data(self) -> dict[str, Any]:
+        rows = np.flatnonzero(self._codes >= 0)
+        return {
+            "x": self.pool_map.xy[rows, 0],
+            "y": self.pool_map.xy[rows, 1],
+            "serial": self.pool_map.serials[rows],
+            "label": self._codes[rows],
+            "predicted": self.pool_map.predicted[rows],
+        }
+
+    def _add_tools(self, figure: Any, base: Any, labelled: Any) -> None:
         names = list(self.pool_map.vocabulary.names)
         name_of = CustomJSHover(args={"names": names}, code=_NAME_OF_CODE)
-        hover = HoverTool(
+        pool_hover = HoverTool(
+            renderers=[base],
             tooltips=[
                 ("serial", "@serial"),
-                ("label", "@label{custom}"),
                 ("predicted", "@predicted{custom}"),
                 ("certainty", "@certainty{0.000}"),
             ],
-            formatters={"@label": name_of, "@predicted": name_of},
+            formatters={"@predicted": name_of},
         )
-        tap = TapTool()
+        label_hover = HoverTool(
+            renderers=[labelled],
+            tooltips=[("serial", "@serial"), ("label", "@label{custom}")],
+            formatters={"@label": name_of},
+        )
+        # "inspect": a click reports where it was without selecting in the browser, which
+        # would make it reprocess the whole pool; the ring layer shows the clicked point.
+        tap = TapTool(behavior="inspect", renderers=[base])
         pan, wheel = PanTool(), WheelZoomTool()
-        figure.tools = [pan, wheel, tap, LassoSelectTool(), BoxSelectTool(), hover, ResetTool()]
+        lasso = LassoSelectTool(renderers=[base])
+        box = BoxSelectTool(renderers=[base])
+        figure.tools = [pan, wheel, tap, lasso, box, pool_hover, label_hover, ResetTool()]
         figure.toolbar.active_drag = pan
         figure.toolbar.active_scroll = wheel
         figure.toolbar.active_tap = tap
+        figure.toolbar.active_inspect = [pool_hover, label_hover]
 
     def recolour(self, column: ColourColumn) -> None:
-        """Colour every point by `column` (category codes or continuous values)."""
+        """Colour every pool point by `column` (category codes or continuous values)."""
         values = column.values.astype(np.float64)
+        if column.mode == USER_LABEL:
+            values = np.full(len(values), -1.0)  # the labelled layer above shows the labels
         if column.categories is not None:
             count = len(column.categories)
             self.mapper.update(
@@ -163,36 +206,21 @@ class LatentMapView:
             )
         self.source.patch({"colour": [(slice(0, len(values)), values)]})
 
-    def patch_labels(self, rows: IntArray, codes: IntArray, *, recolour: bool) -> None:
-        """Redraw `rows` with their new user-label codes (and colours in user-label mode)."""
+    def patch_labels(self, rows: IntArray, codes: IntArray) -> None:
+        """Redraw `rows` with their new user-label codes (-1: unlabelled)."""
         if rows.size == 0:
             return
-        row_list = [int(r) for r in rows]
-        patches: dict[str, list[tuple[int, Any]]] = {
-            "label": list(zip(row_list, (int(c) for c in codes), strict=True)),
-            "size": [
-                (r, LABELLED_SIZE if c >= 0 else UNLABELLED_SIZE)
-                for r, c in zip(row_list, codes, strict=True)
-            ],
-        }
-        if recolour:
-            patches["colour"] = [(r, float(c)) for r, c in zip(row_list, codes, strict=True)]
-        self.source.patch(patches)
+        self._codes[rows] = codes
+        self.labelled.data = self._labelled_data()
 
-    def set_labels(self, codes: IntArray, *, recolour: bool) -> None:
+    def set_labels(self, codes: IntArray) -> None:
         """Redraw every point's user-label code (after changes made elsewhere)."""
-        whole = slice(0, int(codes.size))
-        patches: dict[str, list[tuple[slice, Any]]] = {
-            "label": [(whole, codes.astype(np.int64))],
-            "size": [(whole, np.where(codes >= 0, LABELLED_SIZE, UNLABELLED_SIZE))],
-        }
-        if recolour:
-            patches["colour"] = [(whole, codes.astype(np.float64))]
-        self.source.patch(patches)
+        self._codes = np.asarray(codes, np.int64).copy()
+        self.labelled.data = self._labelled_data()
 
     def highlight(self, rows: IntArray) -> None:
-        """Mark `rows` as selected on the map."""
-        self.source.selected.indices = [int(r) for r in rows]
+        """Ring `rows` on the map."""
+        self.focus.data = {"x": self.pool_map.xy[rows, 0], "y": self.pool_map.xy[rows, 1]}
 
     def _tapped(self, event: events.Tap) -> None:
         if event.x is None or event.y is None:

@@ -49,7 +49,7 @@ def serve(
     if model_dir is not None:
         started = time.perf_counter()
         model = hub.open_directory(model_dir)
-        model.pool_map()
+        model.warm()
         echo(
             f"model {model.id}: {len(model.pool())} samples mapped in "
             f"{time.perf_counter() - started:.1f} s"

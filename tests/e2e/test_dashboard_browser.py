@@ -48,12 +48,14 @@ POINT_JS = """([i]) => {
   const r = fig.canvas_view.el.getBoundingClientRect();
   return {x: r.left + fig.frame.x_scale.compute(src.data['x'][i]),
           y: r.top + fig.frame.y_scale.compute(src.data['y'][i]),
-          label: src.data['label'][i], serial: src.data['serial'][i],
-          first_x: src.data['x'][0], n: src.data['x'].length};
+          serial: src.data['serial'][i], first_x: src.data['x'][0], n: src.data['x'].length};
 }"""
-ROW_OF_JS = """([serial]) => {
+# The label the map draws for `serial` (the labelled layer above the pool), -1 for none.
+LABEL_JS = """([serial]) => {
   const fig = Bokeh.index.all_views().find(v => v.model.name === 'ssvae-latent-map');
-  return Array.from(fig.model.renderers[0].data_source.data['serial']).indexOf(serial);
+  const layer = fig.model.renderers.find(r => r.data_source.name === 'ssvae-labelled-source');
+  const at = Array.from(layer.data_source.data['serial']).indexOf(serial);
+  return at < 0 ? -1 : layer.data_source.data['label'][at];
 }"""
 LOSS_POINTS_JS = """() => {
   const fig = Bokeh.index.all_views().find(v => v.model.name === 'ssvae-loss-figure');
@@ -186,13 +188,12 @@ def test_click_a_point_and_press_a_key_saves_the_label_and_undo_removes_it(
     serial = int(detail.get_attribute("data-serial"))
     page.keyboard.press("3")
     _wait_until(lambda: _labels(artifacts).get(serial) == "3", 30, "the label in the file")
-    row = page.evaluate(ROW_OF_JS, [serial])
-    _wait_until(lambda: page.evaluate(POINT_JS, [row])["label"] == 3, 10, "the redrawn point")
+    _wait_until(lambda: page.evaluate(LABEL_JS, [serial]) == 3, 10, "the redrawn point")
     page.locator(".ssvae-counters").get_by_text("3: 1").wait_for()
     page.screenshot(path=str(SCREENSHOTS / "label-detail.png"))
     page.keyboard.press("Control+z")
     _wait_until(lambda: serial not in _labels(artifacts), 30, "the undone label")
-    _wait_until(lambda: page.evaluate(POINT_JS, [row])["label"] == -1, 10, "the undone point")
+    _wait_until(lambda: page.evaluate(LABEL_JS, [serial]) == -1, 10, "the undone point")
 
 
 def test_lasso_labels_a_group_after_confirmation_and_one_undo_reverts_it(

@@ -73,7 +73,7 @@ def test_no_model_id_reaches_outside_the_models_folder(tmp_path: Path, model_id:
 
 
 def test_an_unknown_model_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(WorkspaceError, match="no model 'ghost'.*create one"):
+    with pytest.raises(WorkspaceError, match=r"no model 'ghost'.*create one"):
         _hub(tmp_path).open("ghost")
 
 
