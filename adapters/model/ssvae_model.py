@@ -4,8 +4,8 @@
 checkpoint resumes where it stopped); `fit_more(epochs, labels)` continues on the same pool
 with a possibly changed label set, keeping optimizer and PRNG state. The data order of epoch
 e and the key of step s derive from (seed, e) and (seed, s), so resumed training repeats the
-straight run. Validation rows are a seeded fraction of the pool; labels that fall in them are
-held out for val_accuracy.
+straight run. Validation rows are a seeded fraction of the pool drawn from its unlabelled
+samples only: every label trains (see `validation_rows`).
 """
 
 from __future__ import annotations
@@ -70,6 +70,23 @@ _NOT_COMPILED: dict[str, Any] = {
     "scale_classification_by_ratio": True,
     "tau_alpha0": 1.0,
 }
+
+
+def validation_rows(
+    pool_size: int, labelled_rows: np.ndarray, fraction: float, seed: int
+) -> np.ndarray:
+    """Sorted rows held out for validation: unlabelled rows only, at least one row trains.
+
+    Labels are scarce (often 5 per class), so none is held out: validation measures the
+    unsupervised terms, and val_accuracy is not available (monitoring it falls back to
+    val_loss). The rows come in one fixed seeded order of the whole pool, skipping labelled
+    ones, so labelling a validation sample moves it to training and the next unlabelled row of
+    the order takes its place: the rest of the validation set stays the same across rounds.
+    """
+    order = np.random.default_rng([seed, 7919]).permutation(pool_size)  # fixed split stream
+    unlabelled = order[~np.isin(order, labelled_rows)]
+    count = min(round(fraction * pool_size), len(unlabelled), pool_size - 1)
+    return np.sort(unlabelled[: max(count, 0)]).astype(np.int64)
 
 
 def _check_shape(spec: ModelSpec, x: np.ndarray, what: str) -> None:
@@ -152,10 +169,6 @@ class JaxSsvaeModel:
                 f"{spec.num_classes}; set num_classes to the vocabulary size"
             )
         n = len(pool)
-        rng = np.random.default_rng([spec.seed, 7919])  # fixed stream for the split
-        n_val = min(round(spec.validation_split * n), n - 1)
-        order = rng.permutation(n)
-        val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
         row_of = {int(s): i for i, s in enumerate(pool.serials)}
         serials, classes = labels.serials(), labels.class_indices()
         missing = [int(s) for s in serials if int(s) not in row_of]
@@ -165,16 +178,15 @@ class JaxSsvaeModel:
                 "label only samples of the dataset's pool"
             )
         rows = np.array([row_of[int(s)] for s in serials], np.int64)
-        in_val = np.isin(rows, val_rows)
-        val_classes = np.full(n_val, -1, np.int64)
-        val_classes[np.searchsorted(val_rows, rows[in_val])] = classes[in_val]
+        val_rows = validation_rows(n, rows, spec.validation_split, spec.seed)
+        train_rows = np.setdiff1d(np.arange(n, dtype=np.int64), val_rows)
         return TrainingData(
             x=pool.x,
             train_rows=train_rows,
-            labelled_rows=rows[~in_val],
-            labelled_classes=classes[~in_val],
+            labelled_rows=rows,
+            labelled_classes=classes,
             val_rows=val_rows,
-            val_classes=val_classes,
+            val_classes=np.full(len(val_rows), -1, np.int64),
         )
 
     def _update_tau(self, data: TrainingData) -> None:

@@ -131,14 +131,14 @@ class StepKit:
         return new_params, new_opt, metrics
 
     def _eval_step(self, params: PyTree, batch: Mapping[str, Array]) -> dict[str, Array]:
-        """Sums over a validation batch: -ELBO (all classes), labelled CE and hits."""
+        """Sums over a validation batch: -ELBO (all classes) and its terms, labelled CE, hits."""
         net = self.network(params)
         spec = self.spec
         x, y, mask, labelled = batch["x"], batch["y"], batch["mask"], batch["labelled"]
         logits = net.classifier(x)
         probs = jax.nn.softmax(logits)
         y_all = jnp.broadcast_to(jnp.eye(spec.num_classes), (x.shape[0],) + (spec.num_classes,) * 2)
-        nelbo, _ = negative_elbo(
+        nelbo, parts = negative_elbo(
             net,
             spec,
             x.reshape(x.shape[0], -1),
@@ -147,11 +147,15 @@ class StepKit:
             jax.random.key(0),
             1.0,
         )
-        per_sample = jnp.sum(probs * nelbo, -1) - entropy(probs)
+        h = entropy(probs)
+        per_sample = jnp.sum(probs * nelbo, -1) - spec.component_kl_weight * h
         ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], -1)[:, 0]
         hits = (jnp.argmax(logits, -1) == y).astype(jnp.float32)
         return {
             "nelbo": jnp.sum(mask * per_sample),
+            "reconstruction": jnp.sum(mask * jnp.sum(probs * parts["rec"], -1)),
+            "kl": jnp.sum(mask * jnp.sum(probs * parts["kl"], -1)),
+            "entropy": jnp.sum(mask * h),
             "count": jnp.sum(mask),
             "ce": jnp.sum(labelled * ce),
             "hits": jnp.sum(labelled * hits),
@@ -256,12 +260,38 @@ def evaluate(kit: StepKit, mesh: Mesh, params: PyTree, data: TrainingData) -> di
         batch = sharding.put_batch(mesh, {"x": x, "y": y, "mask": mask, "labelled": labelled})
         for name, value in jax.device_get(kit.eval_step(params, batch)).items():
             totals[name] = totals.get(name, 0.0) + float(value)
-    elbo = -totals["nelbo"] / totals["count"]
-    out = {"val_elbo": elbo, "val_loss": -elbo}
+    count = totals["count"]
+    elbo = -totals["nelbo"] / count
+    # val_<term> pairs with the training metric <term> (the report plots them together); the
+    # validation terms enumerate every class, weighted by q(y|x), with the KL weight at 1.
+    out = {
+        "val_elbo": elbo,
+        "val_loss": -elbo,
+        "val_unlabelled_loss": -elbo,
+        "val_reconstruction": totals["reconstruction"] / count,
+        "val_kl": totals["kl"] / count,
+        "val_entropy": totals["entropy"] / count,
+    }
     if totals["labelled"] > 0:
         out["val_loss"] = -elbo + totals["ce"] / totals["labelled"]
+        out["val_classification"] = totals["ce"] / totals["labelled"]
         out["val_accuracy"] = totals["hits"] / totals["labelled"]
     return out
+
+
+def monitored_metric(spec: ModelSpec, data: TrainingData) -> tuple[str, str]:
+    """(the metric early stopping watches, a note for the user when it is not spec.monitor).
+
+    Validation holds out unlabelled samples only, so val_accuracy has nothing to measure;
+    early stopping then watches val_loss, and the report says so.
+    """
+    watching = spec.patience > 0 and len(data.val_rows) > 0
+    if spec.monitor == "val_accuracy" and not np.any(data.val_classes >= 0):
+        return "val_loss", "" if not watching else (
+            "monitor val_accuracy needs labelled validation samples, but every label trains "
+            "(validation holds out unlabelled samples only); early stopping watched val_loss"
+        )
+    return spec.monitor, ""
 
 
 @attrs.define
@@ -291,9 +321,7 @@ class Trainer:
     def run(self, state: TrainState, data: TrainingData, epochs: int) -> TrainingReport:
         """Train `state` in place for at most `epochs` epochs; the report says why it stopped."""
         start = time.perf_counter()
-        monitor = self.spec.monitor
-        if monitor == "val_accuracy" and not np.any(data.val_classes >= 0):
-            monitor = "val_loss"  # no held-out label to measure accuracy on
+        monitor, note = monitored_metric(self.spec, data)
         stopper = EarlyStopping(monitor, self.spec.patience)
         use_best = self.spec.patience > 0 and len(data.val_rows) > 0
         best = (state.params, state.opt_state)
@@ -334,7 +362,7 @@ class Trainer:
             stop_reason=reason,
             best_epoch=stopper.best_epoch if use_best and stopper.best_epoch > 0 else state.epoch,
             seconds=time.perf_counter() - start,
-            message=message,
+            message="; ".join(part for part in (message, note) if part),
         )
         for callback in self.callbacks:
             callback.on_train_end(report)

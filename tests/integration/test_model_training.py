@@ -12,7 +12,7 @@ import pytest
 from ssvae.adapters.model.callbacks import ConsoleProgress, CsvHistory, LossCurvePlot
 from ssvae.adapters.model.checkpoint import CheckpointError
 from ssvae.adapters.model.repository import JaxModelRepository
-from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
+from ssvae.adapters.model.ssvae_model import JaxSsvaeModel, validation_rows
 from ssvae.adapters.model.trainer import EarlyStopping
 from ssvae.domain.data import Samples
 from ssvae.domain.errors import DataError, LabelError, SsvaeError
@@ -248,3 +248,49 @@ def test_weight_decay_applies_to_kernels_only() -> None:
     assert flags["['encoder']['embed_x']['bias'].value"] is False
     assert flags["['prior']['means'].value"] is False
     assert sum(flags.values()) == sum("kernel" in name for name in flags)
+
+
+def test_validation_holds_out_unlabelled_rows_only_and_stays_stable() -> None:
+    labelled = np.array([0, 3, 5, 7, 11, 13, 17, 19, 23, 29], np.int64)
+    val = validation_rows(40, labelled, 0.5, seed=2)
+    assert len(val) == 20 and not np.isin(val, labelled).any()
+    # Labelling one validation row moves it to training; the rest of the set stays.
+    moved = int(val[0])
+    again = validation_rows(40, np.append(labelled, moved), 0.5, seed=2)
+    assert moved not in again and len(again) == 20 and len(np.setdiff1d(val, again)) == 1
+    # Too few unlabelled rows: all of them validate, but never the whole pool.
+    assert len(validation_rows(12, labelled, 0.9, seed=2)) == 12 - 5
+    assert len(validation_rows(5, np.zeros(0, np.int64), 0.9, seed=2)) == 4
+
+    pool = tiny_pool()
+    labels = labels_for(pool, 30)  # with 80 rows and validation_split 0.25: 20 would be held
+    data = JaxSsvaeModel(tiny_spec())._training_data(pool, labels)
+    assert len(data.labelled_rows) == 30 and len(data.val_rows) == 20
+    assert not np.isin(data.val_rows, data.labelled_rows).any()
+    assert len(data.train_rows) == 60 and np.isin(data.labelled_rows, data.train_rows).all()
+
+
+def test_validation_reports_each_loss_term_beside_its_training_curve() -> None:
+    pool = tiny_pool()
+    report = JaxSsvaeModel(tiny_spec(max_epochs=1)).fit(pool, labels_for(pool, 9))
+    metrics = report.history[0].metrics
+    for term in ("reconstruction", "kl", "entropy", "unlabelled_loss"):
+        assert term in metrics and f"val_{term}" in metrics
+    assert "val_accuracy" not in metrics  # no label is held out
+    # With unit weights: -ELBO = rec + KL - log p(y) summed over q(y|x), minus H(q(y|x)).
+    expected = (
+        metrics["val_reconstruction"] + metrics["val_kl"] + np.log(3) - metrics["val_entropy"]
+    )
+    np.testing.assert_allclose(metrics["val_loss"], expected, rtol=1e-5)
+    np.testing.assert_allclose(metrics["val_elbo"], -metrics["val_loss"], rtol=1e-6)
+
+
+def test_monitoring_val_accuracy_without_held_out_labels_watches_val_loss() -> None:
+    pool = tiny_pool()
+    spec = tiny_spec(monitor="val_accuracy", patience=3, max_epochs=2)
+    report = JaxSsvaeModel(spec).fit(pool, labels_for(pool, 9))
+    assert "early stopping watched val_loss" in report.message
+    val = [r.metrics["val_loss"] for r in report.history]
+    assert report.best_epoch == int(np.argmin(val)) + 1
+    quiet = JaxSsvaeModel(spec.evolve(patience=0)).fit(pool, labels_for(pool, 9))
+    assert quiet.message == ""
