@@ -23,7 +23,7 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from ssvae.adapters.files import atomic_write_text
 from ssvae.domain.errors import SpecError
-from ssvae.domain.spec import PRESETS, ModelSpec, preset
+from ssvae.domain.spec import PRESETS, ModelSpec, fit_to_data, preset
 
 PRESET_KEY = "preset"
 
@@ -247,7 +247,9 @@ def spec_from_mapping(
         _start_values(values.pop(PRESET_KEY), source_name, lines) if PRESET_KEY in values else {}
     )
     try:
-        return _CONVERTER.structure({**start, **values}, ModelSpec)
+        # Over a preset, its data-dependent choices fit the data (as `preset` does).
+        merged = fit_to_data({**start, **values}) if start else values
+        return _CONVERTER.structure(merged, ModelSpec)
     except ForbiddenExtraKeysError as error:
         unknown = [key for key in values if key in error.extra_fields]
         raise _unknown_keys_error(unknown, source_name, lines) from None

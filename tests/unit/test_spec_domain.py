@@ -9,7 +9,14 @@ import attrs
 import pytest
 
 from ssvae.domain.errors import SpecError
-from ssvae.domain.spec import PRESETS, ModelSpec, preset
+from ssvae.domain.spec import (
+    PRESETS,
+    SEMI_SUPERVISED_BASE,
+    SEMI_SUPERVISED_OVERRIDES,
+    ModelSpec,
+    fit_to_data,
+    preset,
+)
 
 FIELDS = attrs.fields(ModelSpec)
 
@@ -167,6 +174,44 @@ def test_preset_overrides_apply_and_unknown_presets_fail_by_name() -> None:
     assert (spec.latent_dim, spec.num_components) == (4, 10)
     with pytest.raises(SpecError, match=r"unknown model preset 'mixture_k11'.*mixture_k10"):
         preset("mixture_k11")
+
+
+def test_every_preset_carries_the_documented_semi_supervised_values() -> None:
+    for name in PRESETS:
+        spec = preset(name)
+        for field, value in SEMI_SUPERVISED_BASE.items():
+            assert getattr(spec, field) == value, (name, field)
+    assert preset("mixture_k10").dirichlet_weight == 1.0
+    assert preset("standard").evolve(**SEMI_SUPERVISED_OVERRIDES) == preset(
+        "standard", max_epochs=25
+    )
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_presets_fit_vectors_and_few_classes(name: str) -> None:
+    spec = preset(name, input_shape=(384,), num_classes=2)
+    assert (spec.augment_shift, spec.enumerate_top_k) == (0, 0)
+    assert spec.consistency_weight == SEMI_SUPERVISED_BASE["consistency_weight"]
+    # Overrides are fitted too; a top-k within the class count stays.
+    assert preset(name, num_classes=2, enumerate_top_k=5).enumerate_top_k == 0
+    assert preset(name, num_classes=4).enumerate_top_k == 3
+    assert preset(name, input_shape=(8, 8, 3)).augment_shift == 2
+
+
+def test_evolving_a_preset_onto_other_data_fits_it_but_explicit_values_are_validated() -> None:
+    moved = preset("standard").evolve(input_shape=(12,), num_classes=2)
+    assert (moved.augment_shift, moved.enumerate_top_k) == (0, 0)
+    assert moved == preset("standard", input_shape=(12,), num_classes=2)
+    with pytest.raises(SpecError, match="'augment_shift' = 2"):
+        preset("standard").evolve(input_shape=(12,), augment_shift=2)
+    with pytest.raises(SpecError, match="'augment_shift' = 2"):
+        ModelSpec(input_shape=(12,), augment_shift=2)
+    with pytest.raises(SpecError, match="'enumerate_top_k' = 3"):
+        ModelSpec(num_classes=2, enumerate_top_k=3)
+    # Values of the wrong type are left for validation to report.
+    assert fit_to_data({"num_classes": "ten", "enumerate_top_k": 3})["enumerate_top_k"] == 3
+    with pytest.raises(SpecError, match="unknown model spec field"):
+        preset("standard", latnt_dim=3)
 
 
 # Evolve.

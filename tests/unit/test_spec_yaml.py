@@ -265,7 +265,7 @@ def test_flags_merge_over_a_parsed_file_keeping_the_file_lines() -> None:
     with pytest.raises(SpecError, match=r"^f\.yaml:3: model spec field 'latent_dim' = 0"):
         spec_from_mapping(values, "f.yaml", lines)
     values["latent_dim"] = 8
-    assert spec_from_mapping(values, "f.yaml", lines) == ModelSpec(seed=5, latent_dim=8)
+    assert spec_from_mapping(values, "f.yaml", lines) == preset("standard", seed=5, latent_dim=8)
 
 
 def test_save_then_load_gives_the_same_spec(tmp_path: Path) -> None:
@@ -290,3 +290,10 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(SpecError, match=r"cannot read model spec file .*binary\.yaml"):
         load_spec(binary)
+
+
+def test_a_preset_in_yaml_fits_vector_data_but_an_explicit_shift_still_fails() -> None:
+    spec = spec_from_yaml("preset: standard\ninput_shape: [384]\nnum_classes: 2\n")
+    assert (spec.augment_shift, spec.enumerate_top_k, spec.consistency_weight) == (0, 0, 30.0)
+    with pytest.raises(SpecError, match=r"^<string>:2: model spec field 'augment_shift'"):
+        spec_from_yaml("input_shape: [384]\naugment_shift: 2\n")
