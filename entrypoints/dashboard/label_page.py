@@ -129,6 +129,7 @@ class LabelPage:
             "click a point, then press its class key", css_classes=["ssvae-status"]
         )
         self.note = pn.pane.HTML("")
+        self.caption = pn.pane.HTML(self._caption())
         self.counters = pn.pane.HTML(counters_html(board.counts()))
         self.map = self._new_map()
         self.map_holder = pn.Column(self.map.pane)
@@ -187,7 +188,7 @@ class LabelPage:
             pn.Row(self.mode, self.policy),
             self.counters,
             self.status,
-            pn.Row(pn.Column(self.map_holder, self.note), side),
+            pn.Row(pn.Column(self.map_holder, self.caption, self.note), side),
             name="Label",
         )
 
@@ -201,6 +202,15 @@ class LabelPage:
             self._group_drawn,
         )
 
+    def _caption(self) -> str:
+        pool_map = self.board.pool_map
+        dims = pool_map.latent.shape[1]
+        how = "the 2-D latent" if dims <= 2 else f"PCA of the {dims}-D latent"
+        return (
+            f"<small class='ssvae-map-caption'><b>{len(pool_map)}</b> points ({how}); "
+            "scroll to zoom, drag to pan, lasso or box to label a group</small>"
+        )
+
     def replace_board(self, board: LabelBoard) -> None:
         """New predictions (after a training run): a new map, the same labels."""
         self.board = board
@@ -208,6 +218,7 @@ class LabelPage:
         self.map = self._new_map()
         self.mode.value = USER_LABEL
         self.map_holder.objects = [self.map.pane]
+        self.caption.object = self._caption()
         self.counters.object = counters_html(board.counts())
         if self.selected is not None:
             self.map.highlight(board.pool_map.rows_of([self.selected]))

@@ -37,10 +37,12 @@ from ssvae.application.dashboard_map import (
     nearest_row,
     rows_in_box,
     rows_in_polygon,
+    topmost_rows,
 )
 
 IntArray = npt.NDArray[np.int64]
 SOURCE_NAME = "ssvae-latent-source"
+SERIAL_SOURCE_NAME = "ssvae-serial-source"
 LABELLED_SOURCE_NAME = "ssvae-labelled-source"
 FOCUS_SOURCE_NAME = "ssvae-focus-source"
 FIGURE_NAME = "ssvae-latent-map"
@@ -61,14 +63,47 @@ def category_palette(count: int) -> list[str]:
     return [Turbo256[int(i * step)] for i in range(count)]
 
 
+def _rgba(colour: str, alpha: int = 255) -> int:
+    """'#rrggbb' as the uint32 an RGBA image holds (bytes r, g, b, a in memory order)."""
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return int(np.array([red, green, blue, alpha], np.uint8).view(np.uint32)[0])
+
+
+def colour_table(column: ColourColumn) -> tuple[npt.NDArray[np.uint32], dict[str, Any]]:
+    """Each point's RGBA colour for `column`, and the colour scale's settings."""
+    values = column.values.astype(np.float64)
+    if column.mode == USER_LABEL:
+        values = np.full(len(values), -1.0)  # the labelled layer above shows the labels
+    none = _rgba(NONE_COLOUR, 200)
+    if column.categories is not None:
+        palette = category_palette(len(column.categories))
+        table = np.array([none] + [_rgba(c) for c in palette], np.uint32)
+        codes = np.clip(np.nan_to_num(values, nan=-1).astype(np.int64), -1, len(palette) - 1)
+        scale = {"palette": palette, "low": -0.5, "high": len(palette) - 0.5}
+        return table[codes + 1], scale
+    finite = values[np.isfinite(values)]
+    low = float(finite.min()) if finite.size else 0.0
+    high = float(finite.max()) if finite.size else 1.0
+    high = high if high > low else low + 1e-9
+    table = np.array([_rgba(c) for c in Viridis256], np.uint32)
+    steps = np.clip((np.nan_to_num(values, nan=low) - low) / (high - low) * 255, 0, 255)
+    return table[steps.astype(np.int64)], {"palette": list(Viridis256), "low": low, "high": high}
+
+
+def _padded(values: npt.NDArray[np.float64]) -> tuple[float, float]:
+    low, high = float(values.min()), float(values.max())
+    pad = 0.05 * (high - low) or 0.5
+    return low - pad, high + pad
+
+
 class LatentMapView:
     """The map figure; calls `on_point(row)` for a click and `on_group(rows)` for a lasso
     or box.
 
-    Three layers: the whole pool (60,000 points, drawn once and recoloured only when the
-    colour mode changes), the labelled points on top in their class colours, and a ring
-    around the clicked point. A label changes only the small top layer, so the browser never
-    reprocesses the whole pool for a key press.
+    Layers: the whole pool as one image the server rasterises (again after each zoom or pan),
+    so the browser draws one picture instead of 60,000 glyphs; an invisible image of serials
+    for the hover; the labelled points on top in their class colours; a ring around the
+    clicked point. A key press changes only the small labelled layer.
     """
 
     def __init__(
@@ -86,37 +121,37 @@ class LatentMapView:
         self._on_point = on_point
         self._on_group = on_group
         self._codes = np.asarray(user_codes, np.int64).copy()
+        self._raster_size = (width - 80, height - 80)
+        self._view = (_padded(pool_map.xy[:, 0]), _padded(pool_map.xy[:, 1]))
+        self._row_rgba, _ = colour_table(column)
+        (x0, x1), (y0, y1) = self._view
         x_name, y_name = pool_map.axis_names
-        element = hv.Points((pool_map.xy[:, 0], pool_map.xy[:, 1]), kdims=[x_name, y_name]).opts(
+        empty = np.zeros((2, 2, 4), np.uint8)
+        element = hv.RGB(empty, bounds=(x0, y0, x1, y1), kdims=[x_name, y_name]).opts(
             width=width,
             height=height,
-            size=UNLABELLED_SIZE,
             tools=[],
             default_tools=[],
             toolbar="above",
             title="latent space of the pool",
-            backend_opts={"plot.output_backend": "webgl"},
         )
         figure = hv.render(element, backend="bokeh")
         figure.name = FIGURE_NAME
-        base = figure.renderers[0]
-        self.mapper = LinearColorMapper(palette=["#000000"], low=0, high=1)
-        self.source: ColumnDataSource = base.data_source
+        figure.x_range.update(start=x0, end=x1, reset_start=x0, reset_end=x1)
+        figure.y_range.update(start=y0, end=y1, reset_start=y0, reset_end=y1)
+        self.source: ColumnDataSource = figure.renderers[0].data_source
         self.source.name = SOURCE_NAME
-        self.source.data = {
-            "x": pool_map.xy[:, 0],
-            "y": pool_map.xy[:, 1],
-            "serial": pool_map.serials,
-            "colour": column.values.astype(np.float64),
-            "predicted": pool_map.predicted,
-            "certainty": pool_map.certainty,
-        }
-        fill = {"field": "colour", "transform": self.mapper}
-        glyphs = (base.glyph, base.nonselection_glyph, base.selection_glyph, base.muted_glyph)
-        for glyph in (g for g in glyphs if g is not None and g != "auto"):
-            glyph.update(x="x", y="y", fill_color=fill, line_color=fill, size=UNLABELLED_SIZE)
-            glyph.update(fill_alpha=0.7, line_alpha=0.7)
-        base.hover_glyph = None
+        self.serial_source = ColumnDataSource(name=SERIAL_SOURCE_NAME)
+        serial_image = figure.image(
+            image="image",
+            x="x",
+            y="y",
+            dw="dw",
+            dh="dh",
+            source=self.serial_source,
+            color_mapper=LinearColorMapper(palette=["#00000000"], low=0, high=1),
+            global_alpha=0.0,
+        )
         classes = len(pool_map.vocabulary)
         label_mapper = LinearColorMapper(
             palette=category_palette(classes), low=-0.5, high=classes - 0.5
@@ -141,12 +176,37 @@ class LatentMapView:
             line_color="#000000",
             line_width=2.5,
         )
-        self._add_tools(figure, base, labelled)
+        self._add_tools(figure, serial_image, labelled)
         self.figure = figure
-        self.recolour(column)
+        self._draw()
         figure.on_event(events.Tap, self._tapped)
         figure.on_event(events.SelectionGeometry, self._selected)
+        figure.on_event(events.RangesUpdate, self._ranges_changed)
         self.pane = pn.pane.Bokeh(figure, sizing_mode="fixed")
+
+    def _draw(self) -> None:
+        """Rasterise the pool for the current view."""
+        (x0, x1), (y0, y1) = self._view
+        width, height = self._raster_size
+        rows = topmost_rows(self.pool_map.xy, (x0, x1), (y0, y1), width, height)
+        inside = rows >= 0
+        image = np.zeros(rows.shape, np.uint32)
+        image[inside] = self._row_rgba[rows[inside]]
+        serials = np.full(rows.shape, np.nan)
+        serials[inside] = self.pool_map.serials[rows[inside]]
+        placement = {"x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}
+        self.source.data = {"image": [image], **placement}
+        self.serial_source.data = {"image": [serials], **placement}
+
+    def _ranges_changed(self, event: events.RangesUpdate) -> None:
+        bounds = (event.x0, event.x1, event.y0, event.y1)
+        if any(b is None for b in bounds):
+            return
+        x0, x1, y0, y1 = (float(b) for b in bounds)  # type: ignore[arg-type]
+        if (x0, x1) == self._view[0] and (y0, y1) == self._view[1]:
+            return
+        self._view = ((x0, x1), (y0, y1))
+        self._draw()
 
     def _labelled_data(self) -> dict[str, Any]:
         rows = np.flatnonzero(self._codes >= 0)
@@ -158,29 +218,25 @@ class LatentMapView:
             "predicted": self.pool_map.predicted[rows],
         }
 
-    def _add_tools(self, figure: Any, base: Any, labelled: Any) -> None:
+    def _add_tools(self, figure: Any, serial_image: Any, labelled: Any) -> None:
         names = list(self.pool_map.vocabulary.names)
         name_of = CustomJSHover(args={"names": names}, code=_NAME_OF_CODE)
-        pool_hover = HoverTool(
-            renderers=[base],
-            tooltips=[
-                ("serial", "@serial"),
-                ("predicted", "@predicted{custom}"),
-                ("certainty", "@certainty{0.000}"),
-            ],
-            formatters={"@predicted": name_of},
-        )
+        pool_hover = HoverTool(renderers=[serial_image], tooltips=[("serial", "@image{0}")])
         label_hover = HoverTool(
             renderers=[labelled],
-            tooltips=[("serial", "@serial"), ("label", "@label{custom}")],
-            formatters={"@label": name_of},
+            tooltips=[
+                ("serial", "@serial"),
+                ("label", "@label{custom}"),
+                ("predicted", "@predicted{custom}"),
+            ],
+            formatters={"@label": name_of, "@predicted": name_of},
         )
-        # "inspect": a click reports where it was without selecting in the browser, which
-        # would make it reprocess the whole pool; the ring layer shows the clicked point.
-        tap = TapTool(behavior="inspect", renderers=[base])
+        # Clicks and lassos are resolved on the server against every pool point; in the
+        # browser they only touch the small labelled layer.
+        tap = TapTool(behavior="inspect", renderers=[labelled])
         pan, wheel = PanTool(), WheelZoomTool()
-        lasso = LassoSelectTool(renderers=[base])
-        box = BoxSelectTool(renderers=[base])
+        lasso = LassoSelectTool(renderers=[labelled])
+        box = BoxSelectTool(renderers=[labelled])
         figure.tools = [pan, wheel, tap, lasso, box, pool_hover, label_hover, ResetTool()]
         figure.toolbar.active_drag = pan
         figure.toolbar.active_scroll = wheel
@@ -189,22 +245,8 @@ class LatentMapView:
 
     def recolour(self, column: ColourColumn) -> None:
         """Colour every pool point by `column` (category codes or continuous values)."""
-        values = column.values.astype(np.float64)
-        if column.mode == USER_LABEL:
-            values = np.full(len(values), -1.0)  # the labelled layer above shows the labels
-        if column.categories is not None:
-            count = len(column.categories)
-            self.mapper.update(
-                palette=category_palette(count), low=-0.5, high=count - 0.5, low_color=NONE_COLOUR
-            )
-        else:
-            finite = values[np.isfinite(values)]
-            low = float(finite.min()) if finite.size else 0.0
-            high = float(finite.max()) if finite.size else 1.0
-            self.mapper.update(
-                palette=list(Viridis256), low=low, high=high if high > low else low + 1e-9
-            )
-        self.source.patch({"colour": [(slice(0, len(values)), values)]})
+        self._row_rgba, _ = colour_table(column)
+        self._draw()
 
     def patch_labels(self, rows: IntArray, codes: IntArray) -> None:
         """Redraw `rows` with their new user-label codes (-1: unlabelled)."""

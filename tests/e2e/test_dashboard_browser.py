@@ -41,14 +41,27 @@ MODEL_ID = "e2e"
 POOL_SIZE = 2000
 SLOW = 240_000  # ms: the first page of a model compiles the JAX model on a shared small CPU
 
-# The pixel position of map row `i` and what the browser holds for it.
-POINT_JS = """([i]) => {
+# The screen position and serial of the k-th drawn pixel of the pool's raster (the server
+# draws the pool as an image; an invisible image of serials lies under it for the hover).
+PIXEL_JS = """([k]) => {
   const fig = Bokeh.index.all_views().find(v => v.model.name === 'ssvae-latent-map');
-  const src = fig.model.renderers[0].data_source;
-  const r = fig.canvas_view.el.getBoundingClientRect();
-  return {x: r.left + fig.frame.x_scale.compute(src.data['x'][i]),
-          y: r.top + fig.frame.y_scale.compute(src.data['y'][i]),
-          serial: src.data['serial'][i], first_x: src.data['x'][0], n: src.data['x'].length};
+  const data = fig.model.renderers.find(
+    r => r.data_source.name === 'ssvae-serial-source').data_source.data;
+  const image = data['image'][0];
+  const [height, width] = image.shape;
+  let seen = -1;
+  for (let i = 0; i < image.length; i++) {
+    if (Number.isNaN(image[i])) continue;
+    seen += 1;
+    if (seen < k) continue;
+    const col = i % width, row = Math.floor(i / width);
+    const x = data['x'][0] + (col + 0.5) * data['dw'][0] / width;
+    const y = data['y'][0] + (row + 0.5) * data['dh'][0] / height;
+    const r = fig.canvas_view.el.getBoundingClientRect();
+    return {x: r.left + fig.frame.x_scale.compute(x), y: r.top + fig.frame.y_scale.compute(y),
+            serial: image[i], view: [data['x'][0], data['dw'][0]]};
+  }
+  return null;
 }"""
 # The label the map draws for `serial` (the labelled layer above the pool), -1 for none.
 LABEL_JS = """([serial]) => {
@@ -167,8 +180,8 @@ def test_landing_page_creates_a_model_and_opens_its_map(
     page.get_by_role("button", name="create model").click()
     page.wait_for_url(f"**?model={MODEL_ID}", timeout=SLOW)
     page.wait_for_selector("canvas", timeout=SLOW)
-    point = page.evaluate(POINT_JS, [0])
-    assert point["n"] == POOL_SIZE
+    page.locator(".ssvae-map-caption").get_by_text(str(POOL_SIZE)).wait_for()
+    assert page.evaluate(PIXEL_JS, [0]) is not None
     assert (artifacts / "models" / MODEL_ID / "spec.yaml").is_file()
     outside = [
         u for u in requested if not u.startswith(("http://127.0.0.1", "ws://", "blob:", "data:"))
@@ -181,7 +194,7 @@ def test_click_a_point_and_press_a_key_saves_the_label_and_undo_removes_it(
     server: tuple[str, Path], page: Any
 ) -> None:
     _, artifacts = server
-    point = page.evaluate(POINT_JS, [17])
+    point = page.evaluate(PIXEL_JS, [500])
     page.mouse.click(point["x"], point["y"])
     detail = page.locator(".ssvae-detail")
     detail.wait_for()
@@ -201,7 +214,7 @@ def test_lasso_labels_a_group_after_confirmation_and_one_undo_reverts_it(
 ) -> None:
     _, artifacts = server
     page.get_by_title("Lasso Select").first.click()
-    centre = page.evaluate(POINT_JS, [5])
+    centre = page.evaluate(PIXEL_JS, [1000])
     radius = 45
     page.mouse.move(centre["x"] + radius, centre["y"])
     page.mouse.down()
@@ -258,14 +271,14 @@ def test_invalid_hyperparameter_shows_the_spec_error_then_one_epoch_trains_and_r
     rate.press("Enter")
     _wait_until(lambda: page.locator(".ssvae-field-error").count() == 0, 10, "valid values")
     _tab(page, "Label")
-    before = page.evaluate(POINT_JS, [0])["first_x"]
+    before = page.evaluate(PIXEL_JS, [0])["view"]
     _tab(page, "Train")
     page.get_by_role("button", name="start training").click()
     page.locator(".ssvae-train-status[data-state='finished']").wait_for(timeout=SLOW)
     assert all(n > 0 for n in page.evaluate(LOSS_POINTS_JS))
     page.screenshot(path=str(SCREENSHOTS / "train.png"))
     _tab(page, "Label")
-    _wait_until(lambda: page.evaluate(POINT_JS, [0])["first_x"] != before, 60, "the refreshed map")
+    _wait_until(lambda: page.evaluate(PIXEL_JS, [0])["view"] != before, 60, "the refreshed map")
     page.screenshot(path=str(SCREENSHOTS / "label-trained.png"))
 
 

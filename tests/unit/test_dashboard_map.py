@@ -204,3 +204,34 @@ def test_the_polygon_test_agrees_with_matplotlib(vertices: list[tuple[float, flo
         if _distance_to_edges(point, xs, ys) < 1e-6:
             continue  # a point on an edge may go either way
         assert (row in ours) == bool(reference.contains_point(point)), (row, point)
+
+
+def test_the_raster_holds_the_topmost_row_of_each_pixel() -> None:
+    from ssvae.application.dashboard_map import topmost_rows
+
+    xy = np.array([[0.5, 0.5], [0.6, 0.6], [3.5, 1.5], [9.0, 9.0]])
+    raster = topmost_rows(xy, (0.0, 4.0), (0.0, 2.0), 4, 2, point_pixels=1)
+    expected = np.full((2, 4), -1)
+    expected[0, 0] = 1  # rows 0 and 1 share the bottom-left pixel: the later one is on top
+    expected[1, 3] = 2  # row 1 of the raster is the top (y from 1 to 2)
+    np.testing.assert_array_equal(raster, expected)  # row 3 is outside the view
+    wide = topmost_rows(xy[:1], (0.0, 4.0), (0.0, 2.0), 4, 2, point_pixels=2)
+    assert sorted(zip(*np.nonzero(wide >= 0), strict=True)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert (topmost_rows(xy, (1.0, 1.0), (0.0, 2.0), 4, 2) == -1).all()  # an empty view
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 60), st.integers(0, 10_000))
+def test_the_raster_agrees_with_drawing_points_one_by_one(count: int, seed: int) -> None:
+    from ssvae.application.dashboard_map import topmost_rows
+
+    xy = np.random.default_rng(seed).uniform(-1, 11, size=(count, 2))
+    fast = topmost_rows(xy, (0.0, 10.0), (0.0, 5.0), 12, 7, point_pixels=2)
+    slow = np.full((7, 12), -1)
+    for row, (x, y) in enumerate(xy):
+        px, py = int(np.floor(x / 10 * 12)), int(np.floor(y / 5 * 7))
+        for dy in range(2):
+            for dx in range(2):
+                if 0 <= px + dx < 12 and 0 <= py + dy < 7:
+                    slow[py + dy, px + dx] = row
+    np.testing.assert_array_equal(fast, slow)
