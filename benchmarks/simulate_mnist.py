@@ -40,7 +40,6 @@ from ssvae.domain.simulation import (
     conclusions,
     summarise,
 )
-from ssvae.domain.spec import SEMI_SUPERVISED_OVERRIDES
 from ssvae.domain.stopping import StoppingRule
 
 TARGET_ACCURACY = 0.95
@@ -111,17 +110,14 @@ def main() -> None:
     parser.add_argument("--num-samples", type=int, default=0, help="pool size (0: all 60,000)")
     parser.add_argument("--num-test", type=int, default=0, help="test samples (0: all 10,000)")
     parser.add_argument("--preset", default="standard")
-    parser.add_argument(
-        "--plain",
-        action="store_true",
-        help="do not apply SEMI_SUPERVISED_OVERRIDES (top-3 enumeration, alpha, consistency)",
-    )
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--artifacts", type=Path, default=Path("artifacts"))
     args = parser.parse_args()
 
     rounds = (args.max_labels - args.initial_labels) // args.k
-    overrides: dict[str, Any] = {} if args.plain else dict(SEMI_SUPERVISED_OVERRIDES)
+    # The presets carry the semi-supervised configuration (top-3 enumeration, alpha 0.1 N,
+    # consistency under 2-pixel shifts); --set changes any field over it.
+    overrides: dict[str, Any] = {}
     for item in args.set:
         name, _, value = item.partition("=")
         overrides[name] = yaml.safe_load(value)

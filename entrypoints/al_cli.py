@@ -522,17 +522,11 @@ class _RoundPrinter:
     help="The model preset.",
 )
 @click.option(
-    "--semi-supervised",
-    is_flag=True,
-    help="Apply the overrides that reach ~95% on MNIST with 100 labels (images only; see "
-    "SEMI_SUPERVISED_OVERRIDES).",
-)
-@click.option(
     "--set",
     "assignments",
     multiple=True,
     metavar="NAME=VALUE",
-    help="Model spec field, e.g. --set batch_size=64 (repeatable; wins over --semi-supervised).",
+    help="Model spec field over the preset, e.g. --set batch_size=64 (repeatable).",
 )
 @click.option(
     "--target-accuracy",
@@ -555,7 +549,6 @@ class _RoundPrinter:
 def simulate(
     policies: tuple[str, ...],
     seeds: tuple[int, ...],
-    semi_supervised: bool,
     assignments: tuple[str, ...],
     artifacts: Path,
     as_json: bool,
@@ -574,14 +567,12 @@ def simulate(
     from ssvae.application.bootstrap import bootstrap
     from ssvae.application.settings import AppSettings
     from ssvae.domain.simulation import SimulationSettings, conclusions, summarise
-    from ssvae.domain.spec import SEMI_SUPERVISED_OVERRIDES
     from ssvae.entrypoints.cli import _data_settings
 
     rule = _stopping_rule(options)
     data_keys = ("dataset", "data_dir", "vectors", "classes", "download", "cache_dir")
     data = _data_settings({key: options.pop(key) for key in data_keys})
-    overrides = dict(SEMI_SUPERVISED_OVERRIDES) if semi_supervised else {}
-    overrides.update(_assignments(assignments))
+    overrides = _assignments(assignments)
     settings = SimulationSettings(
         policies=policies or ("margin", "random"),
         seeds=seeds or (0,),
