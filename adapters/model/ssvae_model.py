@@ -66,6 +66,8 @@ _NOT_COMPILED: dict[str, Any] = {
     "monitor": "val_loss",
     "validation_split": 0.0,
     "kl_warmup_epochs": 0,
+    "lr_schedule": "constant",
+    "lr_min_fraction": 0.05,
     "classification_weight": 1.0,
     "scale_classification_by_ratio": True,
     "tau_alpha0": 1.0,

@@ -117,6 +117,9 @@ class StepKit:
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         grad_norm = optax.tree.norm(grads)
         updates, new_opt = self.optimizer.update(grads, opt_state, params)
+        # Adam's update is linear in the step size: scaling it is the learning-rate schedule.
+        lr_scale = scalars.get("lr_scale", 1.0)
+        updates = jax.tree.map(lambda u: u * lr_scale, updates)
         new_params = optax.apply_updates(params, updates)
         # A non-finite loss or gradient leaves parameters and optimizer state untouched, so
         # the state after a bad step is still the last good one.
@@ -308,6 +311,18 @@ class Trainer:
         warm = self.spec.kl_warmup_epochs
         return 1.0 if warm == 0 else min(1.0, (epoch + 1) / warm)
 
+    def lr_scale(self, epoch: int) -> float:
+        """The step size's factor in `epoch` (0-based, counted over every fit of the model).
+
+        cosine: from 1 down to lr_min_fraction over max_epochs, then held there, so resumed
+        training repeats the straight run and later rounds (fit_more) train at the low end.
+        """
+        if self.spec.lr_schedule == "constant":
+            return 1.0
+        low = self.spec.lr_min_fraction
+        progress = min(epoch / max(self.spec.max_epochs - 1, 1), 1.0)
+        return low + (1.0 - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
     def epoch_batches(self, epoch: int, data: TrainingData) -> tuple[np.ndarray, np.ndarray, int]:
         """(unlabelled rows (steps, B), labelled picks (steps, L), steps) for `epoch`."""
         rng = np.random.default_rng([self.spec.seed, epoch])
@@ -380,6 +395,7 @@ class Trainer:
         mask = np.full(self.spec.labeled_batch_size, float(has_labels), np.float32)
         scalars = {
             "kl_scale": np.float32(self.kl_scale(epoch)),
+            "lr_scale": np.float32(self.lr_scale(epoch)),
             "alpha": np.float32(data.alpha(self.spec)),
         }
         collected: list[dict[str, Array]] = []

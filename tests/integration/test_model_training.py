@@ -9,11 +9,12 @@ import jax
 import numpy as np
 import pytest
 
+from ssvae.adapters.model import sharding
 from ssvae.adapters.model.callbacks import ConsoleProgress, CsvHistory, LossCurvePlot
 from ssvae.adapters.model.checkpoint import CheckpointError
 from ssvae.adapters.model.repository import JaxModelRepository
 from ssvae.adapters.model.ssvae_model import JaxSsvaeModel, validation_rows
-from ssvae.adapters.model.trainer import EarlyStopping
+from ssvae.adapters.model.trainer import EarlyStopping, Trainer
 from ssvae.domain.data import Samples
 from ssvae.domain.errors import DataError, LabelError, SsvaeError
 from ssvae.domain.labels import ClassVocabulary, LabelSet
@@ -294,3 +295,25 @@ def test_monitoring_val_accuracy_without_held_out_labels_watches_val_loss() -> N
     assert report.best_epoch == int(np.argmin(val)) + 1
     quiet = JaxSsvaeModel(spec.evolve(patience=0)).fit(pool, labels_for(pool, 9))
     assert quiet.message == ""
+
+
+def test_cosine_schedule_decays_per_epoch_and_a_flat_one_equals_constant() -> None:
+    def trainer(**overrides: object) -> Trainer:
+        spec = tiny_spec(**overrides)
+        return Trainer(spec, JaxSsvaeModel(spec).kit, sharding.data_mesh())
+
+    cosine = trainer(lr_schedule="cosine", lr_min_fraction=0.1, max_epochs=5)
+    scales = [cosine.lr_scale(e) for e in range(7)]
+    np.testing.assert_allclose(
+        scales[:5], [1.0, 0.1 + 0.45 * (1 + 2**-0.5), 0.55, 0.1 + 0.45 * (1 - 2**-0.5), 0.1]
+    )
+    assert scales[5] == scales[6] == pytest.approx(0.1)  # held after max_epochs
+    assert trainer().lr_scale(3) == 1.0
+    # A schedule that never decays trains exactly like the constant step size.
+    pool, labels = tiny_pool(), labels_for(tiny_pool(), 9)
+    flat = JaxSsvaeModel(tiny_spec(lr_schedule="cosine", lr_min_fraction=1.0))
+    flat.fit(pool, labels)
+    constant = JaxSsvaeModel(tiny_spec())
+    constant.fit(pool, labels)
+    for a, b in zip(params_of(flat), params_of(constant), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)

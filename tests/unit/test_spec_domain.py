@@ -43,6 +43,7 @@ BOUNDARY_VALUES: dict[str, list[Any]] = {
     "batch_size": [0],
     "max_epochs": [0],
     "gaussian_sigma": [0.0],
+    "lr_min_fraction": [1.5, -0.1],
 }
 
 
@@ -185,6 +186,7 @@ def test_every_preset_carries_the_documented_semi_supervised_values() -> None:
     assert preset("standard").evolve(**SEMI_SUPERVISED_OVERRIDES) == preset(
         "standard", max_epochs=25
     )
+    assert preset("vamp_k10").learning_rate == 3e-3
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
