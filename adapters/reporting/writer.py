@@ -262,8 +262,8 @@ def report_blocks(result: ComparisonResult, images: Sequence[tuple[str, str]]) -
         shares = " or ".join(f"{100 * v:.0f}%" for v in splits)
         blocks.append(
             Paragraph(
-                f"Each model holds out {shares} of the training samples, with any labels among "
-                "them, for validation (validation ELBO and early stopping); it trains on the rest."
+                f"Each model holds out {shares} of the training samples for validation "
+                "(validation ELBO and early stopping), unlabelled ones only: every label trains."
             )
         )
     blocks.append(Heading("Results"))
