@@ -49,14 +49,22 @@ READY_JS = """() => {
   const fig = (window.Bokeh && Bokeh.index) ?
     Bokeh.index.all_views().find(v => v.model.name === 'ssvae-latent-map') : undefined;
   if (!fig) return 0;
-  return fig.model.renderers[0].data_source.data['x'].length;
+  const layer = fig.model.renderers.find(r => r.data_source.name === 'ssvae-serial-source');
+  if (!layer || !layer.data_source.data['image']) return 0;
+  return layer.data_source.tags[0];  // the pool's size, once its image is here
 }"""
-POINT_JS = """([i]) => {
+# The screen position of the first drawn pixel of the pool's image.
+PIXEL_JS = """() => {
   const fig = Bokeh.index.all_views().find(v => v.model.name === 'ssvae-latent-map');
-  const src = fig.model.renderers[0].data_source;
+  const data = fig.model.renderers.find(
+    r => r.data_source.name === 'ssvae-serial-source').data_source.data;
+  const image = data['image'][0];
+  const [height, width] = image.shape;
+  const i = Array.from(image).findIndex(v => !Number.isNaN(v));
+  const x = data['x'][0] + (i % width + 0.5) * data['dw'][0] / width;
+  const y = data['y'][0] + (Math.floor(i / width) + 0.5) * data['dh'][0] / height;
   const r = fig.canvas_view.el.getBoundingClientRect();
-  return {x: r.left + fig.frame.x_scale.compute(src.data['x'][i]),
-          y: r.top + fig.frame.y_scale.compute(src.data['y'][i])};
+  return {x: r.left + fig.frame.x_scale.compute(x), y: r.top + fig.frame.y_scale.compute(y)};
 }"""
 # Press `key` in the page and resolve with the milliseconds until the frame after the map's
 # labelled layer drew `serial` with class `code`.
@@ -156,13 +164,15 @@ def page_and_keys(artifacts: Path, presses: int, loads: int, out: Path) -> dict[
             for _ in range(loads):
                 begin = time.perf_counter()
                 page.goto(f"http://127.0.0.1:{port}/")
-                while page.evaluate(READY_JS) != 60000:
+                while (drawn := page.evaluate(READY_JS)) != 60000:
+                    if time.perf_counter() - begin > 300:
+                        raise RuntimeError(f"the page did not show the pool (got {drawn})")
                     time.sleep(0.02)
                 page.evaluate("() => new Promise(r => requestAnimationFrame(() => r(0)))")
                 ready.append(time.perf_counter() - begin)
             result["page_ready_after_server_up_s"] = round(ready[0], 2)
             result["page_reload_ready_s"] = [round(t, 2) for t in ready[1:]]
-            point = page.evaluate(POINT_JS, [1234])
+            point = page.evaluate(PIXEL_JS)
             page.mouse.click(point["x"], point["y"])
             page.locator(".ssvae-detail").wait_for()
             serial = int(page.locator(".ssvae-detail").get_attribute("data-serial"))

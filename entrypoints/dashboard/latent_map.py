@@ -141,7 +141,8 @@ class LatentMapView:
         figure.y_range.update(start=y0, end=y1, reset_start=y0, reset_end=y1)
         self.source: ColumnDataSource = figure.renderers[0].data_source
         self.source.name = SOURCE_NAME
-        self.serial_source = ColumnDataSource(name=SERIAL_SOURCE_NAME)
+        # Tagged with the pool's size: tests and benchmarks read how many points it holds.
+        self.serial_source = ColumnDataSource(name=SERIAL_SOURCE_NAME, tags=[len(pool_map)])
         serial_image = figure.image(
             image="image",
             x="x",

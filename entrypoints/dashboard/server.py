@@ -16,7 +16,7 @@ import panel as pn
 from ssvae.application.bootstrap import bootstrap
 from ssvae.application.dashboard_hub import DashboardHub
 from ssvae.application.settings import AppSettings
-from ssvae.entrypoints.dashboard.app import TITLE, session
+from ssvae.entrypoints.dashboard.app import TITLE, ModelApp, session
 
 LOOPBACK_NAMES = ("localhost",)
 
@@ -50,6 +50,7 @@ def serve(
         started = time.perf_counter()
         model = hub.open_directory(model_dir)
         model.warm()
+        ModelApp(hub, model)  # builds every page once: the first visitor waits for no import
         echo(
             f"model {model.id}: {len(model.pool())} samples mapped in "
             f"{time.perf_counter() - started:.1f} s"

@@ -72,7 +72,7 @@ class TrainPage:
         self.epoch_source = ColumnDataSource({"x": [], "y": []}, name="ssvae-val-loss-source")
         figure = bokeh_figure(
             width=620,
-            height=340,
+            height=380,
             title="training loss (steps) and validation loss (epochs)",
             x_axis_label="epoch of this run",
             y_axis_label="loss",
@@ -85,6 +85,9 @@ class TrainPage:
         figure.scatter(
             "x", "y", source=self.epoch_source, color="#d62728", size=8, legend_label="val loss"
         )
+        figure.scatter("x", "y", source=self.source, size=4, legend_label="training loss")
+        figure.add_layout(figure.legend[0], "below")  # beside the curves, never over them
+        figure.legend[0].orientation = "horizontal"
         self.figure = figure
         self._seen_run = 0
         self._seen_finished = model.job.progress().finished_runs
