@@ -191,8 +191,10 @@ def test_every_preset_carries_the_documented_semi_supervised_values() -> None:
 
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_presets_fit_vectors_and_few_classes(name: str) -> None:
+    assert preset(name).classifier_type == "conv"
     spec = preset(name, input_shape=(384,), num_classes=2)
     assert (spec.augment_shift, spec.enumerate_top_k) == (0, 0)
+    assert spec.classifier_type == "dense"
     assert spec.consistency_weight == SEMI_SUPERVISED_BASE["consistency_weight"]
     # Overrides are fitted too; a top-k within the class count stays.
     assert preset(name, num_classes=2, enumerate_top_k=5).enumerate_top_k == 0
@@ -202,12 +204,14 @@ def test_presets_fit_vectors_and_few_classes(name: str) -> None:
 
 def test_evolving_a_preset_onto_other_data_fits_it_but_explicit_values_are_validated() -> None:
     moved = preset("standard").evolve(input_shape=(12,), num_classes=2)
-    assert (moved.augment_shift, moved.enumerate_top_k) == (0, 0)
+    assert (moved.augment_shift, moved.enumerate_top_k, moved.classifier_type) == (0, 0, "dense")
     assert moved == preset("standard", input_shape=(12,), num_classes=2)
     with pytest.raises(SpecError, match="'augment_shift' = 2"):
         preset("standard").evolve(input_shape=(12,), augment_shift=2)
     with pytest.raises(SpecError, match="'augment_shift' = 2"):
         ModelSpec(input_shape=(12,), augment_shift=2)
+    with pytest.raises(SpecError, match="conv components need"):
+        preset("standard").evolve(input_shape=(12,), augment_shift=0, classifier_type="conv")
     with pytest.raises(SpecError, match="'enumerate_top_k' = 3"):
         ModelSpec(num_classes=2, enumerate_top_k=3)
     # Values of the wrong type are left for validation to report.

@@ -295,5 +295,6 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
 def test_a_preset_in_yaml_fits_vector_data_but_an_explicit_shift_still_fails() -> None:
     spec = spec_from_yaml("preset: standard\ninput_shape: [384]\nnum_classes: 2\n")
     assert (spec.augment_shift, spec.enumerate_top_k, spec.consistency_weight) == (0, 0, 30.0)
+    assert spec.classifier_type == "dense"
     with pytest.raises(SpecError, match=r"^<string>:2: model spec field 'augment_shift'"):
         spec_from_yaml("input_shape: [384]\naugment_shift: 2\n")
