@@ -206,7 +206,8 @@ class TrainPage:
 
     def _fit_ranges(self, xs: list[float], ys: list[float], epochs: int) -> None:
         """Axes that show every point (set here: the curves grow while the page is open)."""
-        self.figure.x_range.update(start=0.0, end=float(max([epochs, 1, *xs])))
+        end = float(max([epochs, 1, *xs]))
+        self.figure.x_range.update(start=-0.03 * end, end=1.03 * end)  # no point on the frame
         if ys:
             low, high = min(ys), max(ys)
             pad = 0.05 * (high - low) or 0.05 * abs(high) or 1.0
