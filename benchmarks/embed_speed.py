@@ -25,7 +25,7 @@ from ssvae.adapters.text.minilm import MiniLmEmbedder
 from ssvae.adapters.text.tfidf import TfidfEmbedder
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-MESSAGES = SHARED / "data" / "loghub" / "messages.csv"
+MESSAGES = Path(__file__).resolve().parents[1] / "data" / "loghub" / "messages.csv"
 FOLDER = SHARED / "models" / "all-MiniLM-L6-v2"
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from reference_data import shared_dir
 
 from ssvae.adapters.text.minilm import (
     LENGTH_BUCKETS,
@@ -20,7 +21,7 @@ from ssvae.adapters.text.minilm import (
 )
 from ssvae.domain.errors import DataError
 
-MODELS = Path(__file__).resolve().parents[2].parent / "shared" / "models"
+MODELS = shared_dir() / "models"
 FOLDER = MODELS / "all-MiniLM-L6-v2"
 
 

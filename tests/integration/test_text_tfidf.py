@@ -7,14 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference_data import LOGHUB_MESSAGES
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from ssvae.adapters.text.tfidf import TfidfEmbedder, _tfidf_matrix
 from ssvae.domain.errors import DataError
 
-MESSAGES = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "loghub" / "messages.csv"
-)
+MESSAGES = LOGHUB_MESSAGES
 TRICKY = [
     "",
     "   ",
