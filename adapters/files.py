@@ -54,3 +54,31 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+MAX_RUNS_PER_SECOND = 10_000
+
+
+def create_timestamped_directory(root: Path, stamp: str, what: str, option: str) -> Path:
+    """`root/<stamp>`, or `<stamp>-2`, `-3`... when taken.
+
+    mkdir is atomic, so two runs starting in the same second, even in two processes, never
+    share a folder. `what` and `option` name the folder and the flag that moves it in errors.
+    """
+    from ssvae.domain.errors import SsvaeError
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for n in range(1, MAX_RUNS_PER_SECOND):
+            candidate = root / (stamp if n == 1 else f"{stamp}-{n}")
+            try:
+                os.mkdir(candidate)
+            except FileExistsError:
+                continue
+            return candidate
+    except OSError as error:
+        raise SsvaeError(
+            f"cannot create the {what} folder under {root}: {error.strerror or error}; "
+            f"choose a writable folder with {option}"
+        ) from None
+    raise SsvaeError(f"too many {what}s started in one second under {root}; retry")

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from ssvae.entrypoints.compare_cli import expand_multi_value_options
+from ssvae.entrypoints.options import data_options
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,44 +81,6 @@ def _assignments(texts: Sequence[str]) -> dict[str, Any]:
                 f"{text!r}: the value is not a YAML scalar or list", param_hint="--set"
             ) from None
     return overrides
-
-
-def _data_options(command: F) -> F:
-    """Options that choose the dataset (as `ssvae data describe` has them)."""
-    options = [
-        click.option(
-            "--dataset",
-            default="mnist",
-            show_default=True,
-            help="Built-in dataset: mnist or fashion_mnist.",
-        ),
-        click.option(
-            "--data-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Folder holding the dataset files (default: the embedded copy).",
-        ),
-        click.option(
-            "--vectors",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Your own vectors (.npy, .npz or .parquet) instead of a built-in dataset.",
-        ),
-        click.option(
-            "--classes",
-            help="Comma-separated class names for --vectors files without a label column.",
-        ),
-        click.option(
-            "--download/--no-download",
-            default=False,
-            show_default=True,
-            help="Download missing files from the public mirrors (checksums verified).",
-        ),
-        click.option(
-            "--cache-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Where downloads go (default: ~/.cache/ssvae).",
-        ),
-    ]
-    return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
 
 
 def _artifacts_option(command: F) -> F:
@@ -236,7 +199,7 @@ def _model_option(command: F) -> F:
     show_default=True,
     help="The model preset; spec.yaml in the workspace can be edited before training.",
 )
-@_data_options
+@data_options
 @click.option("--id", "workspace_id", help="The workspace's name: 1-64 letters, digits, _ or -.")
 @_artifacts_option
 @click.option(
@@ -542,7 +505,7 @@ class _RoundPrinter:
     show_default=True,
     help="Pool samples whose predictions the kappa criterion compares between rounds.",
 )
-@_data_options
+@data_options
 @_artifacts_option
 @_stopping_options
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")

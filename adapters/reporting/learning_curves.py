@@ -16,7 +16,6 @@ import datetime as dt
 import io
 import json
 import math
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,11 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure  # a bare Figure renders PNG with Agg: no pyplot, no GUI
 
-from ssvae.adapters.files import atomic_write_bytes, atomic_write_text
-from ssvae.domain.errors import SsvaeError
+from ssvae.adapters.files import (
+    atomic_write_bytes,
+    atomic_write_text,
+    create_timestamped_directory,
+)
 from ssvae.domain.simulation import (
     FINISHED,
     PolicySummary,
@@ -36,7 +38,6 @@ from ssvae.domain.simulation import (
 )
 
 DPI = 110
-MAX_SAME_SECOND = 1000
 PNG = "learning_curves.png"
 CSV = "learning_curves.csv"
 JSON = "learning_curves.json"
@@ -296,23 +297,9 @@ class FileLearningCurveWriter:
         self.now = now
 
     def create_run_directory(self, root: Path) -> Path:
-        """`root/<YYYYmmdd-HHMMSS>`, or `-2`, `-3`... when taken (mkdir is atomic)."""
+        """`root/<YYYYmmdd-HHMMSS>`, unique even for runs started in the same second."""
         stamp = self.now().strftime("%Y%m%d-%H%M%S")
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            for n in range(1, MAX_SAME_SECOND):
-                candidate = root / (stamp if n == 1 else f"{stamp}-{n}")
-                try:
-                    os.mkdir(candidate)
-                except FileExistsError:
-                    continue
-                return candidate
-        except OSError as error:
-            raise SsvaeError(
-                f"cannot create the experiment folder under {root}: {error.strerror or error}; "
-                "choose a writable folder with --artifacts"
-            ) from None
-        raise SsvaeError(f"too many experiments started in one second under {root}; retry")
+        return create_timestamped_directory(root, stamp, "experiment", "--artifacts")
 
     def write(self, result: SimulationResult, directory: Path) -> Sequence[Path]:
         """The PNG, CSV, JSON and REPORT.md of `result` in `directory`."""

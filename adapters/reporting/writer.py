@@ -12,11 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ssvae.adapters.files import atomic_write_bytes, atomic_write_text
+from ssvae.adapters.files import (
+    atomic_write_bytes,
+    atomic_write_text,
+    create_timestamped_directory,
+)
 from ssvae.adapters.model.callbacks import CsvHistory
 from ssvae.adapters.reporting import figures
 from ssvae.adapters.reporting.documents import (
@@ -39,9 +42,6 @@ from ssvae.domain.comparison import (
     ModelOutcome,
     conclusion,
 )
-from ssvae.domain.errors import SsvaeError
-
-MAX_SAME_SECOND = 10_000
 
 
 def _pct(value: float | None) -> str:
@@ -59,24 +59,9 @@ class FileReportWriter:
         self.now = now
 
     def create_run_directory(self, root: Path) -> Path:
-        """`root/<YYYYmmdd-HHMMSS>`, or `-2`, `-3`... when taken: mkdir is atomic, so two runs
-        starting in the same second (even in two processes) never share a folder."""
+        """`root/<YYYYmmdd-HHMMSS>`, unique even for runs started in the same second."""
         stamp = self.now().strftime("%Y%m%d-%H%M%S")
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            for n in range(1, MAX_SAME_SECOND):
-                candidate = root / (stamp if n == 1 else f"{stamp}-{n}")
-                try:
-                    os.mkdir(candidate)
-                except FileExistsError:
-                    continue
-                return candidate
-        except OSError as error:
-            raise SsvaeError(
-                f"cannot create the report folder under {root}: {error.strerror or error}; "
-                "choose a writable folder with --out"
-            ) from None
-        raise SsvaeError(f"too many reports started in one second under {root}; retry")
+        return create_timestamped_directory(root, stamp, "report", "--out")
 
     def write(self, result: ComparisonResult, directory: Path) -> Sequence[Path]:
         """Every report file of `result` in `directory`; returns their paths."""
