@@ -39,8 +39,8 @@ class Server:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, *args: object) -> None:  # keep test output quiet
-                pass
+            def log_message(self, *args: object) -> None:
+                """Keep test output quiet."""
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
