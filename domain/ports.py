@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +47,28 @@ class DataSource(Protocol):
     def load(self, split: str, serials: npt.NDArray[np.int64] | None = None) -> Samples:
         """The samples of `split` (all of them when `serials` is None)."""
         ...
+
+
+@runtime_checkable
+class TextCatalog(Protocol):
+    """The messages behind a text dataset's vectors, for people to read.
+
+    A DataSource of kind "text" also implements this; views, queries and reports show the
+    text (and the extra columns) where an image dataset shows the image.
+    """
+
+    def texts(self, split: str, serials: npt.NDArray[np.int64]) -> list[str]:
+        """The message of each serial of `split`, in the order given."""
+        ...
+
+    def extras(self, split: str, serials: npt.NDArray[np.int64]) -> dict[str, list[str]]:
+        """Extra display columns (name -> one string per serial); empty when there are none."""
+        ...
+
+
+def text_catalog(source: object) -> TextCatalog | None:
+    """`source` as a TextCatalog when it holds texts, else None (image or vector data)."""
+    return source if isinstance(source, TextCatalog) else None
 
 
 class LabelFileCodec(Protocol):
