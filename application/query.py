@@ -9,6 +9,7 @@ experiments (`ssvae.application.simulate`).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import attrs
 import numpy as np
@@ -25,7 +26,7 @@ from ssvae.domain.model import (
     SsvaeModel,
     component_label_map,
 )
-from ssvae.domain.ports import LabelStore
+from ssvae.domain.ports import LabelStore, text_catalog
 from ssvae.domain.query import (
     SELECTION_POLICIES,
     AcquisitionRequest,
@@ -36,6 +37,7 @@ from ssvae.domain.query import (
 from ssvae.domain.workspace import Workspace
 
 SerialArray = npt.NDArray[np.int64]
+POOL_SPLIT = "train"  # a workspace's pool is drawn from this split
 PREDICT_CHUNK = 8192  # pool rows per predict call: the outputs of one chunk live at a time
 
 # The request fields the model's predictions provide (BALD and the per-sample ELBO need
@@ -143,12 +145,17 @@ def tau_of(
 
 @attrs.frozen
 class QueryRow:
-    """One sample to label: its serial, the policy's score and the class the model predicts."""
+    """One sample to label: its serial, the policy's score and the class the model predicts.
+
+    `text` is the message of a text dataset (None for images and plain vectors), so that a
+    person reads what they label.
+    """
 
     serial: int
     score: float  # +inf for a k-center pick with no centre yet
     predicted: str
     certainty: float  # max_y q(y|x)
+    text: str | None = None
 
 
 @attrs.frozen
@@ -164,22 +171,35 @@ class QueryBatch:
 
 
 def batch_rows(
-    outputs: PoolOutputs, selection: Selection, vocabulary: ClassVocabulary
+    outputs: PoolOutputs,
+    selection: Selection,
+    vocabulary: ClassVocabulary,
+    texts: Sequence[str] | None = None,
 ) -> tuple[QueryRow, ...]:
-    """The selection as rows with predicted class names and certainties."""
+    """The selection as rows with predicted class names and certainties; `texts` (one per
+    selected serial, in selection order) are the messages of a text dataset."""
     order = np.argsort(outputs.serials, kind="stable")
     positions = order[np.searchsorted(outputs.serials[order], selection.serials)]
     predicted = outputs.predicted[positions]
     certainty = outputs.probs[positions].max(axis=1)
+    messages: Sequence[str | None] = (
+        list(texts) if texts is not None else [None] * len(selection.serials)
+    )
+    if len(messages) != len(selection.serials):
+        raise AcquisitionError(
+            f"{len(messages)} texts for {len(selection.serials)} selected samples; give one "
+            "text per selected serial"
+        )
     return tuple(
         QueryRow(
             serial=int(serial),
             score=float(score) if math.isfinite(float(score)) else math.inf,
             predicted=vocabulary.names[int(cls)],
             certainty=float(cert),
+            text=text,
         )
-        for serial, score, cls, cert in zip(
-            selection.serials, selection.scores, predicted, certainty, strict=True
+        for serial, score, cls, cert, text in zip(
+            selection.serials, selection.scores, predicted, certainty, messages, strict=True
         )
     )
 
@@ -215,10 +235,14 @@ class QueryService:
         pool = self.workspaces.pool(workspace)
         outputs = predict_pool(model, pool, self.predict_chunk)
         selection = choose(outputs, labels.serials(), policy, k, seed)
+        catalog = text_catalog(self.workspaces.source)
+        texts = None
+        if catalog is not None and len(selection.serials):
+            texts = catalog.texts(POOL_SPLIT, np.asarray(selection.serials, np.int64))
         return QueryBatch(
             policy=policy,
             k=k,
-            rows=batch_rows(outputs, selection, labels.vocabulary),
+            rows=batch_rows(outputs, selection, labels.vocabulary, texts),
             labels=len(labels),
             pool_size=len(pool),
             trained=workspace.has_model,
