@@ -27,12 +27,15 @@ from ssvae.application.dashboard_model import (
     run_records,
     spec_rows,
 )
+from ssvae.application.dashboard_text import PoolTexts, pool_examples
 from ssvae.application.dashboard_training import TrainingJob, check_epochs
 from ssvae.application.settings import AppSettings, DataSettings
 from ssvae.application.workspace import dataset_settings_of, workspace_settings
 from ssvae.domain.data import DatasetInfo, Samples
 from ssvae.domain.model import Predictions, SsvaeModel, TrainingReport
+from ssvae.domain.ports import text_catalog
 from ssvae.domain.spec import PRESETS, ModelSpec, preset
+from ssvae.domain.text_examples import TextExamples
 from ssvae.domain.workspace import (
     METADATA_FILE,
     Workspace,
@@ -97,6 +100,8 @@ class OpenModel:
         self.job = TrainingJob(self._train)
         self._test_accuracy: dict[int, float] = {}
         self._generated: dict[tuple[int, int, int], Any] = {}
+        self._texts: PoolTexts | None = None
+        self._examples: tuple[int, TextExamples] | None = None
 
     @property
     def workspace(self) -> Workspace:
@@ -147,15 +152,50 @@ class OpenModel:
         result: npt.NDArray[np.float32] = self.app.model_generator().reconstruct(self.model(), x)
         return result
 
+    @property
+    def is_text(self) -> bool:
+        """Whether the pool holds messages (a text dataset) rather than images or vectors."""
+        return self.info.kind == "text"
+
+    def texts(self) -> PoolTexts | None:
+        """The pool's messages, row-aligned with the map (read once); None for non-text data."""
+        if not self.is_text:
+            return None
+        with self._lock:
+            if self._texts is None:
+                catalog = text_catalog(self.app.data_source())
+                if catalog is None:
+                    raise DashboardError(
+                        f"dataset {self.info.name!r} is a text dataset but its source gives no "
+                        "texts; open it with a text data source"
+                    )
+                self._texts = PoolTexts.from_catalog(catalog, np.sort(self.pool().serials))
+            return self._texts
+
     def board(self) -> LabelBoard:
         """A Label page view model for one browser session."""
+        # A decoded embedding means nothing to a reader: text data shows the message instead.
+        reconstruct = None if self.is_text else self.reconstruct
         return LabelBoard(
             self.labels(),
             self.pool_map(),
             self.load_samples,
-            self.reconstruct,
+            reconstruct,
             source=DASHBOARD_SOURCE,
+            texts=self.texts(),
         )
+
+    def examples(self) -> TextExamples | None:
+        """For text data: the pool messages each class and component holds most surely (per
+        round, from the map); None for image and vector data."""
+        texts = self.texts()
+        if texts is None:
+            return None
+        with self._lock:
+            rounds = len(self._workspace.metadata.rounds)
+            if self._examples is None or self._examples[0] != rounds:
+                self._examples = (rounds, pool_examples(self.pool_map(), texts))
+            return self._examples[1]
 
     def generated(self, per_class: int, seed: int = 0) -> Any:
         """What the model thinks each class and component looks like (once per round)."""
@@ -169,7 +209,11 @@ class OpenModel:
     def warm(self) -> None:
         """Compute what every page needs first, so that the first page is quick."""
         self.pool_map()
-        self.generated(per_class=GENERATED_PER_CLASS)
+        self.texts()
+        if self.is_text:  # generated embeddings mean nothing to a reader: messages instead
+            self.examples()
+        else:
+            self.generated(per_class=GENERATED_PER_CLASS)
         self.test_accuracy()
 
     def _train(self, epochs: int, overrides: Mapping[str, Any], listener: Any) -> TrainingReport:

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ssvae.application.dashboard_map import DashboardError, PoolMap, user_codes
+from ssvae.application.dashboard_text import PoolTexts
 from ssvae.application.labeling import LabelService
 from ssvae.domain.labels import LabelSet
 
@@ -77,6 +78,8 @@ class SampleDetail:
     user_label: str | None
     true_label: str | None
     neighbours: tuple[Neighbour, ...]
+    text: str | None = None  # the message, for a text dataset
+    extras: tuple[tuple[str, str], ...] = ()  # (column, value) of its extra display columns
 
 
 class LabelBoard:
@@ -90,9 +93,13 @@ class LabelBoard:
         reconstruct: Reconstructor | None = None,
         *,
         source: str = "dashboard",
+        texts: PoolTexts | None = None,
     ) -> None:
         self._labels = labels
         self.pool_map = pool_map
+        if texts is not None and not np.array_equal(texts.serials, pool_map.serials):
+            raise DashboardError("the texts must be row-aligned with the map's serials")
+        self.texts = texts  # None for image and vector data
         self._load_samples = load_samples
         self._reconstruct = reconstruct
         self._source = source
@@ -218,15 +225,31 @@ class LabelBoard:
         sample: npt.NDArray[np.float32] = self._load_samples(np.array([serial], np.int64))[0]
         return sample
 
+    def sample_text(self, serial: int) -> str | None:
+        """The message of one pool sample (None when the data holds no texts)."""
+        if self.texts is None:
+            return None
+        return self.texts.text(int(self.pool_map.rows_of([serial])[0]))
+
+    def search(self, query: str) -> IntArray:
+        """Map rows whose message contains `query`, case-insensitive (none for non-text data)."""
+        if self.texts is None:
+            raise DashboardError("this dataset holds no texts to search; search is for text data")
+        return self.texts.search(query)
+
     def detail(self, serial: int, neighbours: int = 5) -> SampleDetail:
-        """The sample, its reconstruction, both classifiers' probabilities and its nearest
-        labelled neighbours in the latent space."""
+        """The sample (and its message for text data), its reconstruction, both classifiers'
+        probabilities and its nearest labelled neighbours in the latent space."""
         pool_map = self.pool_map
         row = int(pool_map.rows_of([serial])[0])
         x = self._load_samples(np.array([serial], np.int64))
         reconstruction = None
         if self._reconstruct is not None:
             reconstruction = self._reconstruct(x)[0]
+        text: str | None = None
+        extras: tuple[tuple[str, str], ...] = ()
+        if self.texts is not None:
+            text, extras = self.texts.text(row), self.texts.extras_of(row)
         labels = self._labels.labels()
         names = self.class_names
         truth = None
@@ -245,6 +268,8 @@ class LabelBoard:
             user_label=labels.get(int(serial)),
             true_label=truth,
             neighbours=self._neighbours(row, labels, neighbours),
+            text=text,
+            extras=extras,
         )
 
     def _neighbours(self, row: int, labels: LabelSet, count: int) -> tuple[Neighbour, ...]:

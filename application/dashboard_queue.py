@@ -62,7 +62,11 @@ class QueueBoard:
         outputs = pool_outputs(self.board.pool_map)
         labelled = self.board.labels().serials()
         selection = choose(outputs, labelled, policy, k, self._seed)
-        self.rows = batch_rows(outputs, selection, self.board.pool_map.vocabulary)
+        texts = None
+        if self.board.texts is not None:
+            rows = self.board.pool_map.rows_of(selection.serials)
+            texts = self.board.texts.texts_of(rows)
+        self.rows = batch_rows(outputs, selection, self.board.pool_map.vocabulary, texts)
         self.policy, self.k, self.position = policy, k, 0
         return self.items()
 
