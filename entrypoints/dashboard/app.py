@@ -116,12 +116,7 @@ class ModelApp:
         self.model = model
         self.keys = KeyCatcher()
         self.label = LabelPage(model.board(), model.info.kind)
-        generated = None
-        try:
-            generated = model.generated(per_class=GENERATED_PER_CLASS)
-        except SsvaeError:
-            generated = None
-        self.queue = QueuePage(QueueBoard(model.board()), model.info.kind, generated)
+        self.queue = QueuePage(QueueBoard(model.board()), model.info.kind, self._generated())
         self.train = TrainPage(model, self.run_finished)
         self.model_page = ModelPage(hub, model, go_to)
         self.queue.on_update = self._queue_labelled
@@ -148,11 +143,20 @@ class ModelApp:
         self.label.replace_board(board)
         self.queue.board.board = board
         self.model_page.refresh()
+        self.queue.generated.object = ""
+        generated = self._generated()
+        if generated is not None:
+            self.queue.show_generated(generated)
+
+    def _generated(self) -> Any:
+        """What the model thinks each class and component looks like: generated images, or
+        for text data the pool messages each holds; None when it cannot say yet."""
         try:
-            self.queue.generated.object = ""
-            self.queue.show_generated(self.model.generated(per_class=GENERATED_PER_CLASS))
+            if self.model.is_text:
+                return self.model.examples()
+            return self.model.generated(per_class=GENERATED_PER_CLASS)
         except SsvaeError:
-            pass
+            return None
 
     def start_polling(self) -> None:
         pn.state.add_periodic_callback(self.train.poll, period=POLL_MS)

@@ -21,12 +21,19 @@ from ssvae.application.dashboard_map import (
     USER_LABEL,
     colour_column,
 )
+from ssvae.application.dashboard_text import shortened
 from ssvae.domain.errors import SsvaeError
 from ssvae.entrypoints.dashboard.latent_map import LatentMapView, category_palette
 from ssvae.entrypoints.dashboard.widgets import png_data_url
 
 IntArray = npt.NDArray[np.int64]
 REMOVE = "(remove labels)"
+MAX_BUTTONS = 20  # more classes than this: the searchable class picker alone
+SHOWN_PROBABILITIES = 10  # more classes than this: the most probable ones
+SHOWN_MATCHES = 200  # search matches listed (all of them are selected as a group)
+SHOWN_GROUP_TEXTS = 8  # messages of a drawn or searched group shown beside it
+MATCH_CHARACTERS = 90
+CHOOSE_MATCH = "(choose a match)"
 
 
 def counters_html(counts: dict[str, int]) -> str:
@@ -43,15 +50,53 @@ def counters_html(counts: dict[str, int]) -> str:
     return f'<div class="ssvae-counters">{chips} <span>total: <b>{total}</b></span></div>'
 
 
-def probability_bars(names: tuple[str, ...], probs: Any, title: str) -> str:
-    """A small HTML bar chart of class probabilities."""
+def probability_bars(
+    names: tuple[str, ...], probs: Any, title: str, limit: int = SHOWN_PROBABILITIES
+) -> str:
+    """A small HTML bar chart of class probabilities: every class, or with more than `limit`
+    classes the `limit` most probable, most probable first."""
+    values = np.asarray(probs, np.float64)
+    order = np.arange(len(names))
+    note = ""
+    if len(names) > limit:
+        order = np.lexsort((order, -values))[:limit]
+        note = f" (top {limit} of {len(names)})"
     rows = "".join(
-        f'<tr><td style="padding-right:6px">{html.escape(name)}</td><td style="width:160px">'
-        f'<div style="background:#4a7ab5;height:10px;width:{max(float(p), 0.0) * 100:.1f}%">'
-        f'</div></td><td style="padding-left:6px">{float(p):.2f}</td></tr>'
-        for name, p in zip(names, probs, strict=True)
+        f'<tr><td style="padding-right:6px">{html.escape(names[i])}</td><td style="width:160px">'
+        f'<div style="background:#4a7ab5;height:10px;width:{max(values[i], 0.0) * 100:.1f}%">'
+        f'</div></td><td style="padding-left:6px">{values[i]:.2f}</td></tr>'
+        for i in order.tolist()
     )
-    return f"<b>{html.escape(title)}</b><table style='font-size:12px'>{rows}</table>"
+    return f"<b>{html.escape(title)}</b>{note}<table style='font-size:12px'>{rows}</table>"
+
+
+def message_html(text: str, extras: tuple[tuple[str, str], ...] = (), *, size: int = 14) -> str:
+    """A message as a person reads it (whitespace kept, wrapped), with its extra columns."""
+    parts = [
+        f'<div class="ssvae-text" style="white-space:pre-wrap;word-break:break-word;'
+        f"font-family:ui-monospace,monospace;font-size:{size}px;background:#f6f6f6;"
+        f'padding:6px;border-left:4px solid #4a7ab5">{html.escape(text)}</div>'
+    ]
+    if extras:
+        rows = "".join(
+            f"<tr><td style='color:#666;padding-right:8px'>{html.escape(name)}</td>"
+            f"<td>{html.escape(value)}</td></tr>"
+            for name, value in extras
+        )
+        parts.append(f"<table class='ssvae-extras' style='font-size:12px'>{rows}</table>")
+    return "".join(parts)
+
+
+def group_texts_html(texts: list[str], total: int) -> str:
+    """The first messages of a selected group, one line each."""
+    if not texts:
+        return ""
+    items = "".join(
+        f"<li class='ssvae-group-text'>{html.escape(shortened(text, MATCH_CHARACTERS))}</li>"
+        for text in texts
+    )
+    more = f"<small>… and {total - len(texts)} more</small>" if total > len(texts) else ""
+    return f"<ul style='margin:2px 0;padding-left:16px;font-size:12px'>{items}</ul>{more}"
 
 
 def sample_html(x: Any, kind: str, scale: int = 5) -> str:
@@ -65,16 +110,22 @@ def sample_html(x: Any, kind: str, scale: int = 5) -> str:
 
 
 def detail_html(detail: SampleDetail, kind: str) -> str:
-    """The clicked sample: input, reconstruction, labels, both classifiers, neighbours."""
+    """The clicked sample: input (the message for text data), reconstruction, labels, both
+    classifiers, neighbours."""
     parts = [
         f'<div class="ssvae-detail" data-serial="{detail.serial}">',
         f"<h3 style='margin:0'>serial {detail.serial}</h3>",
-        "<div style='display:flex;gap:12px'>",
-        f"<div>sample<br>{sample_html(detail.x, kind)}</div>",
     ]
-    if detail.reconstruction is not None:
-        parts.append(f"<div>reconstruction<br>{sample_html(detail.reconstruction, kind)}</div>")
-    parts.append("</div>")
+    if detail.text is not None:
+        parts.append(message_html(detail.text, detail.extras))
+    else:
+        parts += [
+            "<div style='display:flex;gap:12px'>",
+            f"<div>sample<br>{sample_html(detail.x, kind)}</div>",
+        ]
+        if detail.reconstruction is not None:
+            parts.append(f"<div>reconstruction<br>{sample_html(detail.reconstruction, kind)}</div>")
+        parts.append("</div>")
     user = detail.user_label if detail.user_label is not None else "-"
     truth = detail.true_label if detail.true_label is not None else "unknown"
     parts.append(
@@ -135,7 +186,8 @@ class LabelPage:
         self.map_holder = pn.Column(self.map.pane)
         self.detail = pn.pane.HTML("<i>no point selected</i>", width=420)
         buttons = []
-        for index, name in enumerate(names):
+        # Many classes (message templates, say) make a wall of buttons: the picker is enough.
+        for index, name in enumerate(names if len(names) <= MAX_BUTTONS else ()):
             key = board.class_for_key(name) == name and len(name) == 1
             hint = "" if key or index >= 10 or len(names) > 10 else f"[{index}] "
             button = pn.widgets.Button(name=f"{hint}{name}", width=60 if len(name) < 4 else 120)
@@ -149,6 +201,7 @@ class LabelPage:
             restrict=True,
             min_characters=1,
             width=200,
+            placeholder=f"type part of one of {len(names)} class names",
         )
         pick = pn.widgets.Button(name="set class", button_type="primary", width=100)
         pick.on_click(lambda _: self._assign_picked())
@@ -174,18 +227,33 @@ class LabelPage:
             self.confirm_box,
             visible=False,
         )
+        self.group_texts = pn.pane.HTML("", css_classes=["ssvae-group-texts"])
+        self.group_box.insert(2, self.group_texts)
+        self.search = pn.widgets.TextInput(
+            name="search messages",
+            placeholder="part of a message, any case; Enter selects every match",
+            width=380,
+        )
+        self.search.param.watch(lambda event: self.find(str(event.new or "")), "value")
+        self.matches = pn.widgets.Select(
+            name="matches (choose one to see it)", options={}, size=8, width=440, visible=False
+        )
+        self.matches.param.watch(lambda event: self._match_chosen(event.new), "value")
         self.mode.param.watch(lambda _: self._recolour(), "value")
         self.policy.param.watch(lambda _: self._recolour(), "value")
+        self.search.visible = board.texts is not None
+        self.class_buttons = buttons
         side = pn.Column(
+            self.matches,
             self.group_box,
-            pn.FlexBox(*buttons, max_width=440),
+            pn.FlexBox(*self.class_buttons, max_width=440),
             pn.Row(self.picker, pick),
             pn.Row(delete, undo),
             self.detail,
             width=460,
         )
         self.view = pn.Column(
-            pn.Row(self.mode, self.policy),
+            pn.Row(self.mode, self.policy, self.search),
             self.counters,
             self.status,
             pn.Row(pn.Column(self.map_holder, self.caption, self.note), side),
@@ -200,6 +268,7 @@ class LabelPage:
             board.codes(),
             self._point_clicked,
             self._group_drawn,
+            texts=None if board.texts is None else board.texts.texts,
         )
 
     def _caption(self) -> str:
@@ -231,16 +300,62 @@ class LabelPage:
         self._cancel_group()
         self._show_detail()
 
-    def _group_drawn(self, rows: IntArray) -> None:
+    def _group_drawn(self, rows: IntArray, how: str = "inside the drawn area") -> None:
         self.group = rows
         self.confirm_box.visible = False
         if rows.size == 0:
             self.group_box.visible = False
-            self.status.object = "no point inside the drawn area"
+            self.status.object = f"no point {html.escape(how)}"
             return
         self.group_info.object = f"<b class='ssvae-group-count'>{rows.size}</b> points selected"
+        texts = self.board.texts
+        shown = [] if texts is None else texts.texts_of(rows[:SHOWN_GROUP_TEXTS])
+        self.group_texts.object = group_texts_html(shown, int(rows.size))
         self.group_box.visible = True
         self.status.object = f"{rows.size} points selected: choose a class for the group"
+
+    # Search over the messages.
+
+    def find(self, query: str) -> None:
+        """Select every point whose message contains `query` (any case) as a group, ring them
+        on the map and list them."""
+        if not query.strip():
+            self.matches.visible = False
+            return
+        try:
+            rows = self.board.search(query)
+        except SsvaeError as error:
+            self.status.object = f"<span class='ssvae-error'>{html.escape(str(error))}</span>"
+            return
+        self.map.highlight(rows)
+        self._group_drawn(rows, f"has a message containing {query.strip()!r}")
+        texts = self.board.texts
+        assert texts is not None
+        serials = self.board.pool_map.serials
+        listed = rows[:SHOWN_MATCHES]
+        options: dict[str, int | None] = {CHOOSE_MATCH: None}
+        options.update(
+            (f"{int(serials[r])}: {shortened(t, MATCH_CHARACTERS)}", int(serials[r]))
+            for r, t in zip(listed.tolist(), texts.texts_of(listed), strict=True)
+        )
+        listed_note = f", first {SHOWN_MATCHES} listed" if rows.size > listed.size else ""
+        self.matches.param.update(
+            options=options, value=None, name=f"{rows.size} matches{listed_note}"
+        )
+        self.matches.visible = bool(rows.size)
+        if rows.size:
+            self.status.object = (
+                f"{rows.size} messages contain {html.escape(repr(query.strip()))}: they are "
+                "selected as a group; choose one in the list to see it"
+            )
+
+    def _match_chosen(self, serial: Any) -> None:
+        """A match chosen in the list: its detail, as a click shows it; the group stays."""
+        if serial is None:
+            return
+        self.selected = int(serial)
+        self.map.highlight(self.board.pool_map.rows_of([self.selected]))
+        self._show_detail()
 
     def _show_detail(self) -> None:
         if self.selected is None:

@@ -39,6 +39,7 @@ from ssvae.application.dashboard_map import (
     rows_in_polygon,
     topmost_rows,
 )
+from ssvae.application.dashboard_text import shortened
 
 IntArray = npt.NDArray[np.int64]
 SOURCE_NAME = "ssvae-latent-source"
@@ -51,6 +52,21 @@ LABELLED_SIZE = 7.0
 UNLABELLED_SIZE = 3.0
 
 _NAME_OF_CODE = "return value < 0 ? '-' : names[value];"
+# The serial under the pointer ({serial}) or its message ({text}): a binary search of the
+# map's ascending serials.
+_TEXT_OF_SERIAL = """
+if (Number.isNaN(value)) return '-';
+if (format === 'serial') return String(Math.round(value));
+let low = 0, high = serials.length - 1;
+while (low <= high) {
+  const middle = (low + high) >> 1;
+  if (serials[middle] < value) low = middle + 1;
+  else if (serials[middle] > value) high = middle - 1;
+  else return texts[middle];
+}
+return '';
+"""
+HOVER_CHARACTERS = 160  # a hover shows the start of a message; the detail shows all of it
 
 
 def category_palette(count: int) -> list[str]:
@@ -114,10 +130,13 @@ class LatentMapView:
         on_point: Callable[[int], None],
         on_group: Callable[[IntArray], None],
         *,
+        texts: list[str] | None = None,
         width: int = 720,
         height: int = 640,
     ) -> None:
         self.pool_map = pool_map
+        # Messages (text data) travel to the browser once, cut short, for the hover.
+        self._texts = None if texts is None else [shortened(t, HOVER_CHARACTERS) for t in texts]
         self._on_point = on_point
         self._on_group = on_group
         self._codes = np.asarray(user_codes, np.int64).copy()
@@ -211,25 +230,41 @@ class LatentMapView:
 
     def _labelled_data(self) -> dict[str, Any]:
         rows = np.flatnonzero(self._codes >= 0)
-        return {
+        data = {
             "x": self.pool_map.xy[rows, 0],
             "y": self.pool_map.xy[rows, 1],
             "serial": self.pool_map.serials[rows],
             "label": self._codes[rows],
             "predicted": self.pool_map.predicted[rows],
         }
+        if self._texts is not None:
+            data["text"] = [self._texts[row] for row in rows.tolist()]
+        return data
 
     def _add_tools(self, figure: Any, serial_image: Any, labelled: Any) -> None:
         names = list(self.pool_map.vocabulary.names)
         name_of = CustomJSHover(args={"names": names}, code=_NAME_OF_CODE)
-        pool_hover = HoverTool(renderers=[serial_image], tooltips=[("serial", "@image{0}")])
+        pool_tips = [("serial", "@image{0}")]
+        pool_formatters: dict[str, Any] = {}
+        label_tips = [
+            ("serial", "@serial"),
+            ("label", "@label{custom}"),
+            ("predicted", "@predicted{custom}"),
+        ]
+        if self._texts is not None:
+            text_of = CustomJSHover(
+                args={"serials": self.pool_map.serials.tolist(), "texts": self._texts},
+                code=_TEXT_OF_SERIAL,
+            )
+            pool_tips = [("serial", "@image{serial}"), ("message", "@image{text}")]
+            pool_formatters["@image"] = text_of
+            label_tips.append(("message", "@text"))
+        pool_hover = HoverTool(
+            renderers=[serial_image], tooltips=pool_tips, formatters=pool_formatters
+        )
         label_hover = HoverTool(
             renderers=[labelled],
-            tooltips=[
-                ("serial", "@serial"),
-                ("label", "@label{custom}"),
-                ("predicted", "@predicted{custom}"),
-            ],
+            tooltips=label_tips,
             formatters={"@label": name_of, "@predicted": name_of},
         )
         # Clicks and lassos are resolved on the server against every pool point; in the

@@ -12,8 +12,10 @@ import panel as pn
 
 from ssvae.application.dashboard_label import LabelUpdate
 from ssvae.application.dashboard_queue import QueueBoard
+from ssvae.application.dashboard_text import shortened
 from ssvae.domain.errors import SsvaeError
-from ssvae.entrypoints.dashboard.label_page import sample_html
+from ssvae.domain.text_examples import TextExamples
+from ssvae.entrypoints.dashboard.label_page import message_html, sample_html
 from ssvae.entrypoints.dashboard.widgets import png_data_url
 
 
@@ -28,11 +30,17 @@ def strip_html(board: QueueBoard, kind: str) -> str:
         framed = position == board.position
         border = "4px solid #d62728" if framed else "1px solid #ccc"
         label = item.label if item.label is not None else "-"
+        if row.text is not None:  # text data: the message, in a wider card
+            shown = message_html(row.text, size=12)
+            shape = "width:300px;text-align:left"
+        else:
+            shown = sample_html(board.board.load_sample(row.serial), kind, scale=4)
+            shape = "text-align:center"
         cards.append(
             f'<div class="ssvae-queue-item{" ssvae-highlighted" if framed else ""}" '
             f'data-serial="{row.serial}" style="border:{border};padding:4px;margin:3px;'
-            f'text-align:center;font-size:12px">'
-            f"{sample_html(board.board.load_sample(row.serial), kind, scale=4)}<br>"
+            f'{shape};font-size:12px">'
+            f"{shown}<br>"
             f"serial {row.serial}<br>score {row.score:.3f}<br>predicted "
             f"{html.escape(row.predicted)} ({row.certainty:.2f})<br>label "
             f"<b class='ssvae-queue-label'>{html.escape(label)}</b></div>"
@@ -40,8 +48,40 @@ def strip_html(board: QueueBoard, kind: str) -> str:
     return f"<div style='display:flex;flex-wrap:wrap'>{''.join(cards)}</div>"
 
 
+def examples_html(examples: TextExamples) -> str:
+    """Per mixture component (per class for a single-component prior): the messages the
+    model is surest of, with their share of the pool and their main true class."""
+    groups, what = examples.per_component, "mixture component"
+    if not groups:
+        groups, what = examples.per_class, "class (as predicted)"
+    lines = [
+        f"<div class='ssvae-examples' style='max-width:520px;font-size:12px'><b>what each "
+        f"{what} holds</b>: the {examples.per_group} messages of {html.escape(examples.source)} "
+        "it is surest of"
+    ]
+    for group in groups:
+        if not group.members:
+            continue
+        purity = ""
+        if group.majority is not None and group.purity is not None:
+            purity = f", {100 * group.purity:.0f}% {html.escape(group.majority)}"
+        items = "".join(
+            f"<li>{html.escape(shortened(example.text, 120))}</li>" for example in group.examples
+        )
+        lines.append(
+            f"<div class='ssvae-example-group'><b>{html.escape(group.name)}</b> "
+            f"({100 * group.share:.1f}% of the pool{purity})"
+            f"<ul style='margin:0;padding-left:16px'>{items}</ul></div>"
+        )
+    lines.append("</div>")
+    return "".join(lines)
+
+
 def generated_html(generated: Any, class_names: tuple[str, ...], kind: str) -> str:
-    """Per class: a few prior samples; per component: its mean decoded with every class."""
+    """Per class: a few prior samples; per component: its mean decoded with every class.
+    For text data (`generated` holds message examples): what each component holds."""
+    if isinstance(generated, TextExamples):
+        return examples_html(generated)
     if kind != "image":
         return "<i>generated samples are shown for image data</i>"
     per_class = np.asarray(generated.per_class)
