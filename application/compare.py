@@ -38,11 +38,13 @@ from ssvae.domain.data import DatasetInfo, Samples
 from ssvae.domain.errors import DataError, SsvaeError
 from ssvae.domain.labels import LabelSet
 from ssvae.domain.model import EpochRecord, ModelRepository, SsvaeModel, TrainingReport
-from ssvae.domain.ports import DataSource
+from ssvae.domain.ports import DataSource, text_catalog
+from ssvae.domain.text_examples import TextExamples, text_examples
 
 LATENT_POINTS = 2000  # test samples shown in the latent plot (more only blurs it)
 RECONSTRUCTED = 10  # test samples shown over their reconstructions
 GENERATED_PER_CLASS = 8
+TEST_SPLIT = "test"
 
 
 class ComparisonProgress(Protocol):
@@ -218,6 +220,7 @@ class CompareService:
             outcomes=tuple(outcomes),
             seconds=self.clock() - start,
             started=started.isoformat(timespec="seconds"),
+            data_kind=data.info.kind,
         )
         progress.stage("writing the report")
         files = self.writer.write(result, directory)
@@ -328,6 +331,27 @@ class CompareService:
             latent_classes=test.y[shown],
             originals=originals,
             reconstructions=self.generator.reconstruct(model, originals),
+            # Kept for text too (its mixing weights); the report shows no image grid for text.
             generated=self.generator.generate(model, GENERATED_PER_CLASS, seed),
             test_size=int(np.count_nonzero(known)),
+            # For text, the messages stand in for images: what each class and component holds.
+            examples=self._text_examples(data, predictions.class_probs, resp),
+        )
+
+    def _text_examples(
+        self, data: ComparisonData, probs: np.ndarray, responsibilities: np.ndarray | None
+    ) -> TextExamples | None:
+        """For text data, the test messages each class and component holds most surely."""
+        catalog = text_catalog(self.source)
+        if catalog is None or data.info.kind != "text":
+            return None
+        test = data.test
+        return text_examples(
+            test.serials,
+            probs,
+            responsibilities,
+            test.y,
+            data.info.vocabulary.names,
+            lambda serials: catalog.texts(TEST_SPLIT, serials),
+            source=f"the {len(test):,} test messages",
         )

@@ -40,7 +40,7 @@ from ssvae.domain.data import DatasetInfo, Samples
 from ssvae.domain.errors import DataError, SsvaeError
 from ssvae.domain.labels import LabelSet
 from ssvae.domain.model import ModelRepository, SsvaeModel, TrainingReport
-from ssvae.domain.ports import DataSource
+from ssvae.domain.ports import DataSource, text_catalog
 from ssvae.domain.simulation import (
     FAILED,
     FINISHED,
@@ -54,11 +54,13 @@ from ssvae.domain.simulation import (
 )
 from ssvae.domain.spec import ModelSpec, preset
 from ssvae.domain.stopping import RoundRecord, RoundSummary, should_stop
+from ssvae.domain.text_examples import TextExamples, text_examples
 from ssvae.domain.workspace import stop_set_rows
 
 # A fixed stride between the seeds of consecutive rounds: every round of every run draws
 # from its own stream (random and k-center policies use the seed).
 ROUND_SEED_STRIDE = 10_007
+TEST_SPLIT = "test"
 
 
 class SimulationProgress(Protocol):
@@ -112,6 +114,7 @@ class _Start:
     outputs: PoolOutputs
     round0: RoundResult
     record: RoundRecord
+    test: PoolOutputs  # the initial model's outputs on the test samples
 
 
 def _subset(samples: Samples, rows: npt.NDArray[np.int64]) -> Samples:
@@ -203,6 +206,8 @@ class SimulateService:
         base_spec = self.spec(settings, data.info, settings.seeds[0])
         directory = self.writer.create_run_directory(Path(settings.out))
         runs: list[RunResult] = []
+        # Text data: the messages per class and component of the best finished run's model.
+        best: tuple[float, TextExamples] | None = None
         interrupted = False
         total = len(settings.seeds) * len(settings.policies)
         for seed in settings.seeds:
@@ -218,8 +223,11 @@ class SimulateService:
                 progress.run_started(policy, seed, len(runs), total)
                 rounds: list[RoundResult] = []
                 try:
-                    self._run(settings, data, policy, seed, begin, progress, rounds)
+                    final = self._run(settings, data, policy, seed, begin, progress, rounds)
                     runs.append(RunResult(policy, seed, tuple(rounds), FINISHED))
+                    examples = self._text_examples(data, final, policy, seed, rounds[-1])
+                    if examples is not None and (best is None or rounds[-1].accuracy > best[0]):
+                        best = (rounds[-1].accuracy, examples)
                 except KeyboardInterrupt:
                     message = f"interrupted (Ctrl-C) after {max(len(rounds) - 1, 0)} round(s)"
                     runs.append(RunResult(policy, seed, tuple(rounds), INTERRUPTED, message))
@@ -237,6 +245,7 @@ class SimulateService:
             runs=tuple(runs),
             started=started.isoformat(timespec="seconds"),
             seconds=self.clock() - start,
+            text_examples=None if best is None else best[1],
         )
         progress.stage("writing the report")
         files = self.writer.write(result, directory)
@@ -263,8 +272,10 @@ class SimulateService:
             seconds = report.seconds
         checkpoint = directory / "checkpoints" / f"seed-{seed}-initial"
         self.repository.save(model, checkpoint)
-        outputs, round0, record = self._measure(settings, data, model, labels, 0, seconds, (), [])
-        return _Start(checkpoint, labels, outputs, round0, record)
+        outputs, round0, record, test = self._measure(
+            settings, data, model, labels, 0, seconds, (), []
+        )
+        return _Start(checkpoint, labels, outputs, round0, record, test)
 
     def _measure(
         self,
@@ -276,11 +287,13 @@ class SimulateService:
         seconds: float,
         queried: tuple[int, ...],
         history: list[RoundSummary],
-    ) -> tuple[PoolOutputs, RoundResult, RoundRecord]:
-        """Pool outputs (for the next query), test accuracy and the stopping check."""
+    ) -> tuple[PoolOutputs, RoundResult, RoundRecord, PoolOutputs]:
+        """Pool outputs (for the next query), test accuracy, the stopping check, and the
+        test outputs they came from."""
         assert data.test.y is not None
         outputs = predict_pool(model, data.pool, self.predict_chunk)
-        test_accuracy = accuracy(predict_pool(model, data.test, self.predict_chunk), data.test.y)
+        test = predict_pool(model, data.test, self.predict_chunk)
+        test_accuracy = accuracy(test, data.test.y)
         stop_rows = stop_set_rows(len(data.pool), settings.data_seed, settings.stop_set_size)
         record = RoundRecord(
             labels_used=len(labels),
@@ -298,7 +311,7 @@ class SimulateService:
             seconds=seconds,
             queried=queried,
         )
-        return outputs, result, record
+        return outputs, result, record, test
 
     def _run(
         self,
@@ -309,15 +322,16 @@ class SimulateService:
         begin: _Start,
         progress: SimulationProgress,
         rounds: list[RoundResult],
-    ) -> None:
-        """One policy from the seed's checkpoint; appends each finished round to `rounds`."""
+    ) -> PoolOutputs:
+        """One policy from the seed's checkpoint; appends each finished round to `rounds`.
+        Returns the final model's outputs on the test samples."""
         assert data.pool.y is not None
         names = data.info.vocabulary.names
         class_of = dict(zip(data.pool.serials.tolist(), data.pool.y.tolist(), strict=True))
         rounds.append(begin.round0)
         progress.round_finished(policy, seed, begin.round0)
         history: list[RoundSummary] = [begin.record]
-        labels, outputs = begin.labels, begin.outputs
+        labels, outputs, test = begin.labels, begin.outputs, begin.test
         model = self.repository.load(begin.checkpoint)
         for index in range(1, settings.rounds + 1):
             round_seed = seed * ROUND_SEED_STRIDE + index
@@ -327,12 +341,39 @@ class SimulateService:
                 labels.vocabulary, [*labels, *((s, names[class_of[s]]) for s in queried)]
             )
             report = self._train(model, data.pool, labels, settings.epochs_per_round, index)
-            outputs, result, record = self._measure(
+            outputs, result, record, test = self._measure(
                 settings, data, model, labels, index, report.seconds, queried, history
             )
             history.append(record)
             rounds.append(result)
             progress.round_finished(policy, seed, result)
+        return test
+
+    def _text_examples(
+        self,
+        data: SimulationData,
+        test: PoolOutputs,
+        policy: str,
+        seed: int,
+        final: RoundResult,
+    ) -> TextExamples | None:
+        """For text data, the test messages each class and component of a run's final model
+        holds most surely; None for image and vector data."""
+        catalog = text_catalog(self.source)
+        if catalog is None or data.info.kind != "text":
+            return None
+        return text_examples(
+            test.serials,
+            test.probs,
+            test.responsibilities,
+            data.test.y,
+            data.info.vocabulary.names,
+            lambda serials: catalog.texts(TEST_SPLIT, serials),
+            source=(
+                f"the {len(data.test):,} test messages, final model of {policy} seed {seed} "
+                f"({final.labels} labels, {100 * final.accuracy:.1f}% test accuracy)"
+            ),
+        )
 
     @staticmethod
     def _train(

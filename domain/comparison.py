@@ -21,6 +21,7 @@ import numpy.typing as npt
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.model import EpochRecord, SsvaeModel, TrainingCallback, TrainingReport
 from ssvae.domain.spec import ModelSpec
+from ssvae.domain.text_examples import TextExamples
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -265,6 +266,7 @@ class Evaluation:
     reconstructions: FloatArray | None
     generated: GeneratedSamples | None
     test_size: int
+    examples: TextExamples | None = None  # text data: messages per class and component
 
     @property
     def per_class(self) -> tuple[float | None, ...]:
@@ -324,6 +326,7 @@ class ComparisonResult:
     outcomes: tuple[ModelOutcome, ...]
     seconds: float
     started: str  # ISO 8601 local time
+    data_kind: str = "image"  # DatasetInfo.kind: "image", "vector" or "text"
 
     @property
     def interrupted(self) -> bool:

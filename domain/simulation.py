@@ -22,6 +22,7 @@ import numpy.typing as npt
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.spec import ModelSpec
 from ssvae.domain.stopping import StoppingRule
+from ssvae.domain.text_examples import TextExamples
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -157,6 +158,8 @@ class SimulationResult:
     runs: tuple[RunResult, ...]
     started: str
     seconds: float
+    # Text data: messages per class and component of the best run's final model.
+    text_examples: TextExamples | None = None
 
 
 class LearningCurveWriter(Protocol):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +36,9 @@ class Bullets:
 class Table:
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    # Columns of verbatim text (log messages): no Markdown markup in them takes effect, and
+    # they are left-aligned and monospaced.
+    literal: tuple[int, ...] = ()
 
 
 @attrs.frozen
@@ -50,6 +54,15 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+# Inside a table cell only these start markup (emphasis, code, links, HTML, entities, strike).
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]<>~&])")
+
+
+def md_literal(text: str) -> str:
+    """`text` shown as it is in a Markdown table cell: every markup character escaped."""
+    return _md_cell(_MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join(text.split())))
+
+
 def to_markdown(blocks: Sequence[Block]) -> str:
     """The blocks as GitHub-flavoured Markdown; images link to their files."""
     out: list[str] = []
@@ -61,11 +74,21 @@ def to_markdown(blocks: Sequence[Block]) -> str:
         elif isinstance(block, Bullets):
             out.append("\n".join(f"- {item}" for item in block.items))
         elif isinstance(block, Table):
+            aligns = [
+                "---" if i == 0 or i in block.literal else "---:" for i in range(len(block.header))
+            ]
             lines = [
                 "| " + " | ".join(_md_cell(h) for h in block.header) + " |",
-                "|" + "|".join(["---"] + ["---:"] * (len(block.header) - 1)) + "|",
+                "|" + "|".join(aligns) + "|",
             ]
-            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+            lines += [
+                "| "
+                + " | ".join(
+                    md_literal(c) if i in block.literal else _md_cell(c) for i, c in enumerate(row)
+                )
+                + " |"
+                for row in block.rows
+            ]
             out.append("\n".join(lines))
         else:
             out.append(f"![{block.caption}]({block.path})\n\n*{block.caption}*")
@@ -83,6 +106,8 @@ figure { margin: 1.5em 0; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-style: italic; color: #555; }
 .emphasis { font-weight: bold; color: #a33; }
+td.literal { text-align: left; font-family: ui-monospace, monospace; font-size: 0.9em;
+             white-space: pre-wrap; word-break: break-word; }
 """
 
 
@@ -110,7 +135,13 @@ def to_html(blocks: Sequence[Block], title: str, base: Path) -> str:
         elif isinstance(block, Table):
             head = "".join(f"<th>{e(h)}</th>" for h in block.header)
             body = "".join(
-                "<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in block.rows
+                "<tr>"
+                + "".join(
+                    f'<td class="literal">{e(c)}</td>' if i in block.literal else f"<td>{e(c)}</td>"
+                    for i, c in enumerate(row)
+                )
+                + "</tr>"
+                for row in block.rows
             )
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         else:

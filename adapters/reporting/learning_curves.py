@@ -29,6 +29,9 @@ from ssvae.adapters.files import (
     atomic_write_text,
     create_timestamped_directory,
 )
+from ssvae.adapters.reporting.documents import to_markdown
+from ssvae.adapters.reporting.examples import example_blocks
+from ssvae.adapters.reporting.summary import examples_summary
 from ssvae.domain.simulation import (
     FINISHED,
     PolicySummary,
@@ -202,6 +205,9 @@ def learning_curve_json(result: SimulationResult, summaries: Sequence[PolicySumm
             for run in result.runs
         ],
         "summaries": [_summary_json(s) for s in summaries],
+        "message_examples": None
+        if result.text_examples is None
+        else examples_summary(result.text_examples),
         "conclusions": list(conclusions(summaries, settings.target_accuracy)),
     }
     return json.dumps(document, indent=1) + "\n"
@@ -287,6 +293,9 @@ def report_markdown(result: SimulationResult, summaries: Sequence[PolicySummary]
         ]
     lines += ["", "## Learning curves", "", f"![learning curves]({PNG})", ""]
     lines += [f"Data: [{CSV}]({CSV}), [{JSON}]({JSON}).", ""]
+    if result.text_examples is not None:
+        blocks = example_blocks(result.text_examples, "Message examples of the best run")
+        lines += [to_markdown(blocks)]
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from ssvae.domain.comparison import ComparisonResult, ModelOutcome, conclusion
 from ssvae.domain.spec import ModelSpec
+from ssvae.domain.text_examples import ExampleGroup, TextExamples
 
 FORMAT_VERSION = 1
 
@@ -89,7 +90,39 @@ def model_summary(
         confusion_matrix=np.asarray(evaluation.confusion).astype(int).tolist(),
         test_samples=evaluation.test_size,
     )
+    if evaluation.examples is not None:
+        entry["message_examples"] = examples_summary(evaluation.examples)
     return entry
+
+
+def _groups(groups: tuple[ExampleGroup, ...]) -> dict[str, Any]:
+    return {
+        group.name: {
+            "members": group.members,
+            "share": _number(group.share),
+            "majority_true_class": group.majority,
+            "purity": _number(group.purity),
+            "examples": [
+                {
+                    "serial": example.serial,
+                    "score": _number(example.score),
+                    "true_class": example.true_class,
+                    "text": example.text,
+                }
+                for example in group.examples
+            ],
+        }
+        for group in groups
+    }
+
+
+def examples_summary(examples: TextExamples) -> dict[str, Any]:
+    """Text data: the messages per class and per component, as the report lists them."""
+    return {
+        "source": examples.source,
+        "per_class": _groups(examples.per_class),
+        "per_component": _groups(examples.per_component),
+    }
 
 
 def summary_of(result: ComparisonResult, directory: Path) -> dict[str, Any]:

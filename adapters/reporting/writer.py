@@ -32,6 +32,7 @@ from ssvae.adapters.reporting.documents import (
     to_html,
     to_markdown,
 )
+from ssvae.adapters.reporting.examples import NO_IMAGE_GRIDS, example_blocks
 from ssvae.adapters.reporting.summary import summary_of
 from ssvae.adapters.spec_yaml import spec_to_yaml
 from ssvae.domain.comparison import (
@@ -258,7 +259,15 @@ def report_blocks(result: ComparisonResult, images: Sequence[tuple[str, str]]) -
     if result.finished:
         blocks += [Heading("Per-class test accuracy of q(y|x)"), _per_class_table(result)]
     blocks.append(Heading("Figures"))
+    if result.data_kind == "text":
+        blocks.append(Paragraph(NO_IMAGE_GRIDS))
     blocks += [Image(path, caption) for path, caption in images]
+    for outcome in result.finished:
+        assert outcome.evaluation is not None
+        if outcome.evaluation.examples is not None:
+            blocks += example_blocks(
+                outcome.evaluation.examples, f"Message examples of {outcome.name}"
+            )
     files = []
     for outcome in result.outcomes:
         if outcome.status == NOT_RUN:
