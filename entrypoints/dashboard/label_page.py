@@ -194,17 +194,17 @@ class LabelPage:
             button.on_click(self._assigner(name))
             buttons.append(button)
         self.picker = pn.widgets.AutocompleteInput(
-            name="find a class",
+            name="find a class (Enter labels the point)",
             options=list(names),
             case_sensitive=False,
             search_strategy="includes",
             restrict=True,
             min_characters=1,
-            width=200,
+            width=300,
             placeholder=f"type part of one of {len(names)} class names",
         )
-        pick = pn.widgets.Button(name="set class", button_type="primary", width=100)
-        pick.on_click(lambda _: self._assign_picked())
+        # Choosing a class labels the clicked point at once (keys cannot name 99 classes).
+        self.picker.param.watch(lambda _: self._assign_picked(), "value")
         delete = pn.widgets.Button(name="remove label (Del)", width=150)
         delete.on_click(lambda _: self._remove_selected())
         undo = pn.widgets.Button(name="undo (Ctrl+Z)", width=120)
@@ -247,7 +247,7 @@ class LabelPage:
             self.matches,
             self.group_box,
             pn.FlexBox(*self.class_buttons, max_width=440),
-            pn.Row(self.picker, pick),
+            self.picker,
             pn.Row(delete, undo),
             self.detail,
             width=460,
@@ -400,8 +400,12 @@ class LabelPage:
         return assign
 
     def _assign_picked(self) -> None:
-        if self.picker.value:
-            self._assign_selected(str(self.picker.value))
+        """The class chosen in the picker labels the clicked point; the picker empties for
+        the next one."""
+        chosen = str(self.picker.value or "")
+        if chosen:
+            self._assign_selected(chosen)
+            self.picker.value = ""
 
     def _remove_selected(self) -> None:
         if self.selected is not None:

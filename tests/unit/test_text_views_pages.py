@@ -94,9 +94,11 @@ def test_many_classes_get_the_picker_and_the_most_probable_bars(tmp_path: Path) 
     assert page.class_buttons == []  # no wall of 30 buttons: the picker instead
     assert page.picker.options[:2] == ["HDFS:E0", "HDFS:E1"]
     page.picker.value = "HDFS:E17"
+    assert "click a point first" in page.status.object and page.picker.value == ""
     page.selected = 3
-    page._assign_picked()
+    page.picker.value = "HDFS:E17"  # choosing a class labels the clicked point
     assert dict(page.board.labels()) == {3: "HDFS:E17"}
+    assert page.picker.value == ""  # ready for the next point
     probs = np.linspace(0, 1, 30)
     bars = probability_bars(many.names, probs, "q(y|x)")
     assert "top 10 of 30" in bars
