@@ -93,6 +93,16 @@ class QueueBoard:
             raise DashboardError(f"the queue has no item {position}; refresh the queue")
         self.position = position
 
+    def assign(self, class_name: str) -> LabelUpdate:
+        """Label the highlighted sample as `class_name` and move to the next (the class
+        picker: vocabularies too large for keys)."""
+        serial = self.highlighted
+        if serial is None:
+            raise DashboardError("the queue is empty: refresh the queue first")
+        update = self.board.assign([serial], class_name)
+        self.move(1)
+        return update
+
     def press(self, key: str, ctrl: bool = False) -> LabelUpdate | None:
         """Arrows move; a class key labels the highlighted sample and moves to the next;
         Delete and Ctrl+Z work as on the Label page."""

@@ -115,6 +115,20 @@ class QueuePage:
         self.k = pn.widgets.IntInput(name="k", value=board.k, start=1, end=200, width=90)
         refresh = pn.widgets.Button(name="refresh queue", button_type="primary")
         refresh.on_click(lambda _: self.refresh())
+        names = board.board.class_names
+        # Keys name at most ten classes; larger vocabularies label through this picker.
+        self.picker = pn.widgets.AutocompleteInput(
+            name="class for the framed sample (Enter labels it)",
+            options=list(names),
+            case_sensitive=False,
+            search_strategy="includes",
+            restrict=True,
+            min_characters=1,
+            width=300,
+            placeholder=f"type part of one of {len(names)} class names",
+            visible=len(names) > 10,
+        )
+        self.picker.param.watch(lambda _: self._picked(), "value")
         self.status = pn.pane.HTML(
             "<div class='ssvae-queue-status'>press 'refresh queue' to ask the policy</div>"
         )
@@ -124,7 +138,7 @@ class QueuePage:
         )
         self.on_update: Any = None  # set by the app: other pages redraw changed labels
         self.view = pn.Column(
-            pn.Row(self.policy, self.k, refresh),
+            pn.Row(self.policy, self.k, refresh, self.picker),
             self.status,
             pn.pane.HTML(
                 "<small>keys: a class key labels the framed sample and moves on; arrows move; "
@@ -150,10 +164,21 @@ class QueuePage:
         self._say(f"{len(items)} samples proposed by {self.board.policy}")
         self.strip.object = strip_html(self.board, self.kind)
 
+    def _picked(self) -> None:
+        chosen = str(self.picker.value or "")
+        if not chosen:
+            return
+        self.picker.value = ""
+        self._act(lambda: self.board.assign(chosen))
+
     def press(self, key: str, ctrl: bool) -> None:
         """A key pressed while this page is shown."""
+        self._act(lambda: self.board.press(key, ctrl))
+
+    def _act(self, action: Any) -> None:
+        """Run a labelling action; tell the other pages and redraw the strip."""
         try:
-            update = self.board.press(key, ctrl)
+            update = action()
         except SsvaeError as error:
             self._say(str(error))
             return

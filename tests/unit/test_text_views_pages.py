@@ -99,6 +99,15 @@ def test_many_classes_get_the_picker_and_the_most_probable_bars(tmp_path: Path) 
     page.picker.value = "HDFS:E17"  # choosing a class labels the clicked point
     assert dict(page.board.labels()) == {3: "HDFS:E17"}
     assert page.picker.value == ""  # ready for the next point
+    queue = QueuePage(QueueBoard(page.board), "text")
+    assert queue.picker.visible
+    queue.picker.value = "HDFS:E2"
+    assert "refresh the queue first" in queue.status.object
+    queue.refresh()
+    first, second = (row.serial for row in queue.board.rows[:2])
+    queue.picker.value = "HDFS:E2"
+    assert page.board.labels().get(first) == "HDFS:E2"
+    assert queue.board.highlighted == second and queue.picker.value == ""
     probs = np.linspace(0, 1, 30)
     bars = probability_bars(many.names, probs, "q(y|x)")
     assert "top 10 of 30" in bars
@@ -112,6 +121,7 @@ def test_ten_classes_keep_their_digit_buttons_and_image_pages_their_images(
     assert [b.name for b in page.class_buttons][:2] == ["0", "1"]
     page = LabelPage(_board(tmp_path), "text")
     assert [b.name for b in page.class_buttons] == ["[0] sshd", "[1] kernel", "[2] disk"]
+    assert not QueuePage(QueueBoard(page.board), "text").picker.visible  # keys suffice
     assert "generated samples are shown for image data" in generated_html(None, ("a",), "vector")
     bars = probability_bars(("0", "1"), [0.25, 0.75], "q")
     assert bars.index(">0<") < bars.index(">1<")  # ten classes or fewer keep their order
