@@ -336,13 +336,45 @@ SEMI_SUPERVISED_BASE: Mapping[str, Any] = {
     "conv_channels": (16, 32),
 }
 
-PRESET_VALUES: Mapping[str, Mapping[str, Any]] = {
+IMAGE_PRESET_VALUES: Mapping[str, Mapping[str, Any]] = {
     "standard": {"prior": "standard", "num_components": 1},
     "mixture_k5": {"prior": "mixture", "num_components": 5, "dirichlet_weight": 1.0},
     "mixture_k10": {"prior": "mixture", "num_components": 10, "dirichlet_weight": 1.0},
     "mixture_k20": {"prior": "mixture", "num_components": 20, "dirichlet_weight": 1.0},
     "vamp_k10": {"prior": "vamp", "num_components": 10},
 }
+
+# Text embeddings (64 to 1,536 values, scaled per feature by the data source): dense
+# components throughout, a Gaussian likelihood on the standardised vectors, and gaussian
+# noise as the augmentation behind the consistency term (there are no pixels to shift).
+TEXT_BASE: Mapping[str, Any] = {
+    "encoder_type": "dense",
+    "decoder_type": "dense",
+    "classifier_type": "dense",
+    "hidden_sizes": (256,),
+    "latent_dim": 32,
+    "likelihood": "gaussian",
+    "augment_shift": 0,
+    "augment_noise": 0.1,
+}
+TEXT_PRESET_VALUES: Mapping[str, Mapping[str, Any]] = {
+    "text_standard": {**TEXT_BASE, "prior": "standard", "num_components": 1},
+    "text_mixture_k20": {
+        **TEXT_BASE,
+        "prior": "mixture",
+        "num_components": 20,
+        "dirichlet_weight": 1.0,
+    },
+    "text_vamp_k20": {**TEXT_BASE, "prior": "vamp", "num_components": 20},
+    "text_standard_hetero": {
+        **TEXT_BASE,
+        "prior": "standard",
+        "num_components": 1,
+        "likelihood": "heteroscedastic",
+    },
+}
+
+PRESET_VALUES: Mapping[str, Mapping[str, Any]] = {**IMAGE_PRESET_VALUES, **TEXT_PRESET_VALUES}
 
 
 def _is_image_shape(shape: Any) -> bool:

@@ -10,6 +10,7 @@ import pytest
 
 from ssvae.domain.errors import SpecError
 from ssvae.domain.spec import (
+    IMAGE_PRESET_VALUES,
     PRESETS,
     SEMI_SUPERVISED_BASE,
     SEMI_SUPERVISED_OVERRIDES,
@@ -161,7 +162,7 @@ def _expected_components(name: str) -> int:
 def test_each_preset_has_the_prior_and_components_its_name_says(name: str) -> None:
     spec = preset(name)
     assert spec.num_components == _expected_components(name)
-    assert spec.prior == name.split("_k")[0]
+    assert spec.prior == name.removeprefix("text_").split("_")[0]
 
 
 def test_presets_differ_from_each_other() -> None:
@@ -178,7 +179,7 @@ def test_preset_overrides_apply_and_unknown_presets_fail_by_name() -> None:
 
 
 def test_every_preset_carries_the_documented_semi_supervised_values() -> None:
-    for name in PRESETS:
+    for name in IMAGE_PRESET_VALUES:
         spec = preset(name)
         for field, value in SEMI_SUPERVISED_BASE.items():
             assert getattr(spec, field) == value, (name, field)
@@ -189,7 +190,7 @@ def test_every_preset_carries_the_documented_semi_supervised_values() -> None:
     assert preset("vamp_k10").learning_rate == 3e-3
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("name", list(IMAGE_PRESET_VALUES))
 def test_presets_fit_vectors_and_few_classes(name: str) -> None:
     assert preset(name).classifier_type == "conv"
     spec = preset(name, input_shape=(384,), num_classes=2)
