@@ -1,4 +1,4 @@
-"""Your own vectors (embeddings, features) as a dataset: NPY, NPZ or Parquet.
+"""Your own vectors (embeddings, features) as a dataset: NPY, NPZ, Parquet or CSV.
 
 - NPY: one 2-D numeric array (rows, features); serials are the row numbers 0..n-1.
 - NPZ: the vectors in `x` or `embeddings`; optional `ids` (or `serials`) and optional true
@@ -6,15 +6,19 @@
 - Parquet: an integer id column (`id` or `serial`), a vector column (`vector`, `embedding`,
   `embeddings` or `x`; list<float> or fixed_size_list<float>) and an optional label column
   (`label`, `labels`, `y` or `class`); other names can be given.
+- CSV: a header line, then the same columns as Parquet; each vector cell holds the numbers as
+  a JSON list (`"[0.1, 0.2]"`) or separated by spaces (`0.1 0.2`); labels are class names.
 
-Each file is read and validated once, in full: a malformed row is reported by its row number
-(counting from 0) so that it can be found and fixed.
+Vectors may have any width (the same in every row). Each file is read and validated once, in
+full: a malformed row is reported as the file shows it, by its line (CSV, the header is line
+1) or its row number counting from 0 (the other formats), so that it can be found and fixed.
 """
 
 from __future__ import annotations
 
+import csv
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +33,7 @@ from ssvae.domain.labels import ClassVocabulary
 ID_COLUMNS = ("id", "serial")
 VECTOR_COLUMNS = ("vector", "embedding", "embeddings", "x")
 LABEL_COLUMNS = ("label", "labels", "y", "class")
-SUFFIXES = (".npy", ".npz", ".parquet", ".pq")
+SUFFIXES = (".npy", ".npz", ".parquet", ".pq", ".csv")
 
 
 @attrs.frozen(eq=False)
@@ -40,6 +44,11 @@ class _RawSplit:
     vectors: npt.NDArray[Any]
     ids: npt.NDArray[Any] | None
     labels: npt.NDArray[Any] | None
+    lines: npt.NDArray[np.int64] | None = None  # CSV: the line of each row
+
+    def where(self, row: int) -> str:
+        """How the file shows row `row`: 'line N' (CSV) or 'row N' counting from 0."""
+        return f"line {int(self.lines[row])}" if self.lines is not None else f"row {row}"
 
 
 @attrs.frozen(eq=False)
@@ -142,6 +151,8 @@ def _read(path: Path, columns: tuple[str | None, str | None, str | None]) -> _Ra
         return _read_npz(path)
     if suffix in (".parquet", ".pq"):
         return _read_parquet(path, *columns)
+    if suffix == ".csv":
+        return _read_csv(path, *columns)
     raise DataError(f"{path}: unknown vector file type {suffix!r}; use {', '.join(SUFFIXES)}")
 
 
@@ -288,6 +299,94 @@ def _parquet_labels(path: Path, array: Any, name: str) -> npt.NDArray[Any]:
     raise DataError(f"{path}: label column {name!r} holds {kind}; use class names or class indices")
 
 
+def _read_csv(
+    path: Path, id_column: str | None, vector_column: str | None, label_column: str | None
+) -> _RawSplit:
+    """A header line, then one row per vector; the vector cell holds all its numbers."""
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))  # 1,536 numbers make long cells
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{path}: the file is empty; the first line must name the columns")
+            id_name = _required_column(path, header, id_column, ID_COLUMNS, "id")
+            vector_name = _required_column(path, header, vector_column, VECTOR_COLUMNS, "vector")
+            label_name = _column(path, header, label_column, LABEL_COLUMNS, "label", required=False)
+            at = {name: header.index(name) for name in (id_name, vector_name, label_name) if name}
+            ids: list[int] = []
+            vectors: list[npt.NDArray[np.float64]] = []
+            labels: list[str] = []
+            lines: list[int] = []
+            start = reader.line_num + 1
+            for record in reader:
+                if record:
+                    line = start
+                    if len(record) != len(header):
+                        raise DataError(
+                            f"{path}: line {line}: {len(record)} fields but the header has "
+                            f"{len(header)}; quote vector cells that hold commas"
+                        )
+                    ids.append(_csv_id(path, line, record[at[id_name]]))
+                    vector = _csv_vector(path, line, record[at[vector_name]])
+                    if vectors and len(vector) != len(vectors[0]):
+                        raise DataError(
+                            f"{path}: line {line}: vector has {len(vector)} values but line "
+                            f"{lines[0]} has {len(vectors[0])}; all vectors must have the same "
+                            "length"
+                        )
+                    vectors.append(vector)
+                    if label_name is not None:
+                        labels.append(record[at[label_name]])
+                    lines.append(line)
+                start = reader.line_num + 1
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error}); save the file as UTF-8") from None
+    except csv.Error as error:
+        raise DataError(f"{path}: line {start}: not valid CSV ({error})") from None
+    if not vectors:
+        raise DataError(f"{path}: holds no vectors")
+    return _RawSplit(
+        path,
+        np.stack(vectors),
+        np.array(ids, dtype=np.int64),
+        None if label_name is None else np.array(labels, dtype=object),
+        np.array(lines, dtype=np.int64),
+    )
+
+
+def _csv_id(path: Path, line: int, cell: str) -> int:
+    text = cell.strip()
+    if not text:
+        raise DataError(f"{path}: line {line}: id is missing; give every row an integer id >= 0")
+    if not text.isdigit() or int(text) > np.iinfo(np.int64).max:
+        raise DataError(f"{path}: line {line}: id {cell!r} is not an integer >= 0")
+    return int(text)
+
+
+def _csv_vector(path: Path, line: int, cell: str) -> npt.NDArray[np.float64]:
+    """'[0.1, 0.2]', '0.1 0.2' or '0.1,0.2' as numbers; DataError naming the line."""
+    text = cell.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    parts = text.replace(",", " ").split()
+    if not parts:
+        raise DataError(f"{path}: line {line}: vector is missing")
+    try:
+        return np.array(parts, dtype=np.float64)
+    except ValueError:
+        bad = next(p for p in parts if not _is_number(p))
+        raise DataError(f"{path}: line {line}: vector value {bad!r} is not a number") from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 # -- validation ------------------------------------------------------------------------------
 
 
@@ -308,16 +407,21 @@ def _validate(raw: _RawSplit, labels: npt.NDArray[np.int64] | None) -> _Split:
     bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if bad.size:
         raise DataError(
-            f"{path}: row {int(bad[0])}: vector has NaN or infinite values "
+            f"{path}: {raw.where(int(bad[0]))}: vector has NaN or infinite values "
             "(or values too large for float32)"
         )
-    ids = _check_ids(path, raw.ids, count)
+    ids = _check_ids(path, raw.ids, count, raw.where)
     order = np.argsort(ids, kind="stable")
     sorted_labels = labels[order] if labels is not None else None
     return _Split(serials=ids[order], x=x[order], labels=sorted_labels)
 
 
-def _check_ids(path: Path, ids: npt.NDArray[Any] | None, count: int) -> npt.NDArray[np.int64]:
+def _check_ids(
+    path: Path,
+    ids: npt.NDArray[Any] | None,
+    count: int,
+    where: Callable[[int], str] = lambda row: f"row {row}",
+) -> npt.NDArray[np.int64]:
     if ids is None:
         return np.arange(count, dtype=np.int64)
     if ids.ndim != 1 or ids.shape[0] != count:
@@ -326,12 +430,12 @@ def _check_ids(path: Path, ids: npt.NDArray[Any] | None, count: int) -> npt.NDAr
         raise DataError(f"{path}: ids are {ids.dtype}; ids must be non-negative integers")
     if ids.dtype.kind == "u" and ids.dtype.itemsize == 8 and (ids > np.iinfo(np.int64).max).any():
         row = int(np.flatnonzero(ids > np.iinfo(np.int64).max)[0])
-        raise DataError(f"{path}: row {row}: id {int(ids[row])} is too large")
+        raise DataError(f"{path}: {where(row)}: id {int(ids[row])} is too large")
     values = ids.astype(np.int64)
     negative = np.flatnonzero(values < 0)
     if negative.size:
         row = int(negative[0])
-        raise DataError(f"{path}: row {row}: id {int(values[row])} is negative")
+        raise DataError(f"{path}: {where(row)}: id {int(values[row])} is negative")
     order = np.argsort(values, kind="stable")
     repeats = np.flatnonzero(values[order][1:] == values[order][:-1])
     if repeats.size:
@@ -339,7 +443,10 @@ def _check_ids(path: Path, ids: npt.NDArray[Any] | None, count: int) -> npt.NDAr
         seconds = order[repeats + 1]
         at = int(np.argmin(seconds))
         row, first = int(seconds[at]), int(order[repeats[at]])
-        raise DataError(f"{path}: row {row}: id {int(values[row])} repeats row {first}")
+        raise DataError(
+            f"{path}: {where(row)}: id {int(values[row])} repeats {where(first)}; "
+            "give every row its own id"
+        )
     return values
 
 
@@ -364,7 +471,7 @@ def _vocabulary(
     indices: dict[str, npt.NDArray[np.int64] | None] = {split: None for split in raw}
     for split, data in labelled.items():
         assert data.labels is not None
-        indices[split] = _class_indices(data.path, data.labels, vocabulary)
+        indices[split] = _class_indices(data, data.labels, vocabulary)
     return vocabulary, indices
 
 
@@ -395,15 +502,16 @@ def _is_name(value: object) -> bool:
 
 
 def _class_indices(
-    path: Path, labels: npt.NDArray[Any], vocabulary: ClassVocabulary
+    raw: _RawSplit, labels: npt.NDArray[Any], vocabulary: ClassVocabulary
 ) -> npt.NDArray[np.int64]:
+    path = raw.path
     if labels.dtype.kind in "iu":
         values = labels.astype(np.int64)
         bad = np.flatnonzero((values < -1) | (values >= len(vocabulary)))
         if bad.size:
             row = int(bad[0])
             raise DataError(
-                f"{path}: row {row}: label {int(values[row])} is not a class index "
+                f"{path}: {raw.where(row)}: label {int(values[row])} is not a class index "
                 f"0..{len(vocabulary) - 1} (or -1 for unknown)"
             )
         return values
@@ -415,7 +523,10 @@ def _class_indices(
             continue
         if str(value) not in vocabulary:
             shown = ", ".join(vocabulary.names[:20])
-            raise DataError(f"{path}: row {row}: label {value!r} is not a class ({shown})")
+            raise DataError(
+                f"{path}: {raw.where(row)}: label {value!r} is not a class ({shown}); fix the "
+                "label or give the class names (classes option)"
+            )
         result[row] = vocabulary.index(str(value))
     return result
 

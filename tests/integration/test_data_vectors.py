@@ -256,9 +256,9 @@ def test_parquet_without_the_needed_columns_lists_those_found(tmp_path: Path) ->
 def test_unreadable_and_unknown_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="vector file not found"):
         VectorDataSource(tmp_path / "absent.npy").describe()
-    (tmp_path / "v.csv").write_text("1,2\n")
-    with pytest.raises(DataError, match=re.escape("unknown vector file type '.csv'")):
-        VectorDataSource(tmp_path / "v.csv").describe()
+    (tmp_path / "v.txt").write_text("1,2\n")
+    with pytest.raises(DataError, match=re.escape("unknown vector file type '.txt'")):
+        VectorDataSource(tmp_path / "v.txt").describe()
     (tmp_path / "v.parquet").write_bytes(b"PAR1 not really")
     with pytest.raises(DataError, match="not a readable Parquet file"):
         VectorDataSource(tmp_path / "v.parquet").describe()
