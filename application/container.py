@@ -75,8 +75,34 @@ class Container(containers.DeclarativeContainer):
         test_path=config.data.test_path,
         name=config.data.name,
         classes=config.data.classes,
+        id_column=config.data.id_column,
+        vector_column=config.data.vector_column,
+        label_column=config.data.label_column,
     )
-    data_source = providers.Selector(config.data.kind, idx=idx_source, vectors=vector_source)
+    text_source = providers.Singleton(
+        adapter("ssvae.adapters.data.text:open_text_source"),
+        name=config.data.name,
+        train_path=config.data.train_path,
+        test_path=config.data.test_path,
+        directory=config.data.directory,
+        task=config.data.task,
+        id_column=config.data.id_column,
+        text_column=config.data.text_column,
+        label_column=config.data.label_column,
+        classes=config.data.classes,
+        min_class_size=config.data.min_class_size,
+        test_fraction=config.data.test_fraction,
+        split_seed=config.data.split_seed,
+        embedder=config.data.embedder,
+        embedder_dim=config.data.embedder_dim,
+        embedder_folder=config.data.embedder_folder,
+        scaling=config.data.scaling,
+        state_dir=config.data.state_dir,
+        cache_dir=config.data.cache_dir,
+    )
+    data_source = providers.Selector(
+        config.data.kind, idx=idx_source, vectors=vector_source, text=text_source
+    )
 
     # Label stores, chosen by config.labels.format.
     valid_serials = providers.Callable(_train_serials, data_source)
@@ -168,6 +194,9 @@ class Container(containers.DeclarativeContainer):
         repository=model_repository,
         writer=learning_curve_writer,
     )
+
+    # Text: `ssvae embed` writes a file's messages as vectors (imported on first use).
+    embed_text_file = providers.Object(adapter("ssvae.adapters.text.embed_file:embed_text_file"))
 
     # Dashboard: adapter functions it calls by name (imported on first use).
     dashboard_spec_from_yaml = providers.Object(adapter("ssvae.adapters.spec_yaml:spec_from_yaml"))

@@ -11,8 +11,12 @@ import attrs
 
 from ssvae.domain.errors import SsvaeError
 
-DATA_KINDS = ("idx", "vectors")
+DATA_KINDS = ("idx", "vectors", "text")
 IDX_DATASETS = ("mnist", "fashion_mnist")
+TEXT_DATASETS = ("loghub",)  # built in; other text datasets are files (train_path)
+LOGHUB_TASKS = ("system", "event")
+EMBEDDERS = ("tfidf", "minilm")
+SCALINGS = ("none", "standardise", "l2")
 LABEL_FORMATS = ("csv", "parquet")
 
 
@@ -48,6 +52,27 @@ def _optional_names(value: object) -> tuple[str, ...] | None:
     raise SettingsError(f"setting 'classes' = {value!r} is invalid: give a list of class names")
 
 
+def _optional_text(value: object) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _fraction(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1:
+        raise SettingsError(
+            f"setting '{attribute.name}' = {value!r} is invalid: must be a number in [0, 1)"
+        )
+
+
+def _at_least(low: int) -> Any:
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise SettingsError(
+                f"setting '{attribute.name}' = {value!r} is invalid: must be an integer >= {low}"
+            )
+
+    return check
+
+
 def _path(value: object) -> Path:
     return Path(str(value)).expanduser()
 
@@ -58,7 +83,17 @@ def _default_cache_dir() -> Path:
 
 @attrs.frozen(kw_only=True)
 class DataSettings:
-    """Which dataset to read and where."""
+    """Which dataset to read and where.
+
+    kind 'idx': a built-in image dataset (name). kind 'vectors': your own vectors
+    (train_path, test_path; id_column, vector_column, label_column name the columns).
+    kind 'text': messages, either the built-in `loghub` sample (name, task) or your own file
+    (train_path, optional test_path; id_column, text_column, label_column), embedded by
+    `embedder` (tfidf of embedder_dim values, or minilm read from embedder_folder), scaled by
+    `scaling`; without a test file, test_fraction of the labelled messages is held out as the
+    test split (stratified, chosen by split_seed). state_dir keeps the fitted embedder and
+    scaling statistics (a workspace's `embedder/` folder); cache_dir keeps embeddings.
+    """
 
     kind: str = attrs.field(default="idx", validator=_one_of(DATA_KINDS))
     name: str = attrs.field(default="mnist")
@@ -68,8 +103,23 @@ class DataSettings:
     train_path: Path | None = attrs.field(default=None, converter=_optional_path)
     test_path: Path | None = attrs.field(default=None, converter=_optional_path)
     classes: tuple[str, ...] | None = attrs.field(default=None, converter=_optional_names)
+    id_column: str | None = attrs.field(default=None, converter=_optional_text)
+    text_column: str | None = attrs.field(default=None, converter=_optional_text)
+    label_column: str | None = attrs.field(default=None, converter=_optional_text)
+    vector_column: str | None = attrs.field(default=None, converter=_optional_text)
+    task: str | None = attrs.field(default=None, converter=_optional_text)
+    embedder: str = attrs.field(default="tfidf", validator=_one_of(EMBEDDERS))
+    embedder_dim: int = attrs.field(default=256, validator=_at_least(2))
+    embedder_folder: Path | None = attrs.field(default=None, converter=_optional_path)
+    scaling: str = attrs.field(default="l2", validator=_one_of(SCALINGS))
+    test_fraction: float = attrs.field(default=0.2, validator=_fraction)
+    split_seed: int = attrs.field(default=0, validator=_at_least(0))
+    min_class_size: int = attrs.field(default=1, validator=_at_least(1))
+    state_dir: Path | None = attrs.field(default=None, converter=_optional_path)
 
     def __attrs_post_init__(self) -> None:
+        if self.kind == "text":
+            self._check_text()
         if self.kind == "idx" and self.name not in IDX_DATASETS:
             raise SettingsError(
                 f"dataset {self.name!r} is unknown: built-in datasets are "
@@ -78,7 +128,31 @@ class DataSettings:
             )
         if self.kind == "vectors" and self.train_path is None:
             raise SettingsError(
-                "a 'vectors' dataset needs train_path: an .npy, .npz or .parquet file"
+                "a 'vectors' dataset needs train_path: an .npy, .npz, .parquet or .csv file"
+            )
+
+    def _check_text(self) -> None:
+        builtin = self.name in TEXT_DATASETS and self.train_path is None
+        if builtin and self.task not in LOGHUB_TASKS:
+            raise SettingsError(
+                f"dataset {self.name!r} needs a task: --task {' or --task '.join(LOGHUB_TASKS)} "
+                f"(got {self.task!r})"
+            )
+        if not builtin and self.train_path is None:
+            raise SettingsError(
+                "a text dataset needs a file of messages: --input FILE (.csv, .jsonl or .parquet) "
+                f"or a built-in one: --dataset {' or '.join(TEXT_DATASETS)}"
+            )
+        if not builtin and self.task is not None:
+            raise SettingsError(
+                f"--task {self.task} is for the built-in {', '.join(TEXT_DATASETS)} dataset; "
+                "for your own file name the class column with --label-column"
+            )
+        if self.embedder == "minilm" and self.embedder_folder is None:
+            raise SettingsError(
+                "the minilm embedder needs a local sentence-transformers folder (nothing is "
+                "downloaded): pass --embedder-folder PATH, e.g. a copy of all-MiniLM-L6-v2 "
+                "holding config.json, tokenizer.json, model.safetensors and modules.json"
             )
 
 

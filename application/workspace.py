@@ -24,7 +24,9 @@ from ssvae.domain.ports import DataSource
 from ssvae.domain.spec import preset as preset_spec
 from ssvae.domain.stopping import StopDecision, StoppingRule, should_stop
 from ssvae.domain.workspace import (
+    EMBEDDER_DIR,
     MODELS_DIR,
+    FittedDataSource,
     Workspace,
     WorkspaceError,
     WorkspaceExistsError,
@@ -43,27 +45,31 @@ MAX_ID_ATTEMPTS = 100  # generated ids of inits started in the same second get -
 
 
 def dataset_settings_record(settings: DataSettings) -> dict[str, Any]:
-    """DataSettings as JSON-ready values; relative paths made absolute so any folder opens it."""
+    """Every DataSettings field as a JSON-ready value; paths made absolute so any folder opens it.
 
-    def path(value: Path | None) -> str | None:
-        return None if value is None else str(value.expanduser().resolve())
+    `DataSettings(**record)` gives the settings back (`dataset_settings_of` for a workspace).
+    """
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value.expanduser().resolve())
+        if isinstance(value, tuple):
+            return list(value)
+        return value
 
     return {
-        "kind": settings.kind,
-        "name": settings.name,
-        "directory": path(settings.directory),
-        "cache_dir": path(settings.cache_dir),
-        "download": settings.download,
-        "train_path": path(settings.train_path),
-        "test_path": path(settings.test_path),
-        "classes": None if settings.classes is None else list(settings.classes),
+        field.name: plain(getattr(settings, field.name)) for field in attrs.fields(DataSettings)
     }
 
 
 def dataset_settings_of(workspace: Workspace) -> DataSettings:
-    """The DataSettings a workspace was created with."""
+    """The DataSettings a workspace was created with; its state_dir is inside the workspace."""
+    values = dict(workspace.metadata.dataset)
+    state_dir = values.get("state_dir")
+    if isinstance(state_dir, str) and not Path(state_dir).is_absolute():
+        values["state_dir"] = workspace.directory / state_dir
     try:
-        return DataSettings(**dict(workspace.metadata.dataset))
+        return DataSettings(**values)
     except TypeError as error:
         raise WorkspaceError(
             f"{workspace.directory}: the dataset settings in metadata.json are damaged "
@@ -120,6 +126,12 @@ class WorkspaceService:
         )
         serials = self.source.serials("train")
         rows = pool_rows(len(serials), num_samples, seed)
+        fitted = isinstance(self.source, FittedDataSource)
+        record = dataset_settings_record(dataset)
+        if fitted:
+            # Fit (embed the pool) before any folder exists, so a failure leaves nothing.
+            self.source.load("train", serials[:1])
+            record["state_dir"] = EMBEDDER_DIR  # relative: the workspace's own folder
         created = self.now()
         for attempt in range(1, MAX_ID_ATTEMPTS + 1):
             name = (
@@ -135,7 +147,7 @@ class WorkspaceService:
             metadata = WorkspaceMetadata(
                 id=name,
                 preset=preset,
-                dataset=dataset_settings_record(dataset),
+                dataset=record,
                 created=created.isoformat(timespec="seconds"),
                 pool_size=len(rows),
                 pool_seed=seed,
@@ -148,6 +160,8 @@ class WorkspaceService:
                 if id is not None:
                     raise
                 continue
+            if isinstance(self.source, FittedDataSource):
+                self.source.save_state(directory / EMBEDDER_DIR)
             return Workspace(directory, spec, metadata)
         raise WorkspaceError(f"too many workspaces created in one second under {self.models_dir}")
 

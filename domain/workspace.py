@@ -10,6 +10,7 @@ A workspace is the folder `artifacts/models/<id>/` that `ssvae init` creates and
 | `labels.csv`      | the label store (with its `.history.jsonl` write-ahead history)    |
 | `checkpoint/`     | the model, once trained                                            |
 | `history.csv`     | one row per training round: labels, epochs, final metrics          |
+| `embedder/`       | text datasets: the fitted embedder and scaling statistics          |
 
 The pool is the dataset's train split or a seeded subset of it (`pool_size`), so a workspace
 can stay small and quick. Each round records the labels used, the model's predictions on a
@@ -23,7 +24,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
@@ -41,6 +42,7 @@ LABEL_FILE = "labels.csv"
 CHECKPOINT_DIR = "checkpoint"
 HISTORY_FILE = "history.csv"
 MODELS_DIR = "models"
+EMBEDDER_DIR = "embedder"
 
 # The columns of history.csv, in order; a round leaves a column empty when it has no value.
 HISTORY_COLUMNS: tuple[str, ...] = (
@@ -185,6 +187,19 @@ class Workspace:
     def has_model(self) -> bool:
         """Whether a round has finished, so the checkpoint holds a trained model."""
         return bool(self.metadata.rounds)
+
+
+@runtime_checkable
+class FittedDataSource(Protocol):
+    """A data source whose preprocessing is fitted on its pool (a text embedder, scaling).
+
+    A workspace keeps a copy of that state in its `embedder/` folder and reopens the dataset
+    from it, so its samples keep the vectors they had when it was created.
+    """
+
+    def save_state(self, folder: Path) -> None:
+        """Write the fitted state to `folder` (created if needed)."""
+        ...
 
 
 class WorkspaceStore(Protocol):

@@ -16,12 +16,13 @@ from typing import Any, TypeVar
 
 import click
 
+from ssvae.domain.spec import PRESETS  # cheap: attrs only
 from ssvae.entrypoints.compare_cli import expand_multi_value_options
-from ssvae.entrypoints.options import data_options
+from ssvae.entrypoints.options import DATA_OPTION_NAMES, data_options, default_preset
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-PRESET_NAMES = ("standard", "mixture_k5", "mixture_k10", "mixture_k20", "vamp_k10")
+PRESET_NAMES = tuple(PRESETS)
 # Kept in step with ssvae.application.query.QUERY_POLICIES (a test checks): listed here so
 # that --help needs no import of the application.
 POLICY_NAMES = (
@@ -195,9 +196,8 @@ def _model_option(command: F) -> F:
 @click.option(
     "--preset",
     type=click.Choice(PRESET_NAMES),
-    default="mixture_k10",
-    show_default=True,
-    help="The model preset; spec.yaml in the workspace can be edited before training.",
+    help="The model preset; spec.yaml in the workspace can be edited before training. "
+    "[default: mixture_k10; text_mixture_k20 for text datasets]",
 )
 @data_options
 @click.option("--id", "workspace_id", help="The workspace's name: 1-64 letters, digits, _ or -.")
@@ -219,7 +219,7 @@ def _model_option(command: F) -> F:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def init(
-    preset: str,
+    preset: str | None,
     workspace_id: str | None,
     artifacts: Path,
     num_samples: int | None,
@@ -231,9 +231,12 @@ def init(
     """Create a model workspace: spec, labels, checkpoint and history in one folder.
 
     \b
-    Example:
+    Examples:
       ssvae init --preset mixture_k10 --dataset mnist --num-samples 5000
-    The workspace goes to ARTIFACTS/models/<id>/; then label, train and query it:
+      ssvae init --dataset loghub --task system --preset text_standard
+      ssvae init --input messages.csv --label-column category --embedder tfidf
+    The workspace goes to ARTIFACTS/models/<id>/ (for text, with the fitted embedder in
+    embedder/); then label, train and query it:
       ssvae label --model DIR set 3 17 --class 7
       ssvae train --model DIR --epochs 5
       ssvae query --model DIR --policy margin --k 20
@@ -244,6 +247,7 @@ def init(
 
     overrides = _assignments(assignments)
     data = _data_settings(options)
+    preset = preset or default_preset(data)
     app = bootstrap(AppSettings(data=data, artifacts_dir=artifacts))
     workspace = app.workspace_service().init(
         preset, data, workspace_id, num_samples=num_samples, seed=seed, overrides=overrides
@@ -533,8 +537,7 @@ def simulate(
     from ssvae.entrypoints.cli import _data_settings
 
     rule = _stopping_rule(options)
-    data_keys = ("dataset", "data_dir", "vectors", "classes", "download", "cache_dir")
-    data = _data_settings({key: options.pop(key) for key in data_keys})
+    data = _data_settings({key: options.pop(key) for key in DATA_OPTION_NAMES})
     overrides = _assignments(assignments)
     settings = SimulationSettings(
         policies=policies or ("margin", "random"),

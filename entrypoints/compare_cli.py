@@ -14,6 +14,7 @@ from typing import Any, TextIO
 import click
 
 from ssvae.domain.spec import PRESETS  # cheap: attrs only
+from ssvae.entrypoints.options import TEXT_OPTION_NAMES, data_settings, text_options
 
 MULTI_VALUE_OPTIONS = ("--models",)
 
@@ -195,7 +196,10 @@ class ProgressBar:
     type=click.IntRange(min=0),
     help="Seed of the data selection and of every model. [default: 0]",
 )
-@click.option("--dataset", help="Built-in dataset: mnist or fashion_mnist. [default: mnist]")
+@click.option(
+    "--dataset",
+    help="Built-in dataset: mnist, fashion_mnist or loghub (with --task). [default: mnist]",
+)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -219,6 +223,7 @@ class ProgressBar:
     metavar="KEY=VALUE",
     help="Model spec field for every model, e.g. --set batch_size=64 (repeatable).",
 )
+@text_options
 def compare(
     config: Path | None,
     models: tuple[str, ...],
@@ -237,11 +242,14 @@ def compare(
     the report for the models that finished.
     """
     from ssvae.application.bootstrap import bootstrap
-    from ssvae.application.settings import AppSettings, DataSettings
+    from ssvae.application.settings import AppSettings
 
+    text = {name: settings.pop(name) for name in TEXT_OPTION_NAMES}
     flags = {**settings, "models": models or None, "set": assignments or None}
     experiment = bootstrap().experiment_reader().resolve(config, flags)
-    data = DataSettings(kind="idx", name=experiment.dataset, directory=data_dir, download=download)
+    data = data_settings(
+        {"dataset": experiment.dataset, "data_dir": data_dir, "download": download, **text}
+    )
     app = bootstrap(AppSettings(data=data))
     progress = ProgressBar(experiment.models)
     click.echo(

@@ -1,9 +1,9 @@
-"""Click options shared by several commands."""
+"""Click options shared by several commands, and the DataSettings they describe."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,15 +11,124 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The option names (click's parameter names) of `text_options` and `data_options`: a command
+# that passes its other options on pops these first.
+TEXT_OPTION_NAMES = (
+    "task",
+    "input",
+    "test_input",
+    "id_column",
+    "text_column",
+    "label_column",
+    "vector_column",
+    "embedder",
+    "embedder_dim",
+    "embedder_folder",
+    "scaling",
+    "test_fraction",
+    "split_seed",
+    "min_class_size",
+)
+DATA_OPTION_NAMES = (
+    "dataset",
+    "data_dir",
+    "vectors",
+    "classes",
+    "download",
+    "cache_dir",
+    *TEXT_OPTION_NAMES,
+)
+TEXT_DATASET = "text"  # --dataset text: the messages in --input
+LOGHUB_TASKS = ("system", "event")
+
+
+def _apply(command: F, options: Sequence[Callable[[Any], Any]]) -> F:
+    result: F = functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
+    return result
+
+
+def text_options(command: F) -> F:
+    """Options for text datasets (the built-in loghub or --input FILE) and column names."""
+    options: list[Callable[[Any], Any]] = [
+        click.option(
+            "--task",
+            type=click.Choice(LOGHUB_TASKS),
+            help="For --dataset loghub: classify the emitting system (10 classes) or the "
+            "message template (event: the 99 templates with at least 20 messages).",
+        ),
+        click.option(
+            "--input",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Your own messages (.csv, .jsonl or .parquet: an id and a text column, an "
+            "optional label column); implies --dataset text.",
+        ),
+        click.option(
+            "--test-input",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Messages of the test split, in the same layout as --input (default: hold "
+            "out --test-fraction of the labelled messages).",
+        ),
+        click.option("--id-column", help="Column of the integer ids (default: id or serial)."),
+        click.option("--text-column", help="Column of the messages (default: text or message)."),
+        click.option(
+            "--label-column", help="Column of the class names (default: label or class, if any)."
+        ),
+        click.option(
+            "--vector-column",
+            help="Column of the vectors in --vectors files (default: vector, embedding, x).",
+        ),
+        click.option(
+            "--embedder",
+            type=click.Choice(["tfidf", "minilm"]),
+            help="How messages become vectors: tfidf (offline, fitted on the pool) or minilm "
+            "(a local sentence-transformers folder). [default: tfidf]",
+        ),
+        click.option(
+            "--embedder-dim",
+            type=click.IntRange(min=2),
+            help="Width of the tfidf vectors (truncated SVD). [default: 256]",
+        ),
+        click.option(
+            "--embedder-folder",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="The minilm model: a local sentence-transformers folder such as "
+            "all-MiniLM-L6-v2 (never downloaded).",
+        ),
+        click.option(
+            "--scaling",
+            type=click.Choice(["none", "standardise", "l2"]),
+            help="Scaling of the vectors for the Gaussian likelihood, fitted on the pool: "
+            "l2 (unit rows), standardise (per feature) or none. [default: l2]",
+        ),
+        click.option(
+            "--test-fraction",
+            type=click.FloatRange(0, 1, max_open=True),
+            help="Labelled messages held out as the test split, stratified by class, when "
+            "there is no --test-input. [default: 0.2]",
+        ),
+        click.option(
+            "--split-seed",
+            type=click.IntRange(min=0),
+            help="Seed of the held-out test messages. [default: 0]",
+        ),
+        click.option(
+            "--min-class-size",
+            type=click.IntRange(min=1),
+            help="Classes with fewer labelled messages are left unlabelled. [default: 1]",
+        ),
+    ]
+    return _apply(command, options)
+
 
 def data_options(command: F) -> F:
     """Options that choose the dataset, shared by every command that reads data."""
-    options = [
+    options: list[Callable[[Any], Any]] = [
         click.option(
             "--dataset",
             default="mnist",
             show_default=True,
-            help="Built-in dataset: mnist or fashion_mnist.",
+            help="Built-in dataset: mnist, fashion_mnist or loghub (with --task); "
+            "text for your messages in --input.",
         ),
         click.option(
             "--data-dir",
@@ -29,11 +138,11 @@ def data_options(command: F) -> F:
         click.option(
             "--vectors",
             type=click.Path(dir_okay=False, path_type=Path),
-            help="Your own vectors (.npy, .npz or .parquet) instead of a built-in dataset.",
+            help="Your own vectors (.npy, .npz, .parquet or .csv) instead of a built-in dataset.",
         ),
         click.option(
             "--classes",
-            help="Comma-separated class names for --vectors files without a label column.",
+            help="Comma-separated class names for --vectors or --input files without labels.",
         ),
         click.option(
             "--download/--no-download",
@@ -44,7 +153,82 @@ def data_options(command: F) -> F:
         click.option(
             "--cache-dir",
             type=click.Path(file_okay=False, path_type=Path),
-            help="Where downloads go (default: ~/.cache/ssvae).",
+            help="Where downloads and text embeddings go (default: ~/.cache/ssvae).",
         ),
+        text_options,
     ]
-    return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
+    return _apply(command, options)
+
+
+def data_settings(options: Mapping[str, Any]) -> Any:
+    """The DataSettings that the values of `data_options` (by parameter name) describe.
+
+    Options a command lacks count as not given; SettingsError (one line) for combinations
+    that make no sense, e.g. --task without --dataset loghub.
+    """
+    from ssvae.application.settings import TEXT_DATASETS, DataSettings, SettingsError
+
+    def given(name: str) -> Any:
+        return options.get(name)
+
+    common: dict[str, Any] = {"download": bool(given("download")), "directory": given("data_dir")}
+    if given("cache_dir") is not None:
+        common["cache_dir"] = given("cache_dir")
+    dataset = given("dataset") or "mnist"
+    columns = {
+        name: given(name) for name in ("id_column", "label_column") if given(name) is not None
+    }
+    text_values = {
+        name: given(name)
+        for name in (
+            "text_column",
+            "embedder",
+            "embedder_dim",
+            "embedder_folder",
+            "scaling",
+            "test_fraction",
+            "split_seed",
+            "min_class_size",
+        )
+        if given(name) is not None
+    }
+    if given("input") is not None or dataset == TEXT_DATASET:
+        if given("input") is None:
+            raise SettingsError("--dataset text needs --input FILE: your file of messages")
+        return DataSettings(
+            kind="text",
+            name=Path(given("input")).stem,
+            train_path=given("input"),
+            test_path=given("test_input"),
+            classes=given("classes"),
+            **columns,
+            **text_values,
+            **common,
+        )
+    if dataset in TEXT_DATASETS:
+        if columns or given("test_input") is not None:
+            raise SettingsError(
+                f"--dataset {dataset} has fixed columns and splits; column options and "
+                "--test-input are for --input files"
+            )
+        return DataSettings(kind="text", name=dataset, task=given("task"), **text_values, **common)
+    if given("task") is not None:
+        raise SettingsError(f"--task is for --dataset {' or '.join(TEXT_DATASETS)}")
+    if given("vectors") is not None:
+        vector_columns = {**columns}
+        if given("vector_column") is not None:
+            vector_columns["vector_column"] = given("vector_column")
+        return DataSettings(
+            kind="vectors",
+            name=Path(given("vectors")).stem,
+            train_path=given("vectors"),
+            classes=given("classes"),
+            **vector_columns,
+            **common,
+        )
+    return DataSettings(kind="idx", name=dataset, **common)
+
+
+def default_preset(settings: Any) -> str:
+    """The preset a command uses unless told: a text preset for text, mixture_k10 otherwise."""
+    return "text_mixture_k20" if getattr(settings, "kind", None) == "text" else "mixture_k10"
