@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ssvae.domain.errors import SsvaeError
-from ssvae.entrypoints.options import data_options
+from ssvae.entrypoints.options import data_options, data_settings
 
 
 class SsvaeGroup(click.Group):
@@ -25,23 +25,8 @@ class SsvaeGroup(click.Group):
 
 
 def _data_settings(options: dict[str, Any]) -> Any:
-    from ssvae.application.settings import DataSettings
-
-    values: dict[str, Any] = {
-        "download": options["download"],
-        "directory": options["data_dir"],
-    }
-    if options["cache_dir"] is not None:
-        values["cache_dir"] = options["cache_dir"]
-    if options["vectors"] is not None:
-        return DataSettings(
-            kind="vectors",
-            name=options["vectors"].stem,
-            train_path=options["vectors"],
-            classes=options["classes"],
-            **values,
-        )
-    return DataSettings(kind="idx", name=options["dataset"], **values)
+    """The DataSettings of the dataset options (kept under this name for the commands)."""
+    return data_settings(options)
 
 
 def _app(options: dict[str, Any], labels: Path | None = None) -> Any:
@@ -220,6 +205,10 @@ main.add_command(init)
 main.add_command(query)
 main.add_command(train)
 main.add_command(simulate)
+
+from ssvae.entrypoints.text_cli import embed  # noqa: E402
+
+main.add_command(embed)
 
 from ssvae.entrypoints.dashboard.cli import dashboard  # noqa: E402
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +56,35 @@ def _read(path: Path, shape: tuple[int, int]) -> npt.NDArray[np.float32] | None:
     if array.shape != shape or array.dtype != np.float32:
         return None
     return np.asarray(array, np.float32)
+
+
+class ProgressEmbedder:
+    """An Embedder that embeds in chunks and reports the texts done after each chunk.
+
+    It gives the inner embedder's vectors and fingerprint, so cached results are shared.
+    """
+
+    def __init__(
+        self, inner: Embedder, report: Callable[[int, int], None], chunk: int = 1024
+    ) -> None:
+        self.inner = inner
+        self.report = report
+        self.chunk = max(1, chunk)
+
+    @property
+    def dimension(self) -> int:
+        """The inner embedder's width."""
+        return self.inner.dimension
+
+    def fingerprint(self) -> str:
+        """The inner embedder's fingerprint."""
+        return self.inner.fingerprint()
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """The inner embedder's vectors, computed `chunk` texts at a time."""
+        parts = [np.zeros((0, self.dimension), np.float32)]
+        for start in range(0, len(texts), self.chunk):
+            part = texts[start : start + self.chunk]
+            parts.append(np.asarray(self.inner.embed(part), np.float32))
+            self.report(start + len(part), len(texts))
+        return np.concatenate(parts)

@@ -1,0 +1,105 @@
+"""`ssvae embed`: turn a file of messages into a Parquet file of vectors.
+
+Importing this module is cheap: the container, scikit-learn and JAX load inside the command.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+class _Bar:
+    """A progress bar on stderr that appears once embedding starts."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.done = 0
+
+    def stage(self, text: str) -> None:
+        click.echo(f"{text}...", err=True)
+
+    def progress(self, done: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(
+                length=total, label="embedding", file=sys.stderr, show_pos=True, show_eta=True
+            )
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@click.command("embed")
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The messages: .csv, .jsonl or .parquet with an id and a text column.",
+)
+@click.option(
+    "--embedder",
+    type=click.Choice(["tfidf", "minilm"]),
+    default="tfidf",
+    show_default=True,
+    help="tfidf (offline, fitted on these messages) or minilm (a local model folder).",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The Parquet file to write: columns id, vector and (if the input has one) label.",
+)
+@click.option(
+    "--embedder-dim",
+    type=click.IntRange(min=2),
+    default=256,
+    show_default=True,
+    help="Width of the tfidf vectors.",
+)
+@click.option(
+    "--embedder-folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="For minilm: a local sentence-transformers folder (never downloaded).",
+)
+@click.option("--id-column", help="Column of the integer ids (default: id or serial).")
+@click.option("--text-column", help="Column of the messages (default: text or message).")
+@click.option("--label-column", help="Column of the class names (default: label or class).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where embeddings are cached (default: ~/.cache/ssvae).",
+)
+def embed(cache_dir: Path | None, **options: Any) -> None:
+    """Embed the messages of a file and write them as vectors to a Parquet file.
+
+    \b
+    Example:
+      ssvae embed --input messages.csv --embedder tfidf --out vectors.parquet
+    The output is a vectors dataset: ssvae init --vectors vectors.parquet. Embeddings are
+    cached by the messages and the embedder's settings, so a second run is instant.
+    """
+    from ssvae.application.bootstrap import bootstrap
+    from ssvae.application.settings import DataSettings
+
+    cache = cache_dir if cache_dir is not None else DataSettings().cache_dir
+    bar = _Bar()
+    try:
+        summary = bootstrap().embed_text_file()(
+            cache_dir=cache, stage=bar.stage, progress=bar.progress, **options
+        )
+    finally:
+        bar.close()
+    labelled = f", {summary.labelled} labelled" if summary.labelled else ""
+    click.echo(
+        f"wrote {summary.rows} vectors of {summary.dimension} values{labelled} to "
+        f"{summary.out} in {summary.seconds:.1f} s"
+    )
