@@ -37,17 +37,24 @@ CHOOSE_MATCH = "(choose a match)"
 
 
 def counters_html(counts: dict[str, int]) -> str:
-    """One coloured chip per class with its count, and the total."""
+    """One coloured chip per class with its count, and the total; with more than
+    MAX_BUTTONS classes only the classes that have labels get a chip."""
     palette = category_palette(len(counts))
+    many = len(counts) > MAX_BUTTONS
     chips = "".join(
         f'<span class="ssvae-chip" data-class="{html.escape(name)}" '
         f'style="border-left:6px solid {colour};padding:2px 6px;margin:2px;'
         f'background:#f4f4f4;display:inline-block">{html.escape(name)}: '
         f'<b class="ssvae-count">{count}</b></span>'
         for (name, count), colour in zip(counts.items(), palette, strict=True)
+        if count or not many
     )
     total = sum(counts.values())
-    return f'<div class="ssvae-counters">{chips} <span>total: <b>{total}</b></span></div>'
+    used = ""
+    if many:
+        labelled = sum(1 for n in counts.values() if n)
+        used = f"<span>{labelled} of {len(counts)} classes labelled · </span>"
+    return f'<div class="ssvae-counters">{chips} {used}<span>total: <b>{total}</b></span></div>'
 
 
 def probability_bars(

@@ -17,7 +17,12 @@ from ssvae.application.dashboard_text import PoolTexts, pool_examples
 from ssvae.application.settings import AppSettings, LabelSettings
 from ssvae.domain.labels import ClassVocabulary
 from ssvae.domain.model import Predictions
-from ssvae.entrypoints.dashboard.label_page import CHOOSE_MATCH, LabelPage, probability_bars
+from ssvae.entrypoints.dashboard.label_page import (
+    CHOOSE_MATCH,
+    LabelPage,
+    counters_html,
+    probability_bars,
+)
 from ssvae.entrypoints.dashboard.queue_page import QueuePage, generated_html
 
 N = 12
@@ -108,6 +113,9 @@ def test_many_classes_get_the_picker_and_the_most_probable_bars(tmp_path: Path) 
     queue.picker.value = "HDFS:E2"
     assert page.board.labels().get(first) == "HDFS:E2"
     assert queue.board.highlighted == second and queue.picker.value == ""
+    counters = counters_html(page.board.counts())
+    assert counters.count("ssvae-chip") == 2 and "HDFS:E17: <b" in counters
+    assert "2 of 30 classes labelled" in counters and "total: <b>2</b>" in counters
     probs = np.linspace(0, 1, 30)
     bars = probability_bars(many.names, probs, "q(y|x)")
     assert "top 10 of 30" in bars
