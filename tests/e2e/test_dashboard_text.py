@@ -1,0 +1,233 @@
+"""The dashboard on a text workspace, as a person uses it: a real `ssvae init` on 400 Loghub
+messages (25 message templates, so class names, not keys), the real server, Debian's chromium
+driven by Playwright, the real label file on disk.
+
+One workspace, server and page serve the module; the tests run in file order.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reference_data import LOGHUB_MESSAGES
+from test_dashboard_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PIXEL_JS,
+    SCREENSHOTS,
+    SLOW,
+    _free_port,
+    _wait_until,
+)
+
+pytestmark = pytest.mark.browser
+
+SSVAE = str(Path(sys.executable).parent / "ssvae")
+MODEL_ID = "text-e2e"
+TEMPLATES = 25  # more than 20 classes: the class picker, no buttons
+PER_TEMPLATE = 16
+SEARCHED = "packetresponder"  # in every message of template HDFS:E10, in no other
+SEARCHED_CLASS = "HDFS:E10"
+
+
+@pytest.fixture(scope="module")
+def messages(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[int, dict[str, str]]]:
+    """A CSV of 16 messages of each of 25 Loghub templates, and its rows by id."""
+    with LOGHUB_MESSAGES.open(newline="", encoding="utf-8") as handle:
+        by_template: dict[str, list[dict[str, str]]] = defaultdict(list)
+        for row in csv.DictReader(handle):
+            by_template[row["event_id"]].append(row)
+    common = [name for name in sorted(by_template) if len(by_template[name]) >= PER_TEMPLATE]
+    chosen = common[::4][:TEMPLATES]
+    assert SEARCHED_CLASS in chosen and len(chosen) == TEMPLATES
+    rows = [row for name in chosen for row in by_template[name][:PER_TEMPLATE]]
+    path = tmp_path_factory.mktemp("text-data") / "messages.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, ["id", "text", "system", "event_id"])
+        writer.writeheader()
+        writer.writerows({key: row[key] for key in writer.fieldnames} for row in rows)
+    return path, {int(row["id"]): row for row in rows}
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, messages: tuple[Path, dict[int, dict[str, str]]]
+) -> Iterator[tuple[str, Path]]:
+    """`ssvae init` on the messages (labels: the template), then `ssvae dashboard --model`."""
+    root = tmp_path_factory.mktemp("dashboard-text")
+    artifacts = root / "artifacts"
+    env = {**os.environ, "HOME": str(root)}
+    init = [SSVAE, "init", "--input", str(messages[0]), "--label-column", "event_id"]
+    init += ["--embedder-dim", "32", "--id", MODEL_ID, "--artifacts", str(artifacts)]
+    init += ["--cache-dir", str(root / "cache")]
+    created = subprocess.run(init, capture_output=True, text=True, env=env, timeout=300)
+    assert created.returncode == 0, created.stderr
+    model = artifacts / "models" / MODEL_ID
+    port = _free_port()
+    log = root / "server.log"
+    serve = [SSVAE, "dashboard", "--port", str(port), "--model", str(model)]
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [*serve, "--artifacts", str(artifacts)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env=env,
+        )
+    url = f"http://127.0.0.1:{port}/"
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited: {log.read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    try:
+        _wait_until(up, SLOW / 1000, "the dashboard server")
+        yield url, model
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A chromium page with a fresh profile."""
+    from playwright.sync_api import sync_playwright
+
+    profile = tmp_path_factory.mktemp("chromium-profile-text")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1400, "height": 1000},
+        )
+        context.set_default_timeout(60_000)
+        browser_page = context.new_page()
+        try:
+            yield browser_page
+        finally:
+            context.close()
+
+
+def _labels(model: Path) -> dict[int, str]:
+    """The labels as the workspace's label file on disk holds them."""
+    path = model / "labels.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {int(row["Serial"]): row["label"] for row in csv.DictReader(handle)}
+
+
+def _pool_serials(model: Path) -> list[int]:
+    """The pool's serials, read through the same container as the dashboard."""
+    from ssvae.application.bootstrap import bootstrap
+    from ssvae.application.settings import AppSettings
+    from ssvae.application.workspace import workspace_settings
+
+    app = bootstrap(AppSettings(artifacts_dir=model.parent.parent))
+    workspace = app.workspace_service().open(model)
+    opened = bootstrap(workspace_settings(workspace, model.parent.parent))
+    return [int(s) for s in opened.workspace_service().pool_serials(workspace)]
+
+
+def test_a_clicked_point_shows_its_message_and_the_class_picker_labels_it(
+    server: tuple[str, Path], page: Any, messages: tuple[Path, dict[int, dict[str, str]]]
+) -> None:
+    url, model = server
+    rows = messages[1]
+    page.goto(url)
+    page.wait_for_selector("canvas", timeout=SLOW)
+    pool = len(_pool_serials(model))
+    page.locator(".ssvae-map-caption").get_by_text(str(pool)).wait_for()
+    point = page.evaluate(PIXEL_JS, [pool // 3])
+    page.mouse.click(point["x"], point["y"])
+    detail = page.locator(".ssvae-detail")
+    detail.wait_for()
+    serial = int(detail.get_attribute("data-serial"))
+    assert detail.locator(".ssvae-text").inner_text().strip() == rows[serial]["text"].strip()
+    assert rows[serial]["system"] in detail.locator(".ssvae-extras").inner_text()
+    assert page.get_by_role("button", name="[0]").count() == 0  # 25 classes: no digit keys
+    truth = rows[serial]["event_id"]
+    picker = page.get_by_label("find a class (Enter labels the point)")
+    picker.click()
+    picker.press_sequentially(truth.lower(), delay=30)
+    page.locator(".bk-menu").get_by_text(truth, exact=True).wait_for()
+    picker.press("Enter")
+    _wait_until(lambda: _labels(model).get(serial) == truth, 30, "the label in the file")
+    page.locator(".ssvae-counters").get_by_text("1 of 25 classes labelled").wait_for()
+    detail.locator(".ssvae-user-label").get_by_text(truth).wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "label-text.png"))
+
+
+def test_a_search_selects_every_matching_message_for_one_group_label(
+    server: tuple[str, Path], page: Any, messages: tuple[Path, dict[int, dict[str, str]]]
+) -> None:
+    _, model = server
+    rows = messages[1]
+    expected = {s for s in _pool_serials(model) if SEARCHED in rows[s]["text"].lower()}
+    assert expected
+    before = _labels(model)
+    search = page.get_by_label("search messages")
+    search.fill(SEARCHED.upper())
+    search.press("Enter")
+    count = page.locator(".ssvae-group-count")
+    count.wait_for()
+    assert int(count.inner_text()) == len(expected)
+    assert page.locator(".ssvae-group-text").count() == min(len(expected), 8)
+    page.get_by_label("class for the group").select_option(SEARCHED_CLASS)
+    page.get_by_role("button", name="label group…").click()
+    summary = f"label {len(expected)} points as '{SEARCHED_CLASS}'"
+    page.locator(".ssvae-confirm-text").get_by_text(summary).wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "label-text-search.png"))
+    page.get_by_role("button", name="confirm").click()
+    after = _wait_until(
+        lambda: (found := _labels(model)) and expected <= set(found) and found,
+        30,
+        "the group's labels in the file",
+    )
+    assert {after[s] for s in expected} == {SEARCHED_CLASS}
+    page.keyboard.press("Control+z")  # the focus is on the confirm button, not in a text box
+    _wait_until(lambda: _labels(model) == before, 30, "the whole group undone")
+
+
+def test_the_queue_shows_messages_and_its_picker_labels_the_framed_one(
+    server: tuple[str, Path], page: Any, messages: tuple[Path, dict[int, dict[str, str]]]
+) -> None:
+    _, model = server
+    rows = messages[1]
+    page.locator(".bk-tab", has_text="Queue").first.click()
+    page.get_by_role("button", name="refresh queue").click()
+    first = page.locator(".ssvae-queue-item.ssvae-highlighted")
+    first.wait_for()
+    serial = int(first.get_attribute("data-serial"))
+    assert first.locator(".ssvae-text").inner_text().strip() == rows[serial]["text"].strip()
+    truth = rows[serial]["event_id"]
+    picker = page.get_by_label("class for the framed sample (Enter labels it)")
+    picker.click()
+    picker.press_sequentially(truth.lower(), delay=30)
+    page.locator(".bk-menu").get_by_text(truth, exact=True).wait_for()
+    picker.press("Enter")
+    _wait_until(lambda: _labels(model).get(serial) == truth, 30, "the queue's label in the file")
+    highlighted = page.locator(".ssvae-queue-item.ssvae-highlighted")
+    _wait_until(lambda: int(highlighted.get_attribute("data-serial")) != serial, 10, "the next")
+    page.screenshot(path=str(SCREENSHOTS / "queue-text.png"))
