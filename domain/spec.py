@@ -344,9 +344,11 @@ IMAGE_PRESET_VALUES: Mapping[str, Mapping[str, Any]] = {
     "vamp_k10": {"prior": "vamp", "num_components": 10},
 }
 
-# Text embeddings (64 to 1,536 values, scaled per feature by the data source): dense
-# components throughout, a Gaussian likelihood on the standardised vectors, and gaussian
-# noise as the augmentation behind the consistency term (there are no pixels to shift).
+# Text embeddings (64 to 1,536 values, scaled by the data source to unit mean square): dense
+# components throughout, a Gaussian likelihood, and gaussian noise of the values' own scale
+# as the augmentation behind the consistency term (there are no pixels to shift). On Loghub
+# --task system with 5 labels per class (5 epochs) the noise lifted q(y|x) from 56% (none) to
+# about 75%.
 TEXT_BASE: Mapping[str, Any] = {
     "encoder_type": "dense",
     "decoder_type": "dense",
@@ -355,7 +357,7 @@ TEXT_BASE: Mapping[str, Any] = {
     "latent_dim": 32,
     "likelihood": "gaussian",
     "augment_shift": 0,
-    "augment_noise": 0.1,
+    "augment_noise": 1.0,
 }
 TEXT_PRESET_VALUES: Mapping[str, Mapping[str, Any]] = {
     "text_standard": {**TEXT_BASE, "prior": "standard", "num_components": 1},

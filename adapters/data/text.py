@@ -9,10 +9,11 @@ files (the header is line 1), `row N` counting from 0 in Parquet files.
 Splits: 'train' (the pool) and 'test', from a second file or held out of the labelled rows
 (stratified by class, chosen by a seed). Vectors come from an Embedder through the embedding
 cache: `tfidf` is fitted on the train split, `minilm` reads a local sentence-transformers
-folder. The vectors are then scaled for the Gaussian likelihood (standardise: statistics of
-the train split; l2: unit rows; none). A workspace keeps the fitted embedder and the scaling
-statistics (`save_state`) and reopens the dataset from them (`state_dir`), so its messages
-always embed the same way.
+folder. The vectors are then scaled for the Gaussian likelihood, so that values have unit
+mean square (l2: every row rescaled to length sqrt(d); standardise: each feature centred and
+scaled by the train split's statistics; none: as the embedder gives them). A workspace
+keeps the fitted embedder and the scaling statistics (`save_state`) and reopens the dataset
+from them (`state_dir`), so its messages always embed the same way.
 """
 
 from __future__ import annotations
@@ -423,7 +424,10 @@ class Scaling:
             assert self.mean is not None and self.scale is not None
             return ((x - self.mean) / self.scale).astype(np.float32)
         if self.kind == "l2":
-            norms = np.linalg.norm(x, axis=1, keepdims=True)
+            # Length sqrt(d): only the direction counts, and every value has unit mean square,
+            # the scale that the Gaussian likelihood's sigma = 1 assumes. Unit rows would make
+            # the reconstruction term negligible and the latent space collapse.
+            norms = np.linalg.norm(x, axis=1, keepdims=True) / np.sqrt(x.shape[1])
             return np.where(norms > 0, x / np.where(norms > 0, norms, 1.0), 0.0).astype(np.float32)
         return np.asarray(x, np.float32)
 

@@ -101,6 +101,7 @@ def test_a_minilm_text_dataset_gives_the_reference_vectors(tmp_path: Path) -> No
     )
     assert source.describe().sample_shape == (384,)  # from the folder's config alone
     samples = source.load("train", np.array(ids, dtype=np.int64))
-    cosines = np.sum(samples.x * expected, axis=1) / np.linalg.norm(expected, axis=1)
-    assert cosines.min() >= 0.999  # l2 scaling keeps the already unit vectors
+    np.testing.assert_allclose(np.linalg.norm(samples.x, axis=1), np.sqrt(384), rtol=1e-5)
+    cosines = np.sum(samples.x * expected, axis=1) / np.sqrt(384)  # reference rows: unit
+    assert cosines.min() >= 0.999
     assert len(list((tmp_path / "cache" / "embeddings").iterdir())) == 1

@@ -222,9 +222,10 @@ def test_labels_outside_the_given_classes_and_unknown_files(tmp_path: Path) -> N
 
 def test_scalings_and_a_too_small_pool_for_the_tfidf_dimension(tmp_path: Path) -> None:
     path = _csv(tmp_path / "m.csv", _rows())
-    unit = _source(path, tmp_path, scaling="l2").load("train").x
-    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+    scaled = _source(path, tmp_path, scaling="l2").load("train").x
+    np.testing.assert_allclose(np.mean(scaled**2, axis=1), 1.0, atol=1e-5)  # length sqrt(8)
     raw = _source(path, tmp_path, scaling="none").load("train").x
-    np.testing.assert_allclose(unit, raw, atol=1e-5)  # tfidf rows are unit vectors already
+    np.testing.assert_allclose(np.linalg.norm(raw, axis=1), 1.0, atol=1e-5)  # tfidf: unit rows
+    np.testing.assert_allclose(scaled, raw * np.sqrt(8), atol=1e-5)
     with pytest.raises(DataError, match="lower the dim"):
         _source(path, tmp_path, embedder_dim=200).load("train")
