@@ -27,7 +27,7 @@ import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -55,6 +55,9 @@ MODELS_CACHE = "text-models"
 LOGHUB_TASKS: dict[str, tuple[str, int]] = {"system": ("system", 1), "event": ("event_id", 20)}
 _DIGITS = re.compile(r"\s*\+?(\d+)\s*")
 _MIN_STD = 1e-6  # features (nearly) constant on the pool are centred, not blown up
+
+if TYPE_CHECKING:  # scikit-learn and scipy load only when a tfidf model is fitted or read
+    from ssvae.adapters.text.tfidf import TfidfEmbedder
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
@@ -694,7 +697,7 @@ class TextDataSource:
         return Scaling.load(path, self._dimension()) if path.is_file() else None
 
 
-def fitted_tfidf(texts: Sequence[str], dim: int, cache_dir: Path | None = None) -> Any:
+def fitted_tfidf(texts: Sequence[str], dim: int, cache_dir: Path | None = None) -> TfidfEmbedder:
     """A TfidfEmbedder fitted on `texts`; read from (and written to) cache_dir when given."""
     from ssvae.adapters.text.tfidf import TfidfEmbedder
 

@@ -36,9 +36,10 @@ def test_the_event_task_keeps_templates_with_at_least_20_messages() -> None:
     assert sizes["train"] + sizes["test"] == 20000
     assert sizes["test"] == int((source._split("test").labels >= 0).sum())
     test = source.serials("test")
-    assert source.extras("test", test[:1])["system"][0] == info.vocabulary.names[
-        int(source._split("test").labels[0])
-    ].split(":")[0]
+    assert (
+        source.extras("test", test[:1])["system"][0]
+        == info.vocabulary.names[int(source._split("test").labels[0])].split(":")[0]
+    )
 
 
 def test_the_split_follows_its_seed_and_the_container_builds_loghub() -> None:
