@@ -681,8 +681,12 @@ class TextDataSource:
                 self._scaling = self._read_scaling() or Scaling.fit(
                     self._scaling_kind, self._file_vectors(pool.table)[pool.rows]
                 )
-            self._vectors[split] = self._scaling.apply(raw)
-            return self._vectors[split]
+            vectors = self._vectors[split] = self._scaling.apply(raw)
+            if all(name in self._vectors for name in self._splits):
+                # Every split is scaled: the unscaled copies of the files are no longer needed.
+                for key in [key for key in self._vectors if key.startswith("file:")]:
+                    del self._vectors[key]
+            return vectors
 
     def _file_vectors(self, table: TextTable) -> FloatArray:
         key = f"file:{table.path}"
