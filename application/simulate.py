@@ -5,7 +5,8 @@ true labels balanced over classes (chosen by the seed), one model trained on the
 `initial_epochs` and checkpointed. Every policy then starts from that checkpoint, so policies
 differ only by what they query. Each round the policy picks `k` pool samples, their true
 labels are added, the model trains `epochs_per_round` more epochs from where it was (warm
-start: optimizer state kept), and its accuracy on the test samples is measured. The stopping
+start: optimizer state kept; or, with retrain "scratch", a fresh model trains that long on
+all labels so far), and its accuracy on the test samples is measured. The stopping
 criteria are checked after every round and reported; they do not end a run, so every curve
 spans the same labels.
 
@@ -340,7 +341,10 @@ class SimulateService:
             labels = LabelSet.from_pairs(
                 labels.vocabulary, [*labels, *((s, names[class_of[s]]) for s in queried)]
             )
-            report = self._train(model, data.pool, labels, settings.epochs_per_round, index)
+            if settings.retrain == "scratch":
+                model = self.repository.create(self.spec(settings, data.info, seed))
+            fresh = index == 1 or settings.retrain == "scratch"
+            report = self._train(model, data.pool, labels, settings.epochs_per_round, fresh)
             outputs, result, record, test = self._measure(
                 settings, data, model, labels, index, report.seconds, queried, history
             )
@@ -377,10 +381,11 @@ class SimulateService:
 
     @staticmethod
     def _train(
-        model: SsvaeModel, pool: Samples, labels: LabelSet, epochs: int, index: int
+        model: SsvaeModel, pool: Samples, labels: LabelSet, epochs: int, fresh: bool
     ) -> TrainingReport:
-        """Warm start: a loaded checkpoint resumes with fit, later rounds continue with fit_more."""
-        report = model.fit(pool, labels, epochs) if index == 1 else model.fit_more(epochs, labels)
+        """A loaded checkpoint (round 1) or a new model (retrain scratch) starts with fit;
+        a warm model continues with fit_more."""
+        report = model.fit(pool, labels, epochs) if fresh else model.fit_more(epochs, labels)
         if report.stop_reason == "interrupted":
             raise KeyboardInterrupt
         return report

@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--max-labels", type=int, default=200)
     parser.add_argument("--initial-epochs", type=int, default=25)
     parser.add_argument("--epochs-per-round", type=int, default=3)
+    parser.add_argument("--retrain", choices=["warm", "scratch"], default="warm")
     parser.add_argument("--num-samples", type=int, default=0, help="pool size (0: all 60,000)")
     parser.add_argument("--num-test", type=int, default=0, help="test samples (0: all 10,000)")
     parser.add_argument("--preset", default="standard")
@@ -129,6 +130,7 @@ def main() -> None:
         rounds=rounds,
         k=args.k,
         epochs_per_round=args.epochs_per_round,
+        retrain=args.retrain,
         initial_epochs=args.initial_epochs,
         num_samples=args.num_samples,
         num_test=args.num_test,

@@ -80,6 +80,17 @@ def _check_target(_: Any, __: Any, value: float) -> None:
         )
 
 
+RETRAIN_MODES = ("warm", "scratch")
+
+
+def _check_retrain(_: Any, __: Any, value: str) -> None:
+    if value not in RETRAIN_MODES:
+        raise SimulationError(
+            f"retrain mode {value!r} is invalid: give warm (continue the last round's model) "
+            "or scratch (a fresh model every round)"
+        )
+
+
 def _overrides(value: Mapping[str, Any] | Sequence[tuple[str, Any]]) -> tuple[tuple[str, Any], ...]:
     items = value.items() if isinstance(value, Mapping) else value
     return tuple((str(name), item) for name, item in items)
@@ -95,6 +106,11 @@ class SimulationSettings:
     rounds: int = attrs.field(default=5, validator=_int_at_least(0))
     k: int = attrs.field(default=10, validator=_int_at_least(1))
     epochs_per_round: int = attrs.field(default=3, validator=_int_at_least(1))
+    # warm: each round continues the last round's model (optimizer state kept) for
+    # epochs_per_round epochs; scratch: each round trains a fresh model (same seed) for
+    # epochs_per_round epochs on all labels so far. On MNIST, warm starts from 10 labels lock
+    # into the first rounds' class assignment (benchmarks/README.md); scratch does not.
+    retrain: str = attrs.field(default="warm", validator=_check_retrain)
     initial_epochs: int = attrs.field(default=10, validator=_int_at_least(0))
     num_samples: int = attrs.field(default=5000, validator=_int_at_least(0))  # 0: whole split
     num_test: int = attrs.field(default=2000, validator=_int_at_least(0))  # 0: whole split

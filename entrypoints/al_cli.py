@@ -451,7 +451,15 @@ class _RoundPrinter:
     type=click.IntRange(min=1),
     default=3,
     show_default=True,
-    help="Epochs of warm-started training after each round's labels.",
+    help="Epochs of training after each round's labels.",
+)
+@click.option(
+    "--retrain",
+    type=click.Choice(["warm", "scratch"]),
+    default="warm",
+    show_default=True,
+    help="warm: continue the last round's model; scratch: a fresh model every round "
+    "(slower, but does not lock into the first rounds' classes).",
 )
 @click.option(
     "--initial-epochs",

@@ -60,6 +60,9 @@ CSV_COLUMNS = (
 )
 
 
+RETRAIN_WORDS = {"warm": "warm start", "scratch": "a fresh model every round"}
+
+
 def _finite(value: float | None) -> float | None:
     """JSON has no NaN or infinity: those become null."""
     return None if value is None or not math.isfinite(value) else float(value)
@@ -163,6 +166,7 @@ def learning_curve_json(result: SimulationResult, summaries: Sequence[PolicySumm
             "rounds": settings.rounds,
             "k": settings.k,
             "epochs_per_round": settings.epochs_per_round,
+            "retrain": settings.retrain,
             "initial_epochs": settings.initial_epochs,
             "num_samples": settings.num_samples,
             "num_test": settings.num_test,
@@ -245,7 +249,7 @@ def report_markdown(result: SimulationResult, summaries: Sequence[PolicySummary]
         f"| labels | {settings.initial_labels} initial, {settings.k} per round, "
         f"{settings.rounds} rounds: up to {settings.final_labels} |",
         f"| training | {settings.initial_epochs} initial epochs, {settings.epochs_per_round} "
-        "per round (warm start) |",
+        f"per round ({RETRAIN_WORDS[settings.retrain]}) |",
         f"| model | preset {settings.preset}, overrides: {_cell(overrides)} |",
         f"| target accuracy | {_pct(settings.target_accuracy)} |",
         "",

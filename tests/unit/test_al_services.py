@@ -309,6 +309,25 @@ def test_every_policy_and_seed_runs_from_the_same_start(tmp_path: Path) -> None:
     assert margin0.rounds[1].queried != random0.rounds[1].queried
 
 
+def test_retrain_scratch_trains_a_fresh_model_on_all_labels_every_round(tmp_path: Path) -> None:
+    service, repository, writer = _simulate(tmp_path)
+    result = service.run(_settings(tmp_path, seeds=(0,), retrain="scratch")).result
+    # One model for the seed's start, then one new model per round and policy (2 x 3).
+    assert len(repository.created) == 1 + 2 * 3
+    fresh = repository.created[1:]
+    assert [m.fit_calls for m in fresh[:3]] == [[(90, 10, 2)], [(90, 14, 2)], [(90, 18, 2)]]
+    assert all(m.fit_more_calls == [] for m in fresh)
+    assert all(m.spec.seed == 0 for m in fresh)
+    # Round 1 still starts from the seed's checkpoint, so both modes share round 0.
+    assert [r.labels for r in result.runs[0].rounds] == [6, 10, 14, 18]
+    assert writer.results[0].settings.retrain == "scratch"
+
+
+def test_an_unknown_retrain_mode_is_refused_with_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(SimulationError, match=r"give warm .* or scratch"):
+        _settings(tmp_path, retrain="cold")
+
+
 def test_a_cold_start_without_initial_training_works(tmp_path: Path) -> None:
     service, repository, _ = _simulate(tmp_path)
     settings = _settings(
