@@ -50,11 +50,15 @@ def counters_html(counts: dict[str, int]) -> str:
         if count or not many
     )
     total = sum(counts.values())
-    used = ""
-    if many:
-        labelled = sum(1 for n in counts.values() if n)
-        used = f"<span>{labelled} of {len(counts)} classes labelled · </span>"
-    return f'<div class="ssvae-counters">{chips} {used}<span>total: <b>{total}</b></span></div>'
+    if not many:
+        return f'<div class="ssvae-counters">{chips} <span>total: <b>{total}</b></span></div>'
+    # Many classes: one line, the chips of the labelled classes folded under it.
+    labelled = sum(1 for n in counts.values() if n)
+    return (
+        f'<details class="ssvae-counters"><summary>{labelled} of {len(counts)} classes '
+        f"labelled · total: <b>{total}</b> (open for the count of each)</summary>{chips}"
+        "</details>"
+    )
 
 
 def probability_bars(
@@ -67,14 +71,14 @@ def probability_bars(
     note = ""
     if len(names) > limit:
         order = np.lexsort((order, -values))[:limit]
-        note = f" (top {limit} of {len(names)})"
+        note = f"<br><small>top {limit} of {len(names)}</small>"
     rows = "".join(
         f'<tr><td style="padding-right:6px">{html.escape(names[i])}</td><td style="width:160px">'
         f'<div style="background:#4a7ab5;height:10px;width:{max(values[i], 0.0) * 100:.1f}%">'
         f'</div></td><td style="padding-left:6px">{values[i]:.2f}</td></tr>'
         for i in order.tolist()
     )
-    return f"<b>{html.escape(title)}</b>{note}<table style='font-size:12px'>{rows}</table>"
+    return f"<b>{html.escape(title)}{note}</b><table style='font-size:12px'>{rows}</table>"
 
 
 def message_html(text: str, extras: tuple[tuple[str, str], ...] = (), *, size: int = 14) -> str:
@@ -334,7 +338,9 @@ class LabelPage:
         except SsvaeError as error:
             self.status.object = f"<span class='ssvae-error'>{html.escape(str(error))}</span>"
             return
-        self.map.highlight(rows)
+        # A text box's change arrives outside the document's lock: the figure changes on the
+        # next tick, which holds it (a direct change fails in Bokeh's server session).
+        later(lambda: self.map.highlight(rows))
         self._group_drawn(rows, f"has a message containing {query.strip()!r}")
         texts = self.board.texts
         assert texts is not None
@@ -361,7 +367,8 @@ class LabelPage:
         if serial is None:
             return
         self.selected = int(serial)
-        self.map.highlight(self.board.pool_map.rows_of([self.selected]))
+        rows = self.board.pool_map.rows_of([self.selected])
+        later(lambda: self.map.highlight(rows))  # outside the document's lock, as in find
         self._show_detail()
 
     def _show_detail(self) -> None:
