@@ -282,7 +282,18 @@ def _row_json(row: Any) -> dict[str, Any]:
         "score": score,
         "predicted": row.predicted,
         "certainty": row.certainty,
+        **({} if row.text is None else {"text": row.text}),
     }
+
+
+# A message longer than this is cut (with an ellipsis) in the table; --json keeps it whole.
+TEXT_COLUMN_WIDTH = 100
+
+
+def _one_line(text: str, width: int = TEXT_COLUMN_WIDTH) -> str:
+    """`text` on one line (whitespace runs as single spaces), cut to `width` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "\u2026"
 
 
 @click.command("query")
@@ -337,9 +348,13 @@ def query(
         return
     if not batch.trained:
         click.echo("note: the model is not trained yet; scores come from a fresh model", err=True)
-    click.echo(f"{'serial':>8}  {'score':>10}  predicted")
+    has_text = any(row.text is not None for row in batch.rows)
+    width = max([len("predicted"), *(len(row.predicted) for row in batch.rows)])
+    header = f"{'serial':>8}  {'score':>10}  {'predicted':<{width}}"
+    click.echo(f"{header}  text" if has_text else header.rstrip())
     for row in batch.rows:
-        click.echo(f"{row.serial:>8}  {row.score:>10.4f}  {row.predicted}")
+        line = f"{row.serial:>8}  {row.score:>10.4f}  {row.predicted:<{width}}"
+        click.echo(f"{line}  {_one_line(row.text or '')}" if has_text else line.rstrip())
     click.echo(
         f"{len(batch.rows)} of {batch.pool_size - batch.labels} unlabelled samples by "
         f"{batch.policy}; {batch.labels} labels so far"

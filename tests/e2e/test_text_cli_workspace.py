@@ -71,6 +71,17 @@ def test_init_label_train_and_query_a_text_workspace(tmp_path: Path, messages: P
         "Apache", "BGL", "HDFS", "HPC", "Hadoop", "HealthApp", "Linux", "OpenSSH", "Proxifier",
         "Zookeeper",
     }  # fmt: skip
+    by_id = {}
+    with messages.open(newline="", encoding="utf-8") as handle:
+        by_id = {int(r["id"]): r["text"] for r in csv.DictReader(handle)}
+    assert all(row["text"] == by_id[row["serial"]] for row in document["rows"])
+    table = run(tmp_path, "query", "--model", "logs", "--k", "3")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["serial", "score", "predicted", "text"]
+    for row, line in zip(document["rows"], lines[1:4], strict=True):
+        flat = " ".join(by_id[row["serial"]].split())
+        assert line.split()[0] == str(row["serial"]) and flat[:40] in line
 
 
 def test_embed_writes_vectors_that_read_back_and_come_from_the_cache(
