@@ -71,7 +71,6 @@ def test_init_label_train_and_query_a_text_workspace(tmp_path: Path, messages: P
         "Apache", "BGL", "HDFS", "HPC", "Hadoop", "HealthApp", "Linux", "OpenSSH", "Proxifier",
         "Zookeeper",
     }  # fmt: skip
-    by_id = {}
     with messages.open(newline="", encoding="utf-8") as handle:
         by_id = {int(r["id"]): r["text"] for r in csv.DictReader(handle)}
     assert all(row["text"] == by_id[row["serial"]] for row in document["rows"])
