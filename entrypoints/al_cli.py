@@ -507,9 +507,7 @@ class _RoundPrinter:
 @click.option(
     "--preset",
     type=click.Choice(PRESET_NAMES),
-    default="mixture_k10",
-    show_default=True,
-    help="The model preset.",
+    help="The model preset. [default: mixture_k10; text_mixture_k20 for text datasets]",
 )
 @click.option(
     "--set",
@@ -561,6 +559,7 @@ def simulate(
 
     rule = _stopping_rule(options)
     data = _data_settings({key: options.pop(key) for key in DATA_OPTION_NAMES})
+    options["preset"] = options.get("preset") or default_preset(data)
     overrides = _assignments(assignments)
     settings = SimulationSettings(
         policies=policies or ("margin", "random"),

@@ -17,6 +17,7 @@ from ssvae.domain.spec import PRESETS  # cheap: attrs only
 from ssvae.entrypoints.options import TEXT_OPTION_NAMES, data_settings, text_options
 
 MULTI_VALUE_OPTIONS = ("--models",)
+TEXT_DEFAULT_MODELS = ("text_standard", "text_mixture_k20")
 
 
 def expand_multi_value_options(args: Sequence[str], names: Sequence[str]) -> list[str]:
@@ -168,7 +169,7 @@ class ProgressBar:
     callback=_split_names,
     metavar="NAME...",
     help=f"Models to compare: presets ({', '.join(PRESETS)}) or names defined in --config. "
-    "[default: standard mixture_k10]",
+    "[default: standard mixture_k10; text_standard text_mixture_k20 for text data]",
 )
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs per model. [default: 10]")
 @click.option(
@@ -245,6 +246,11 @@ def compare(
     from ssvae.application.settings import AppSettings
 
     text = {name: settings.pop(name) for name in TEXT_OPTION_NAMES}
+    if not models and config is None:
+        # Image presets (Bernoulli pixels, conv classifier) do not suit message embeddings.
+        given = {"dataset": settings.get("dataset") or "mnist", "data_dir": data_dir, **text}
+        if data_settings(given).kind == "text":
+            models = TEXT_DEFAULT_MODELS
     flags = {**settings, "models": models or None, "set": assignments or None}
     experiment = bootstrap().experiment_reader().resolve(config, flags)
     data = data_settings(

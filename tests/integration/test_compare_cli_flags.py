@@ -242,3 +242,20 @@ def test_one_progress_bar_counts_epochs_across_models(tmp_path: Path) -> None:
     lines = stream.read().splitlines()
     assert [line.split("]")[1].split("%")[0].strip() for line in lines] == ["17", "33", "50"]
     assert "b (2/2) epoch 1/4" in lines[-1]
+
+
+def test_text_data_defaults_to_the_text_presets(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    wiring = Wiring(monkeypatch)
+    flags = ("--epochs", "1", "--num-samples", "30", "--num-labeled", "3")
+    result = invoke(tmp_path, "--dataset", "loghub", "--task", "system", *flags)
+    assert result.exit_code == 0, result.output
+    specs = [m.spec for m in wiring.models]
+    assert [(s.likelihood, s.prior, s.num_components) for s in specs] == [
+        ("gaussian", "standard", 1),
+        ("gaussian", "mixture", 20),
+    ]
+    images = invoke(tmp_path, *flags)  # image data keeps the image presets
+    assert images.exit_code == 0, images.output
+    assert [m.spec.likelihood for m in wiring.models[2:]] == ["bernoulli", "bernoulli"]

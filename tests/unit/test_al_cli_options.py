@@ -167,3 +167,16 @@ def test_user_errors_are_one_line(fakes: dict[str, Any], tmp_path: Path) -> None
     assert bad_set.exit_code == 2 and "NAME=VALUE" in bad_set.output
     unknown = CliRunner().invoke(main, ["init", "--set", "colour=1", "--artifacts", str(tmp_path)])
     assert unknown.exit_code == 1 and "colour" in unknown.output
+
+
+def test_simulate_defaults_to_a_text_preset_on_text_data(
+    fakes: dict[str, Any], tmp_path: Path
+) -> None:
+    small = ("--rounds", "0", "--num-samples", "90", "--num-test", "30", "--initial-epochs", "0")
+    artifacts = ("--artifacts", str(tmp_path))
+    text = _invoke("simulate", "--dataset", "loghub", "--task", "system", *small, *artifacts)
+    assert text.exit_code == 0, text.output
+    images = _invoke("simulate", *small, *artifacts)
+    assert images.exit_code == 0, images.output
+    presets = [s.settings.preset for s in fakes["writer"].results]
+    assert presets == ["text_mixture_k20", "mixture_k10"]
