@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import struct
 import zlib
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,10 @@ class KeyCatcher(JSComponent):
     """
 
     pressed = param.List(default=["", False, 0])
+
+    # Panel waits 50 ms before handling a change from the browser (to merge bursts of
+    # events); a key press is one event, and those 50 ms are half the 100 ms a label may take.
+    _debounce: ClassVar[int] = 0
 
     _esm = """
     export function render({ model, el }) {
