@@ -64,15 +64,21 @@ class TrainService:
         *,
         listener: TrainingCallback | None = None,
         rule: StoppingRule | None = None,
+        fresh: bool = False,
     ) -> TrainOutcome:
-        """Train `epochs` more epochs on the store's labels; save, record and check stopping."""
+        """Train `epochs` more epochs on the store's labels; save, record and check stopping.
+
+        `fresh`: a new model from spec.yaml replaces the saved one (with few labels, continued
+        training can stay locked to its first class assignment; benchmarks/README.md)."""
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise SsvaeError(f"epochs = {epochs!r} is invalid: train for at least 1 epoch")
         labels = store.load()
         pool = self.workspaces.pool(workspace)
         key = workspace.directory.resolve()
         loaded = self._loaded.pop(key, None)
-        incremental = loaded is not None and loaded.rounds == len(workspace.metadata.rounds)
+        incremental = (
+            not fresh and loaded is not None and loaded.rounds == len(workspace.metadata.rounds)
+        )
         if self.relay is not None and listener is not None:
             self.relay.attach(listener)
         try:
@@ -80,7 +86,7 @@ class TrainService:
                 model = loaded.model
                 report = model.fit_more(epochs, labels)
             else:
-                model = self._start(workspace)
+                model = self.repository.create(workspace.spec) if fresh else self._start(workspace)
                 report = model.fit(pool, labels, epochs)
         finally:
             if self.relay is not None and listener is not None:

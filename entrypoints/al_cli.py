@@ -386,9 +386,15 @@ class _EpochPrinter:
 @click.option(
     "--epochs", type=click.IntRange(min=1), required=True, help="Epochs to train in this round."
 )
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Start again from a new model (spec.yaml) instead of continuing the saved one: "
+    "with few labels a continued model can stay locked to its first class assignment.",
+)
 @_artifacts_option
 @_stopping_options
-def train(model: str, epochs: int, artifacts: Path, **options: Any) -> None:
+def train(model: str, epochs: int, fresh: bool, artifacts: Path, **options: Any) -> None:
     """Continue training the workspace's model on its current labels (one round).
 
     \b
@@ -400,7 +406,7 @@ def train(model: str, epochs: int, artifacts: Path, **options: Any) -> None:
     rule = _stopping_rule(options)
     app, workspace = workspace_app(model, artifacts)
     outcome = app.train_service().train(
-        workspace, epochs, app.label_store(), listener=_EpochPrinter(), rule=rule
+        workspace, epochs, app.label_store(), listener=_EpochPrinter(), rule=rule, fresh=fresh
     )
     report = outcome.report
     click.echo(

@@ -239,6 +239,22 @@ def test_rounds_create_then_continue_incrementally_then_resume_from_the_checkpoi
     assert len(repository.checkpoints) == 1
 
 
+def test_a_fresh_round_replaces_the_saved_model_with_a_new_one(tmp_path: Path) -> None:
+    workspaces = _workspaces(tmp_path)
+    workspace = _init(workspaces, num_samples=40)
+    store = _store(workspaces, workspace)
+    store.apply([_change(int(workspaces.pool(workspace).serials[0]), "ok")], "test")
+    repository = InMemoryModelRepository()
+    service = TrainService(repository, workspaces)
+    first = service.train(workspace, 2, store)
+    second = service.train(first.workspace, 3, store, fresh=True)
+    # A second new model, trained from the start: no fit_more, nothing loaded.
+    assert not second.incremental and len(repository.created) == 2
+    assert repository.created[0].fit_more_calls == [] and repository.loaded == []
+    assert repository.created[1].fit_calls == [(40, 1, 3)]
+    assert second.round.index == 2 and len(second.workspace.metadata.rounds) == 2
+
+
 def test_training_refuses_zero_epochs(tmp_path: Path) -> None:
     workspaces = _workspaces(tmp_path)
     workspace = _init(workspaces, num_samples=30)
