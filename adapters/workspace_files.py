@@ -7,17 +7,20 @@ metadata that counts the round is replaced, so history.csv never misses a counte
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import filelock
+
 from ssvae.adapters.files import atomic_write_text
 from ssvae.adapters.spec_yaml import load_spec, save_spec
-from ssvae.domain.errors import SsvaeError
+from ssvae.domain.errors import ConcurrentWriteError, SsvaeError
 from ssvae.domain.spec import ModelSpec
 from ssvae.domain.workspace import (
     FORMAT_VERSION,
@@ -131,6 +134,29 @@ def _csv_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+TRAINING_LOCK = ".training.lock"
+
+
+class FileTrainingLock:
+    """A TrainingLock: a lock file in the workspace, held while a round trains."""
+
+    @contextlib.contextmanager
+    def hold(self, directory: Path) -> Iterator[None]:
+        path = Path(directory) / TRAINING_LOCK
+        lock = filelock.FileLock(path, timeout=0)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise ConcurrentWriteError(
+                f"another process is training the model in {directory} (lock {path}); "
+                "wait until it has finished, or stop it, then train again"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
 
 class FileWorkspaceStore:

@@ -150,6 +150,7 @@ class Container(containers.DeclarativeContainer):
     workspace_store = providers.Singleton(
         adapter("ssvae.adapters.workspace_files:FileWorkspaceStore")
     )
+    training_lock = providers.Singleton(adapter("ssvae.adapters.workspace_files:FileTrainingLock"))
     learning_curve_writer = providers.Singleton(
         adapter("ssvae.adapters.reporting.learning_curves:FileLearningCurveWriter")
     )
@@ -187,6 +188,7 @@ class Container(containers.DeclarativeContainer):
         repository=model_repository,
         workspaces=workspace_service,
         relay=training_relay,
+        lock=training_lock,
     )
     simulate_service = providers.Factory(
         SimulateService,

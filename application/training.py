@@ -9,6 +9,7 @@ labels used, the predictions on the stop set and tau, which the stopping criteri
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from ssvae.domain.labels import LabelSet
 from ssvae.domain.model import ModelRepository, SsvaeModel, TrainingCallback, TrainingReport
 from ssvae.domain.ports import LabelStore
 from ssvae.domain.stopping import StopDecision, StoppingRule, should_stop
-from ssvae.domain.workspace import Workspace, WorkspaceRound, stop_set_rows
+from ssvae.domain.workspace import TrainingLock, Workspace, WorkspaceRound, stop_set_rows
 
 
 @attrs.frozen(eq=False)
@@ -52,6 +53,7 @@ class TrainService:
     repository: ModelRepository
     workspaces: WorkspaceService
     relay: TrainingRelay | None = None
+    lock: TrainingLock | None = None  # across processes; None: no lock (tests, one process)
     now: Callable[[], dt.datetime] = dt.datetime.now
     predict_chunk: int = PREDICT_CHUNK
     _loaded: dict[Path, _Loaded] = attrs.field(factory=dict, init=False)
@@ -72,6 +74,19 @@ class TrainService:
         training can stay locked to its first class assignment; benchmarks/README.md)."""
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise SsvaeError(f"epochs = {epochs!r} is invalid: train for at least 1 epoch")
+        held = self.lock.hold(workspace.directory) if self.lock else contextlib.nullcontext()
+        with held:
+            return self._train(workspace, epochs, store, listener, rule, fresh)
+
+    def _train(
+        self,
+        workspace: Workspace,
+        epochs: int,
+        store: LabelStore,
+        listener: TrainingCallback | None,
+        rule: StoppingRule | None,
+        fresh: bool,
+    ) -> TrainOutcome:
         labels = store.load()
         pool = self.workspaces.pool(workspace)
         key = workspace.directory.resolve()

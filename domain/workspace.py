@@ -23,6 +23,7 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -199,6 +200,14 @@ class FittedDataSource(Protocol):
 
     def save_state(self, folder: Path) -> None:
         """Write the fitted state to `folder` (created if needed)."""
+        ...
+
+
+class TrainingLock(Protocol):
+    """Keeps two processes from training the same workspace at once."""
+
+    def hold(self, directory: Path) -> AbstractContextManager[None]:
+        """Held while a round trains; ConcurrentWriteError at once if another process holds it."""
         ...
 
 

@@ -213,3 +213,42 @@ def test_runs_started_in_the_same_second_get_their_own_folder(tmp_path: Path) ->
     writer = FileLearningCurveWriter(now=lambda: dt.datetime(2025, 1, 2, 3, 4, 5))
     names = [writer.create_run_directory(tmp_path).name for _ in range(3)]
     assert names == ["20250102-030405", "20250102-030405-2", "20250102-030405-3"]
+
+
+HOLDER = """
+import sys
+from pathlib import Path
+from ssvae.adapters.workspace_files import FileTrainingLock
+with FileTrainingLock().hold(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_second_process_cannot_train_a_workspace_being_trained(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from ssvae.adapters.workspace_files import FileTrainingLock
+    from ssvae.domain.errors import ConcurrentWriteError
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with (
+            pytest.raises(ConcurrentWriteError, match="another process is training"),
+            FileTrainingLock().hold(tmp_path),
+        ):
+            pass
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    with FileTrainingLock().hold(tmp_path):  # free again once the other process is done
+        assert (tmp_path / ".training.lock").exists()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from ssvae.application.training import TrainService
 from ssvae.application.workspace import WorkspaceService
 from ssvae.domain.acquisition import AcquisitionError
 from ssvae.domain.data import Samples
-from ssvae.domain.errors import DataError, SsvaeError
+from ssvae.domain.errors import ConcurrentWriteError, DataError, SsvaeError
 from ssvae.domain.labels import ClassVocabulary
 from ssvae.domain.simulation import FINISHED, INTERRUPTED, SimulationError, SimulationSettings
 from ssvae.domain.stopping import StoppingRule
@@ -253,6 +255,36 @@ def test_a_fresh_round_replaces_the_saved_model_with_a_new_one(tmp_path: Path) -
     assert repository.created[0].fit_more_calls == [] and repository.loaded == []
     assert repository.created[1].fit_calls == [(40, 1, 3)]
     assert second.round.index == 2 and len(second.workspace.metadata.rounds) == 2
+
+
+class _RecordingLock:
+    """A TrainingLock that records when it is held, and can refuse like a busy one."""
+
+    def __init__(self, busy: bool = False) -> None:
+        self.busy = busy
+        self.events: list[str] = []
+
+    @contextlib.contextmanager
+    def hold(self, directory: Path) -> Iterator[None]:
+        if self.busy:
+            raise ConcurrentWriteError(f"another process is training the model in {directory}")
+        self.events.append("acquired")
+        yield
+        self.events.append("released")
+
+
+def test_a_round_trains_under_the_workspace_lock(tmp_path: Path) -> None:
+    workspaces = _workspaces(tmp_path)
+    workspace = _init(workspaces, num_samples=30)
+    store = _store(workspaces, workspace)
+    repository = InMemoryModelRepository()
+    lock = _RecordingLock()
+    TrainService(repository, workspaces, lock=lock).train(workspace, 1, store)
+    assert lock.events == ["acquired", "released"] and len(repository.created) == 1
+    busy = TrainService(InMemoryModelRepository(), workspaces, lock=_RecordingLock(busy=True))
+    with pytest.raises(ConcurrentWriteError, match="another process is training"):
+        busy.train(workspaces.open(workspace.directory), 1, store)
+    assert len(workspaces.open(workspace.directory).metadata.rounds) == 1  # nothing recorded
 
 
 def test_training_refuses_zero_epochs(tmp_path: Path) -> None:
