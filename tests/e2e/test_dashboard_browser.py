@@ -8,6 +8,7 @@ tab. Screenshots of every page go to artifacts/screenshots/.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -121,20 +122,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         _wait_until(up, 120, "the dashboard server")
         yield url, artifacts
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(process)
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A chromium page with a fresh profile."""
+def stop_server(process: subprocess.Popen[str]) -> None:
+    """Terminate the dashboard server, killing it if it does not stop in 20 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def chromium_page(profile: Path) -> Iterator[Any]:
+    """A page of Debian's chromium with the fresh profile folder `profile`."""
     from playwright.sync_api import sync_playwright
 
-    profile = tmp_path_factory.mktemp("chromium-profile")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
@@ -145,11 +150,17 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             viewport={"width": 1400, "height": 1000},
         )
         context.set_default_timeout(60_000)
-        browser_page = context.new_page()
         try:
-            yield browser_page
+            yield context.new_page()
         finally:
             context.close()
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A chromium page with a fresh profile."""
+    with chromium_page(tmp_path_factory.mktemp("chromium-profile")) as browser_page:
+        yield browser_page
 
 
 def _labels(artifacts: Path) -> dict[int, str]:

@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 from reference_data import LOGHUB_MESSAGES
 from test_dashboard_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PIXEL_JS,
     SCREENSHOTS,
     SLOW,
     _free_port,
     _wait_until,
+    chromium_page,
+    stop_server,
 )
 
 pytestmark = pytest.mark.browser
@@ -98,35 +98,14 @@ def server(
         _wait_until(up, SLOW / 1000, "the dashboard server")
         yield url, model
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(process)
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A chromium page with a fresh profile."""
-    from playwright.sync_api import sync_playwright
-
-    profile = tmp_path_factory.mktemp("chromium-profile-text")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1400, "height": 1000},
-        )
-        context.set_default_timeout(60_000)
-        browser_page = context.new_page()
-        try:
-            yield browser_page
-        finally:
-            context.close()
+    with chromium_page(tmp_path_factory.mktemp("chromium-profile-text")) as browser_page:
+        yield browser_page
 
 
 def _labels(model: Path) -> dict[int, str]:
