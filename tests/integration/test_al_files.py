@@ -238,17 +238,21 @@ def test_a_second_process_cannot_train_a_workspace_being_trained(tmp_path: Path)
         stdout=subprocess.PIPE,
         text=True,
     )
+    trained: list[str] = []
+
+    def train_round() -> None:
+        with FileTrainingLock().hold(tmp_path):
+            trained.append("round")
+
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with (
-            pytest.raises(ConcurrentWriteError, match="another process is training"),
-            FileTrainingLock().hold(tmp_path),
-        ):
-            pass
+        with pytest.raises(ConcurrentWriteError, match="another process is training"):
+            train_round()
+        assert trained == []  # refused before the round could start
     finally:
         assert holder.stdin is not None
         holder.stdin.write("\n")
         holder.stdin.close()
         holder.wait(timeout=30)
-    with FileTrainingLock().hold(tmp_path):  # free again once the other process is done
-        assert (tmp_path / ".training.lock").exists()
+    train_round()  # free again once the other process is done
+    assert trained == ["round"] and (tmp_path / ".training.lock").exists()
