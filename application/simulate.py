@@ -333,7 +333,10 @@ class SimulateService:
         progress.round_finished(policy, seed, begin.round0)
         history: list[RoundSummary] = [begin.record]
         labels, outputs, test = begin.labels, begin.outputs, begin.test
-        model = self.repository.load(begin.checkpoint)
+        warm = settings.retrain == "warm"
+        # Warm rounds continue the seed's initial model; scratch rounds never read it.
+        model = self.repository.load(begin.checkpoint) if warm else None
+        spec = self.spec(settings, data.info, seed)
         for index in range(1, settings.rounds + 1):
             round_seed = seed * ROUND_SEED_STRIDE + index
             selection = choose(outputs, labels.serials(), policy, settings.k, round_seed)
@@ -341,9 +344,9 @@ class SimulateService:
             labels = LabelSet.from_pairs(
                 labels.vocabulary, [*labels, *((s, names[class_of[s]]) for s in queried)]
             )
-            if settings.retrain == "scratch":
-                model = self.repository.create(self.spec(settings, data.info, seed))
-            fresh = index == 1 or settings.retrain == "scratch"
+            if model is None or not warm:
+                model = self.repository.create(spec)
+            fresh = index == 1 or not warm
             report = self._train(model, data.pool, labels, settings.epochs_per_round, fresh)
             outputs, result, record, test = self._measure(
                 settings, data, model, labels, index, report.seconds, queried, history

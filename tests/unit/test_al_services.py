@@ -365,6 +365,7 @@ def test_retrain_scratch_trains_a_fresh_model_on_all_labels_every_round(tmp_path
     fresh = repository.created[1:]
     assert [m.fit_calls for m in fresh[:3]] == [[(90, 10, 2)], [(90, 14, 2)], [(90, 18, 2)]]
     assert all(m.fit_more_calls == [] for m in fresh)
+    assert repository.loaded == []  # the seed's checkpoint is not read for scratch rounds
     assert all(m.spec.seed == 0 for m in fresh)
     # Round 1 still starts from the seed's checkpoint, so both modes share round 0.
     assert [r.labels for r in result.runs[0].rounds] == [6, 10, 14, 18]
