@@ -123,8 +123,8 @@ class DataSettings:
         if self.kind == "idx" and self.name not in IDX_DATASETS:
             raise SettingsError(
                 f"dataset {self.name!r} is unknown: built-in datasets are "
-                f"{', '.join(IDX_DATASETS)}; for your own vectors use kind 'vectors' "
-                "with a train_path"
+                f"{', '.join((*IDX_DATASETS, *TEXT_DATASETS))}; for your own data give a "
+                "file (--vectors FILE for vectors, --input FILE for messages)"
             )
         if self.kind == "vectors" and self.train_path is None:
             raise SettingsError(

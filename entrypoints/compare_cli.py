@@ -14,10 +14,14 @@ from typing import Any, TextIO
 import click
 
 from ssvae.domain.spec import PRESETS  # cheap: attrs only
-from ssvae.entrypoints.options import TEXT_OPTION_NAMES, data_settings, text_options
+from ssvae.entrypoints.options import (
+    TEXT_OPTION_NAMES,
+    data_settings,
+    default_models,
+    text_options,
+)
 
 MULTI_VALUE_OPTIONS = ("--models",)
-TEXT_DEFAULT_MODELS = ("text_standard", "text_mixture_k20")
 
 
 def expand_multi_value_options(args: Sequence[str], names: Sequence[str]) -> list[str]:
@@ -247,10 +251,8 @@ def compare(
 
     text = {name: settings.pop(name) for name in TEXT_OPTION_NAMES}
     if not models and config is None:
-        # Image presets (Bernoulli pixels, conv classifier) do not suit message embeddings.
         given = {"dataset": settings.get("dataset") or "mnist", "data_dir": data_dir, **text}
-        if data_settings(given).kind == "text":
-            models = TEXT_DEFAULT_MODELS
+        models = default_models(data_settings(given)) or models
     flags = {**settings, "models": models or None, "set": assignments or None}
     experiment = bootstrap().experiment_reader().resolve(config, flags)
     data = data_settings(

@@ -229,6 +229,17 @@ def data_settings(options: Mapping[str, Any]) -> Any:
     return DataSettings(kind="idx", name=dataset, **common)
 
 
+def _is_text(settings: Any) -> bool:
+    return getattr(settings, "kind", None) == "text"
+
+
 def default_preset(settings: Any) -> str:
     """The preset a command uses unless told: a text preset for text, mixture_k10 otherwise."""
-    return "text_mixture_k20" if getattr(settings, "kind", None) == "text" else "mixture_k10"
+    return "text_mixture_k20" if _is_text(settings) else "mixture_k10"
+
+
+def default_models(settings: Any) -> tuple[str, ...] | None:
+    """The models `compare` trains unless told: text presets for text (the image presets'
+    Bernoulli pixels and conv classifier do not suit message embeddings), else None (the
+    experiment's own default)."""
+    return ("text_standard", "text_mixture_k20") if _is_text(settings) else None
