@@ -27,7 +27,7 @@ USER_LABEL = "user label"
 TRUE_LABEL = "true label"
 PREDICTED = "predicted class"
 CERTAINTY = "certainty"
-OOD = "tau OOD score"
+OOD = "OOD score"
 COMPONENT = "mixture component"
 ACQUISITION = "acquisition score"
 COLOUR_MODES: tuple[str, ...] = (
@@ -203,7 +203,7 @@ def acquisition_scores(pool_map: PoolMap, policy: str, seed: int = 0) -> FloatAr
     if score == "tau_ood":
         if pool_map.ood is None:
             raise DashboardError(
-                "this model has no OOD score yet: train it with labels on a mixture prior"
+                "this model has no OOD score yet: label some samples and train it"
             )
         return np.asarray(pool_map.ood, np.float64)
     return POLICIES[score](pool_map.class_probs, seed)
@@ -228,7 +228,7 @@ def colour_column(
     if mode == OOD:
         if pool_map.ood is None:
             return ColourColumn(
-                mode, np.zeros(len(pool_map)), None, "no OOD score: the model has no tau map yet"
+                mode, np.zeros(len(pool_map)), None, "no OOD score yet: label some samples and train the model"
             )
         return ColourColumn(mode, np.asarray(pool_map.ood, np.float64), None)
     if mode == COMPONENT:

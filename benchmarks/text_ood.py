@@ -1,10 +1,12 @@
-"""Loghub OOD: trained on 8 of the 10 systems, does the tau OOD score flag the other 2?
+"""Loghub OOD: trained on 8 of the 10 systems, does the OOD score flag the other 2?
 
 For every pair of held-out systems (45 by default): the pool is the training messages of the
 other 8 systems, labelled (`--per-class` per system, or all with 0); the score is
-Predictions.ood_score = 1 - max_c r_c(x) max_y tau[c, y] of a mixture-prior model. AUROC of
-the score separating the test messages of the 2 held-out systems (positives) from the test
-messages of the 8 (negatives). The issue's target: AUROC >= 0.95 for every pair.
+Predictions.ood_score, what the spec's `ood_signal` reads (the text presets: "classifier",
+1 - max_y q(y|x)). AUROC of the score separating the test messages of the 2 held-out systems
+(positives) from the test messages of the 8 (negatives). The issue's target: AUROC >= 0.95
+for every pair. Each pair also reports both signals: "components" (1 - max_c r_c(x)
+max_y tau[c, y], the component-to-label map) and "classifier".
 
     .venv/bin/python benchmarks/text_ood.py [--pairs 45] [--epochs N] [--quick]
 
@@ -32,6 +34,7 @@ from text_common import add_text_options, load_splits, open_loghub, overrides_of
 from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
 from ssvae.domain.data import Samples
 from ssvae.domain.labels import ClassVocabulary, LabelSet
+from ssvae.domain.model import classifier_ood_scores, ood_scores
 from ssvae.domain.spec import preset
 
 TARGET_AUROC = 0.95
@@ -98,6 +101,9 @@ def main() -> None:
         model.fit(pool, labels, epochs=epochs)
         predictions = model.predict(test.x)
         assert predictions.ood_score is not None and predictions.tau_probs is not None
+        assert model.tau is not None and predictions.responsibilities is not None
+        components = ood_scores(predictions.responsibilities, model.tau)
+        classifier = classifier_ood_scores(predictions.class_probs)
         is_ood = np.isin(test.y, held)
         in_rows = ~is_ood
         kept_index = {c: i for i, c in enumerate(kept)}
@@ -105,7 +111,8 @@ def main() -> None:
         result = {
             "held_out": [names[c] for c in held],
             "auroc": round(float(roc_auc_score(is_ood, predictions.ood_score)), 4),
-            "auroc_certainty": round(float(roc_auc_score(is_ood, -predictions.certainty)), 4),
+            "auroc_components": round(float(roc_auc_score(is_ood, components)), 4),
+            "auroc_classifier": round(float(roc_auc_score(is_ood, classifier)), 4),
             "in_accuracy_q": round(
                 float(np.mean(predictions.class_probs[in_rows].argmax(1) == truth)), 4
             ),
@@ -140,7 +147,11 @@ def main() -> None:
         "pairs_at_target": sum(a >= TARGET_AUROC for a in aurocs),
         "target": TARGET_AUROC,
         "met": min(aurocs) >= TARGET_AUROC,
-        "mean_auroc_certainty": statistics.mean(r["auroc_certainty"] for r in results),
+        "ood_signal": spec.ood_signal,
+        "mean_auroc_components": statistics.mean(r["auroc_components"] for r in results),
+        "min_auroc_components": min(r["auroc_components"] for r in results),
+        "mean_auroc_classifier": statistics.mean(r["auroc_classifier"] for r in results),
+        "min_auroc_classifier": min(r["auroc_classifier"] for r in results),
         "results": results,
     }
     print(json.dumps(summary, indent=1))

@@ -27,7 +27,9 @@ class Predictions:
     """Per-sample outputs of a trained model, row-aligned with its input.
 
     `class_probs` comes from the classifier q(y|x); `tau_probs` from the component-to-label
-    map (None while no label informs it); `ood_score` is 1 - max_c r_c(x) max_y tau[c, y].
+    map (None while no label informs it); `ood_score` is what the spec's `ood_signal` reads:
+    1 - max_c r_c(x) max_y tau[c, y] ("components") or 1 - max_y q(y|x) ("classifier"), None
+    while no label has been trained on.
     """
 
     class_probs: FloatArray
@@ -140,6 +142,12 @@ def tau_class_probs(responsibilities: FloatArray, tau: FloatArray) -> FloatArray
         np.float32
     )
     return probs
+
+
+def classifier_ood_scores(class_probs: FloatArray) -> FloatArray:
+    """s_ood(x) = 1 - max_y q(y|x): high where the classifier favours no known class."""
+    scores: FloatArray = (1.0 - class_probs.max(axis=1)).astype(np.float32)
+    return scores
 
 
 def ood_scores(responsibilities: FloatArray, tau: FloatArray) -> FloatArray:

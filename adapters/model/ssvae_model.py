@@ -34,6 +34,7 @@ from ssvae.domain.model import (
     Predictions,
     TrainingCallback,
     TrainingReport,
+    classifier_ood_scores,
     component_label_map,
     data_fingerprint,
     ood_scores,
@@ -237,14 +238,17 @@ class JaxSsvaeModel:
         out = self._predict_arrays(x, reconstruct=reconstructions)
         probs = out["class_probs"]
         resp = out["responsibilities"]
+        certainty = probs.max(axis=1)
         tau_probs = ood = None
         if self.tau is not None:
             tau_probs = tau_class_probs(resp, self.tau)
             ood = ood_scores(resp, self.tau)
+        if self.tau is not None and self._spec.ood_signal == "classifier":
+            ood = classifier_ood_scores(probs)  # like tau, only once labels inform q(y|x)
         return Predictions(
             class_probs=probs,
             latent_mean=out["latent_mean"],
-            certainty=probs.max(axis=1),
+            certainty=certainty,
             tau_probs=tau_probs,
             ood_score=ood,
             responsibilities=resp,

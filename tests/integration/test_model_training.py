@@ -218,6 +218,17 @@ def test_predictions_are_batched_consistently_and_well_formed() -> None:
     assert np.all((small.noise_sigma >= low) & (small.noise_sigma <= high))
 
 
+def test_the_classifier_ood_signal_reads_q_y_once_labels_are_trained() -> None:
+    pool = tiny_pool()
+    model = JaxSsvaeModel(tiny_spec(prior="mixture", num_components=3, ood_signal="classifier"))
+    model.fit(pool, LabelSet(VOCAB), epochs=1)
+    assert model.predict(pool.x[:5]).ood_score is None
+    model.fit_more(1, labels_for(pool, 9))
+    predictions = model.predict(pool.x[:5])
+    assert predictions.ood_score is not None
+    np.testing.assert_allclose(predictions.ood_score, 1 - predictions.class_probs.max(1), 1e-6)
+
+
 def test_callbacks_write_progress_history_and_curve(tmp_path: Path) -> None:
     pool = tiny_pool()
     console = io.StringIO()

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssvae.domain.model import component_label_map, ood_scores, tau_class_probs
+from ssvae.domain.errors import SpecError
+from ssvae.domain.model import (
+    classifier_ood_scores,
+    component_label_map,
+    ood_scores,
+    tau_class_probs,
+)
+from ssvae.domain.spec import ModelSpec, preset
 
 
 def test_tau_matches_hand_computed_counts() -> None:
@@ -25,6 +33,20 @@ def test_tau_classifier_and_ood_score_by_hand() -> None:
     )
     # 1 - max_c r_c max_y tau[c, y]: [1 - .8, 1 - max(.2, .525), 1 - max(.4, .35)]
     np.testing.assert_allclose(ood_scores(r, tau), [0.2, 0.475, 0.6], rtol=1e-6)
+
+
+def test_classifier_ood_score_by_hand() -> None:
+    probs = np.array([[0.9, 0.1, 0.0], [0.4, 0.35, 0.25], [1 / 3, 1 / 3, 1 / 3]], np.float32)
+    np.testing.assert_allclose(classifier_ood_scores(probs), [0.1, 0.6, 2 / 3], rtol=1e-6)
+    assert classifier_ood_scores(probs).dtype == np.float32
+
+
+def test_ood_signal_is_validated_and_text_presets_read_the_classifier() -> None:
+    assert ModelSpec().ood_signal == "components"
+    assert preset("mixture_k10").ood_signal == "components"
+    assert preset("text_mixture_k20").ood_signal == "classifier"
+    with pytest.raises(SpecError, match=r"ood_signal.*components, classifier"):
+        ModelSpec(ood_signal="entropy")
 
 
 def test_no_labels_give_the_uniform_map() -> None:
