@@ -6,7 +6,7 @@ replace them with in-memory fakes through the container.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -69,6 +69,33 @@ class TextCatalog(Protocol):
 def text_catalog(source: object) -> TextCatalog | None:
     """`source` as a TextCatalog when it holds texts, else None (image or vector data)."""
     return source if isinstance(source, TextCatalog) else None
+
+
+MODEL_SCORES: tuple[str, ...] = ("bald", "negative_elbo")
+"""The per-sample scores a ModelScorer computes (named as the AcquisitionRequest fields)."""
+DEFAULT_SCORE_SAMPLES = 16  # latent draws per sample for the Monte Carlo scores
+
+
+@runtime_checkable
+class ModelScorer(Protocol):
+    """Per-sample acquisition scores that need the model itself, not only its predictions.
+
+    "bald": the mutual information between the class and the latent z, in nats (>= 0);
+    "negative_elbo": the unlabelled part of the training loss per sample (higher = the model
+    explains the sample worse). Both average `samples` draws of z from a key made of `seed`,
+    so the same inputs and seed give the same scores.
+    """
+
+    def model_scores(
+        self,
+        x: npt.NDArray[np.float32],
+        names: Sequence[str],
+        *,
+        samples: int = DEFAULT_SCORE_SAMPLES,
+        seed: int = 0,
+    ) -> Mapping[str, npt.NDArray[np.float32]]:
+        """One array of shape (len(x),) per name of `names` (each one of MODEL_SCORES)."""
+        ...
 
 
 class LabelFileCodec(Protocol):

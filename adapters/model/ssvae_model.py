@@ -26,6 +26,7 @@ from ssvae.adapters.model.checkpoint import (
 )
 from ssvae.adapters.model.modules import build_network
 from ssvae.adapters.model.trainer import StepKit, Trainer, TrainingData, TrainState, init_state
+from ssvae.domain.acquisition import AcquisitionError
 from ssvae.domain.data import Samples
 from ssvae.domain.errors import DataError, LabelError, SsvaeError
 from ssvae.domain.labels import LabelSet
@@ -40,6 +41,7 @@ from ssvae.domain.model import (
     ood_scores,
     tau_class_probs,
 )
+from ssvae.domain.ports import DEFAULT_SCORE_SAMPLES, MODEL_SCORES
 from ssvae.domain.spec import ModelSpec
 
 PREDICT_BATCH = 1024
@@ -297,3 +299,85 @@ class JaxSsvaeModel:
             for r in content.meta.get("history", [])
         ]
         return model
+
+    # Acquisition scores (the ModelScorer port).
+
+    def model_scores(
+        self,
+        x: np.ndarray,
+        names: Sequence[str],
+        *,
+        samples: int = DEFAULT_SCORE_SAMPLES,
+        seed: int = 0,
+    ) -> dict[str, np.ndarray]:
+        """Per-sample "bald" and/or "negative_elbo" (see `ssvae.adapters.model.scores`)."""
+        x = np.asarray(x)
+        _check_shape(self._spec, x, "the input")
+        if x.shape[0] == 0:
+            raise DataError("model_scores got no samples; pass at least one row")
+        wanted = _score_names(names)
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise AcquisitionError(f"samples = {samples!r} is invalid: draw at least 1 z")
+        if "bald" in wanted:
+            self._check_bald()
+        return self._score_arrays(x, wanted, samples, seed)
+
+    def _check_bald(self) -> None:
+        """BALD reads p(y|z) through tau: it needs labels and more than one component."""
+        if self._spec.prior == "standard":
+            raise AcquisitionError(
+                "bald needs a prior with several components (mixture or vamp): under the "
+                "standard prior p(y|z) is the same for every z and BALD is 0; use a mixture or "
+                "vamp preset (e.g. mixture_k10) or another policy"
+            )
+        if self.tau is None:
+            raise AcquisitionError(
+                "bald needs the component-to-label map, which the model gets from training "
+                "with labels; label some samples, run ssvae train, then query again"
+            )
+
+    def _score_arrays(
+        self, x: np.ndarray, names: tuple[str, ...], samples: int, seed: int
+    ) -> dict[str, np.ndarray]:
+        """Scores in padded batches of a size the mesh divides; one batch lives at a time."""
+        n = x.shape[0]
+        size = min(self.predict_batch_size, 1 << max(n - 1, 0).bit_length())
+        size = math.ceil(size / self.mesh.size) * self.mesh.size
+        key = sharding.put_replicated(self.mesh, jax.random.key_data(jax.random.key(seed)))
+        tau = None if self.tau is None else sharding.put_replicated(self.mesh, self.tau)
+        results = {name: np.empty(n, np.float32) for name in names}
+        for start in range(0, n, size):
+            chunk = np.asarray(x[start : start + size], dtype=np.float32)
+            rows = chunk.shape[0]
+            if rows < size:
+                chunk = np.concatenate(
+                    [chunk, np.zeros((size - rows, *chunk.shape[1:]), np.float32)]
+                )
+            placed = sharding.put_batch(
+                self.mesh, {"x": chunk, "rows": np.arange(start, start + size, dtype=np.int32)}
+            )
+            out = jax.device_get(
+                self.kit.score_step(
+                    self.state.params,
+                    placed["x"],
+                    placed["rows"],
+                    key,
+                    tau,
+                    names=names,
+                    samples=samples,
+                )
+            )
+            for name in names:
+                results[name][start : start + rows] = out[name][:rows]
+        return results
+
+
+def _score_names(names: Sequence[str]) -> tuple[str, ...]:
+    """The requested score names in MODEL_SCORES order; AcquisitionError for unknown ones."""
+    given = [names] if isinstance(names, str) else list(names)
+    unknown = [name for name in given if name not in MODEL_SCORES]
+    if unknown or not given:
+        raise AcquisitionError(
+            f"unknown model score(s) {unknown}; ask for one or more of {', '.join(MODEL_SCORES)}"
+        )
+    return tuple(name for name in MODEL_SCORES if name in given)

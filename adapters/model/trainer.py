@@ -32,6 +32,7 @@ from ssvae.adapters.model.losses import (
     total_loss,
 )
 from ssvae.adapters.model.modules import SsvaeNetwork
+from ssvae.adapters.model.scores import score_batch
 from ssvae.domain.model import EpochRecord, TrainingCallback, TrainingReport
 from ssvae.domain.spec import ModelSpec
 
@@ -85,7 +86,7 @@ def init_state(spec: ModelSpec, network: SsvaeNetwork) -> tuple[Any, TrainState]
 
 
 class StepKit:
-    """The jitted pure functions of one model: train, evaluate, predict."""
+    """The jitted pure functions of one model: train, evaluate, predict, score."""
 
     def __init__(self, spec: ModelSpec, graphdef: Any, params: PyTree) -> None:
         self.spec = spec
@@ -95,6 +96,7 @@ class StepKit:
         self.train_step = jax.jit(self._train_step)
         self.eval_step = jax.jit(self._eval_step)
         self.predict_step = jax.jit(self._predict_step, static_argnames=("reconstruct",))
+        self.score_step = jax.jit(self._score_step, static_argnames=("names", "samples"))
 
     def network(self, params: PyTree) -> SsvaeNetwork:
         return nnx.merge(self.graphdef, params)  # type: ignore[no-any-return]
@@ -188,6 +190,22 @@ class StepKit:
                 # Data noise, apart from the model's uncertainty over y (certainty) and z.
                 out["noise_sigma"] = sigma_of(spec, decoded).mean(axis=-1)
         return out
+
+    def _score_step(
+        self,
+        params: PyTree,
+        x: Array,
+        rows: Array,
+        key: Array,
+        tau: Array | None,
+        *,
+        names: tuple[str, ...],
+        samples: int,
+    ) -> dict[str, Array]:
+        """Per-sample acquisition scores for one batch (see `ssvae.adapters.model.scores`)."""
+        network = self.network(params)
+        wrapped = jax.random.wrap_key_data(key)
+        return score_batch(network, self.spec, x, rows, wrapped, tau, names, samples)
 
 
 @attrs.frozen(eq=False)
