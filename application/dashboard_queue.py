@@ -12,7 +12,13 @@ import numpy as np
 
 from ssvae.application.dashboard_label import LabelBoard, LabelUpdate
 from ssvae.application.dashboard_map import DashboardError, PoolMap
-from ssvae.application.query import QUERY_POLICIES, PoolOutputs, QueryRow, batch_rows, choose
+from ssvae.application.query import (
+    PREDICTION_POLICIES,
+    PoolOutputs,
+    QueryRow,
+    batch_rows,
+    choose,
+)
 
 NEXT_KEYS = ("ArrowRight", "ArrowDown", " ")
 PREVIOUS_KEYS = ("ArrowLeft", "ArrowUp")
@@ -43,7 +49,8 @@ class QueueItem:
 class QueueBoard:
     """The queue of one browser session: a batch, a highlighted item, keys that label it."""
 
-    policies: tuple[str, ...] = QUERY_POLICIES
+    # bald and elbo need a pass of the model over the pool, which the queue does not hold.
+    policies: tuple[str, ...] = PREDICTION_POLICIES
 
     def __init__(self, board: LabelBoard, *, seed: int = 0) -> None:
         self.board = board

@@ -2,14 +2,15 @@
 
 The model predicts the whole pool in chunks (bounded memory); the outputs fill an
 `AcquisitionRequest` (class probabilities, latent means, OOD scores, responsibilities) and
-`ssvae.domain.query.select` picks the batch. The same functions serve the simulated-oracle
-experiments (`ssvae.application.simulate`).
+`ssvae.domain.query.select` picks the batch. Policies that need scores only the model itself
+can compute (bald, elbo) get them from its `ModelScorer` port, in chunks too. The same
+functions serve the simulated-oracle experiments (`ssvae.application.simulate`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 import numpy as np
@@ -26,7 +27,13 @@ from ssvae.domain.model import (
     SsvaeModel,
     component_label_map,
 )
-from ssvae.domain.ports import LabelStore, text_catalog
+from ssvae.domain.ports import (
+    DEFAULT_SCORE_SAMPLES,
+    MODEL_SCORES,
+    LabelStore,
+    ModelScorer,
+    text_catalog,
+)
 from ssvae.domain.query import (
     SELECTION_POLICIES,
     AcquisitionRequest,
@@ -40,12 +47,18 @@ SerialArray = npt.NDArray[np.int64]
 POOL_SPLIT = "train"  # a workspace's pool is drawn from this split
 PREDICT_CHUNK = 8192  # pool rows per predict call: the outputs of one chunk live at a time
 
-# The request fields the model's predictions provide (BALD and the per-sample ELBO need
-# outputs the model does not compute yet).
-COMPUTED_INPUTS = ("probs", "features", "ood", "responsibilities")
+# The request fields the model's predictions provide; BALD and the per-sample ELBO are
+# computed on demand by the model's ModelScorer port (a pass over the pool with z draws).
+PREDICTED_INPUTS = ("probs", "features", "ood", "responsibilities")
+COMPUTED_INPUTS = (*PREDICTED_INPUTS, *MODEL_SCORES)
 QUERY_POLICIES: tuple[str, ...] = tuple(
     name for name in SELECTION_POLICIES if set(required_inputs(name)) <= set(COMPUTED_INPUTS)
 )
+"""The policies `ssvae query` and `ssvae simulate` serve."""
+PREDICTION_POLICIES: tuple[str, ...] = tuple(
+    name for name in QUERY_POLICIES if set(required_inputs(name)) <= set(PREDICTED_INPUTS)
+)
+"""The policies the predictions alone serve (the dashboard's queue, which holds no model)."""
 
 
 @attrs.frozen(eq=False)
@@ -57,6 +70,16 @@ class PoolOutputs:
     features: FloatArray
     ood: FloatArray | None
     responsibilities: FloatArray | None
+    bald: FloatArray | None = None  # only when a policy needed it (see pool_scores)
+    negative_elbo: FloatArray | None = None
+
+    def with_scores(self, scores: Mapping[str, FloatArray]) -> PoolOutputs:
+        """These outputs with the model scores of `scores` (see pool_scores) filled in."""
+        return attrs.evolve(
+            self,
+            bald=scores.get("bald", self.bald),
+            negative_elbo=scores.get("negative_elbo", self.negative_elbo),
+        )
 
     @property
     def predicted(self) -> npt.NDArray[np.int64]:
@@ -88,6 +111,63 @@ def predict_pool(model: ModelPredictor, pool: Samples, chunk: int = PREDICT_CHUN
     )
 
 
+def model_inputs(policy: str) -> tuple[str, ...]:
+    """The model scores (of MODEL_SCORES) policy `policy` needs: () for most policies."""
+    return tuple(name for name in required_inputs(policy) if name in MODEL_SCORES)
+
+
+def chunk_seed(seed: int, start: int) -> int:
+    """The scoring seed of the pool chunk that starts at row `start`: its own random stream."""
+    return int(np.random.SeedSequence([seed, start]).generate_state(1)[0])
+
+
+def score_pool(
+    model: ModelScorer,
+    pool: Samples,
+    names: Sequence[str],
+    chunk: int = PREDICT_CHUNK,
+    samples: int = DEFAULT_SCORE_SAMPLES,
+    seed: int = 0,
+) -> dict[str, FloatArray]:
+    """The model scores `names` of every pool row, computed `chunk` rows at a time."""
+    if len(pool) == 0:
+        raise AcquisitionError("the pool is empty; a workspace pool needs at least one sample")
+    parts = [
+        model.model_scores(
+            pool.x[start : start + chunk],
+            names,
+            samples=samples,
+            seed=chunk_seed(seed, start),
+        )
+        for start in range(0, len(pool), chunk)
+    ]
+    return {
+        name: np.concatenate([np.asarray(part[name], np.float32) for part in parts])
+        for name in names
+    }
+
+
+def pool_scores(
+    model: object,
+    pool: Samples,
+    policy: str,
+    chunk: int = PREDICT_CHUNK,
+    samples: int = DEFAULT_SCORE_SAMPLES,
+    seed: int = 0,
+) -> dict[str, FloatArray]:
+    """The model scores `policy` needs on the pool ({} for most policies), as PoolOutputs
+    fields; AcquisitionError when the model cannot compute them."""
+    names = model_inputs(policy)
+    if not names:
+        return {}
+    if not isinstance(model, ModelScorer):
+        raise AcquisitionError(
+            f"policy {policy!r} needs {', '.join(names)} scores, which this model cannot "
+            "compute; choose a policy that works on predictions, such as margin"
+        )
+    return score_pool(model, pool, names, chunk, samples, seed)
+
+
 def check_policy(policy: str) -> str:
     """`policy` if the model can serve it; AcquisitionError listing the ones it can."""
     if policy not in QUERY_POLICIES:
@@ -108,6 +188,13 @@ def choose(
             f"policy {policy!r} needs the component-to-label map, which the model gets from "
             "training with labels; label some samples, train, then query again"
         )
+    for name in model_inputs(policy):
+        if getattr(outputs, name) is None:
+            raise AcquisitionError(
+                f"policy {policy!r} needs the model's {name} scores on the pool, which these "
+                f"outputs lack; choose one of {', '.join(PREDICTION_POLICIES)} here, or use "
+                "ssvae query, which computes them"
+            )
     request = AcquisitionRequest(
         serials=outputs.serials,
         k=k,
@@ -116,6 +203,8 @@ def choose(
         probs=outputs.probs,
         features=outputs.features,
         ood=outputs.ood,
+        bald=outputs.bald,
+        negative_elbo=outputs.negative_elbo,
         responsibilities=outputs.responsibilities,
     )
     return select(policy, request)
@@ -211,6 +300,7 @@ class QueryService:
     repository: ModelRepository
     workspaces: WorkspaceService
     predict_chunk: int = PREDICT_CHUNK
+    score_samples: int = DEFAULT_SCORE_SAMPLES  # z draws per sample for bald and elbo
 
     def model(self, workspace: Workspace) -> SsvaeModel:
         """The workspace's trained model, or a fresh one from its spec before the first round."""
@@ -225,7 +315,7 @@ class QueryService:
         check_policy(policy)
         if k < 1:
             raise AcquisitionError(f"k = {k} is invalid: ask for at least 1 sample")
-        if "ood" in required_inputs(policy) and not workspace.has_model:
+        if {"ood", "bald"} & set(required_inputs(policy)) and not workspace.has_model:
             raise AcquisitionError(
                 f"policy {policy!r} needs the component-to-label map of a trained model; "
                 "label some samples and run ssvae train first"
@@ -233,7 +323,9 @@ class QueryService:
         labels = store.load()
         model = self.model(workspace)
         pool = self.workspaces.pool(workspace)
-        outputs = predict_pool(model, pool, self.predict_chunk)
+        # Model scores first: a model that cannot serve the policy fails before the predictions.
+        scores = pool_scores(model, pool, policy, self.predict_chunk, self.score_samples, seed)
+        outputs = predict_pool(model, pool, self.predict_chunk).with_scores(scores)
         selection = choose(outputs, labels.serials(), policy, k, seed)
         catalog = text_catalog(self.workspaces.source)
         texts = None

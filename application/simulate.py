@@ -33,6 +33,8 @@ from ssvae.application.query import (
     PoolOutputs,
     check_policy,
     choose,
+    model_inputs,
+    pool_scores,
     predict_pool,
     tau_of,
 )
@@ -41,7 +43,7 @@ from ssvae.domain.data import DatasetInfo, Samples
 from ssvae.domain.errors import DataError, SsvaeError
 from ssvae.domain.labels import LabelSet
 from ssvae.domain.model import ModelRepository, SsvaeModel, TrainingReport
-from ssvae.domain.ports import DataSource, text_catalog
+from ssvae.domain.ports import DEFAULT_SCORE_SAMPLES, DataSource, text_catalog
 from ssvae.domain.simulation import (
     FAILED,
     FINISHED,
@@ -148,6 +150,7 @@ class SimulateService:
     clock: Callable[[], float] = time.perf_counter
     now: Callable[[], dt.datetime] = dt.datetime.now
     predict_chunk: int = PREDICT_CHUNK
+    score_samples: int = DEFAULT_SCORE_SAMPLES  # z draws per sample for bald and elbo
 
     def load_data(self, settings: SimulationSettings) -> SimulationData:
         """The pool (stratified, data seed) and test samples; checks the label budget fits."""
@@ -339,6 +342,14 @@ class SimulateService:
         spec = self.spec(settings, data.info, seed)
         for index in range(1, settings.rounds + 1):
             round_seed = seed * ROUND_SEED_STRIDE + index
+            if model_inputs(policy):
+                # bald and elbo need the model that made `outputs`: the seed's checkpoint in
+                # round 1 (a scratch run holds no model yet), else the last round's model.
+                scorer = model if model is not None else self.repository.load(begin.checkpoint)
+                scores = pool_scores(
+                    scorer, data.pool, policy, self.predict_chunk, self.score_samples, round_seed
+                )
+                outputs = outputs.with_scores(scores)
             selection = choose(outputs, labels.serials(), policy, settings.k, round_seed)
             queried = tuple(int(s) for s in selection.serials)
             labels = LabelSet.from_pairs(

@@ -31,6 +31,8 @@ POLICY_NAMES = (
     "margin",
     "entropy",
     "tau_ood",
+    "bald",
+    "elbo",
     "kcenter",
     "diverse_margin",
     "diverse_entropy",
@@ -311,7 +313,7 @@ def _one_line(text: str, width: int = TEXT_COLUMN_WIDTH) -> str:
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Seed of the random, k-center and cold-start choices.",
+    help="Seed of the random, k-center and cold-start choices and of bald's and elbo's z draws.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @_artifacts_option
