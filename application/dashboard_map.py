@@ -202,9 +202,7 @@ def acquisition_scores(pool_map: PoolMap, policy: str, seed: int = 0) -> FloatAr
     score = _SCORE_OF_POLICY[policy]
     if score == "tau_ood":
         if pool_map.ood is None:
-            raise DashboardError(
-                "this model has no OOD score yet: label some samples and train it"
-            )
+            raise DashboardError("this model has no OOD score yet: label some samples and train it")
         return np.asarray(pool_map.ood, np.float64)
     return POLICIES[score](pool_map.class_probs, seed)
 
@@ -228,7 +226,10 @@ def colour_column(
     if mode == OOD:
         if pool_map.ood is None:
             return ColourColumn(
-                mode, np.zeros(len(pool_map)), None, "no OOD score yet: label some samples and train the model"
+                mode,
+                np.zeros(len(pool_map)),
+                None,
+                "no OOD score yet: label some samples and train the model",
             )
         return ColourColumn(mode, np.asarray(pool_map.ood, np.float64), None)
     if mode == COMPONENT:
