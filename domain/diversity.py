@@ -306,3 +306,158 @@ def cold_start(
     those rows (and any labelled rows) as centres; the seed then plays no part.
     """
     return cold_start_scored(features, k, seed, responsibilities, labelled)[0]
+
+
+# TypiClust (Hacohen, Dekel & Weinshall, "Active learning on a budget", ICML 2022): with few
+# labels, typical samples of uncovered clusters teach more than uncertain or extreme ones.
+TYPICLUST_MAX_CLUSTERS = 500  # the paper's cap: beyond it clusters get too small to be typical
+TYPICLUST_NEIGHBOURS = 20  # k of the k-nearest-neighbour density (the paper's value)
+TYPICLUST_MIN_CLUSTER = 5  # clusters smaller than this are picked from only when no other is
+TYPICLUST_DENSITY_SAMPLE = 4096  # neighbours are searched among at most this many members
+_KMEANS_ITERATIONS = 50
+
+
+def _assign(points: FloatArray, point_norms: FloatArray, centres: FloatArray) -> IndexArray:
+    """Each point's nearest centre (ties to the lower centre), in blocks of rows."""
+    out = np.zeros(points.shape[0], dtype=np.int64)
+    centre_norms = np.einsum("ij,ij->i", centres, centres)
+    step = max(1, _DISTANCE_BLOCK_ELEMENTS // max(centres.shape[0], 1))
+    for start in range(0, points.shape[0], step):
+        block = points[start : start + step] @ centres.T
+        block *= -2.0
+        block += centre_norms[None, :]
+        block += point_norms[start : start + step, None]
+        out[start : start + step] = np.argmin(block, axis=1)
+    return out
+
+
+def kmeans(features: npt.ArrayLike, clusters: int, seed: int = 0) -> IndexArray:
+    """Seeded k-means (k-means++ start, Lloyd steps until no point moves): each row's cluster.
+
+    Deterministic for a seed; at most min(clusters, rows) clusters, numbered from 0, and an
+    emptied cluster keeps its last centre (it may stay empty).
+    """
+    values = _centred(validate_features(features))
+    count = min(_check_count(clusters, "clusters"), values.shape[0])
+    rng = np.random.default_rng(_check_seed(seed))
+    if count == 0:
+        return np.zeros(values.shape[0], dtype=np.int64)
+    norms = np.einsum("ij,ij->i", values, values)
+    centres = np.empty((count, values.shape[1]))
+    centres[0] = values[rng.integers(values.shape[0])]
+    nearest = _nearest_squared_distances(values, norms, centres[:1])
+    for c in range(1, count):
+        total = nearest.sum()
+        # D^2 sampling; once every point sits on a centre, any row will do.
+        pick = (
+            rng.choice(values.shape[0], p=nearest / total)
+            if total > 0
+            else rng.integers(values.shape[0])
+        )
+        centres[c] = values[pick]
+        np.minimum(
+            nearest, _nearest_squared_distances(values, norms, centres[c : c + 1]), out=nearest
+        )
+    assignment = _assign(values, norms, centres)
+    for _ in range(_KMEANS_ITERATIONS):
+        sums = np.zeros_like(centres)
+        np.add.at(sums, assignment, values)
+        sizes = np.bincount(assignment, minlength=count)
+        filled = sizes > 0
+        centres[filled] = sums[filled] / sizes[filled, None]
+        moved = _assign(values, norms, centres)
+        if np.array_equal(moved, assignment):
+            break
+        assignment = moved
+    return assignment
+
+
+def typicality(features: FloatArray, members: IndexArray, seed: int) -> FloatArray:
+    """1 / mean distance to the `TYPICLUST_NEIGHBOURS` nearest other members, for each member.
+
+    Neighbours are searched among all members, or a seeded sample of
+    `TYPICLUST_DENSITY_SAMPLE` of them in a larger cluster. A lone member gets 0.
+    """
+    if members.size < 2:
+        return np.zeros(members.size)
+    reference = members
+    if members.size > TYPICLUST_DENSITY_SAMPLE:
+        chosen = np.random.default_rng(seed).choice(members.size, TYPICLUST_DENSITY_SAMPLE, False)
+        reference = members[np.sort(chosen)]
+    points, others = features[members], features[reference]
+    other_norms = np.einsum("ij,ij->i", others, others)
+    neighbours = min(TYPICLUST_NEIGHBOURS, reference.size - 1)
+    out = np.empty(members.size)
+    step = max(1, _DISTANCE_BLOCK_ELEMENTS // reference.size)
+    for start in range(0, members.size, step):
+        block = points[start : start + step] @ others.T
+        block *= -2.0
+        block += other_norms[None, :]
+        block += np.einsum("ij,ij->i", points[start : start + step], points[start : start + step])[
+            :, None
+        ]
+        np.maximum(block, 0.0, out=block)
+        # The nearest neighbours+1 include the member itself (distance 0) when it is in the
+        # reference set; dropping the smallest value removes it either way.
+        nearest = np.partition(block, neighbours, axis=1)[:, : neighbours + 1]
+        nearest.sort(axis=1)
+        mean = np.sqrt(nearest[:, 1:]).mean(axis=1)
+        out[start : start + step] = 1.0 / np.maximum(mean, 1e-12)
+    return out
+
+
+def typiclust_scored(
+    features: npt.ArrayLike, k: int, labelled: npt.ArrayLike | None = None, seed: int = 0
+) -> tuple[IndexArray, FloatArray]:
+    """TypiClust: k unlabelled rows, each the most typical of the least covered cluster.
+
+    Clusters the rows by k-means into min(labelled + k, `TYPICLUST_MAX_CLUSTERS`, rows)
+    clusters, then k times: takes the cluster with the fewest labelled or picked rows (ties to
+    the larger cluster, then the lower cluster number; clusters under `TYPICLUST_MIN_CLUSTER`
+    rows only when no other has an unlabelled row) and picks its unlabelled row of highest
+    typicality (ties to the lower row). Returns the rows in the order picked and their
+    typicality.
+    """
+    values = _centred(validate_features(features))
+    rows = values.shape[0]
+    count = _check_count(k, "k")
+    seed = _check_seed(seed)
+    mask = labelled_mask(labelled, rows)
+    picks = min(count, int((~mask).sum()))
+    if picks == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    clusters = min(int(mask.sum()) + picks, TYPICLUST_MAX_CLUSTERS, rows)
+    assignment = kmeans(values, clusters, seed)
+    sizes = np.bincount(assignment, minlength=clusters)
+    covered = np.bincount(assignment[mask], minlength=clusters)
+    taken = mask.copy()
+    chosen: list[int] = []
+    scores: list[float] = []
+    for _ in range(picks):
+        open_rows = np.bincount(assignment[~taken], minlength=clusters)
+        small = sizes < TYPICLUST_MIN_CLUSTER
+        usable = (open_rows > 0) & ~small
+        if not usable.any():
+            usable = open_rows > 0
+        candidates = np.flatnonzero(usable)
+        # lexsort's last key sorts first: fewest covered, then largest, then lowest number.
+        cluster = int(
+            candidates[np.lexsort((candidates, -sizes[candidates], covered[candidates]))[0]]
+        )
+        members = np.flatnonzero(assignment == cluster)
+        density = typicality(values, members, seed + cluster)
+        free = ~taken[members]
+        best = int(np.argmax(np.where(free, density, -np.inf)))
+        row = int(members[best])
+        chosen.append(row)
+        scores.append(float(density[best]))
+        taken[row] = True
+        covered[cluster] += 1
+    return np.asarray(chosen, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+
+
+def typiclust(
+    features: npt.ArrayLike, k: int, labelled: npt.ArrayLike | None = None, seed: int = 0
+) -> IndexArray:
+    """`typiclust_scored`'s rows only."""
+    return typiclust_scored(features, k, labelled, seed)[0]

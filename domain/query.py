@@ -19,6 +19,8 @@ the same request and seed, and the same ones whatever the order of the request's
 | diverse_margin   | probs, features | k-center among the 10k most uncertain  | margin score     |
 | diverse_entropy  | probs, features | k-center among the 10k most uncertain  | entropy score    |
 | cold_start       | features        | typical per component, then k-center   | resp./distance*  |
+| typiclust        | features        | most typical of the least covered      | typicality       |
+|                  |                 | k-means cluster (Hacohen et al. 2022)  |                  |
 
 *distance to the nearest centre (labelled or already picked) when picked; +inf for a first
 pick with no centre at all. cold_start uses `responsibilities` when given (typical picks
@@ -46,6 +48,7 @@ from ssvae.domain.diversity import (
     cold_start_scored,
     diverse_top_uncertain,
     k_center_greedy_scored,
+    typiclust_scored,
     validate_features,
     validate_responsibilities,
     validate_scores,
@@ -240,6 +243,12 @@ def _cold_start(pool: _Pool) -> Selection:
     return _indices(pool, "cold_start", rows, scores)
 
 
+def _typiclust(pool: _Pool) -> Selection:
+    features = validate_features(pool.field("typiclust", "features"))
+    rows, typicality = typiclust_scored(features, pool.request.k, pool.labelled, pool.request.seed)
+    return _indices(pool, "typiclust", rows, typicality)
+
+
 _POLICIES: Mapping[str, tuple[tuple[str, ...], Callable[[_Pool], Selection]]] = MappingProxyType(
     {
         "random": ((), _random),
@@ -253,6 +262,7 @@ _POLICIES: Mapping[str, tuple[tuple[str, ...], Callable[[_Pool], Selection]]] = 
         "diverse_margin": (("probs", "features"), _diverse("margin")),
         "diverse_entropy": (("probs", "features"), _diverse("entropy")),
         "cold_start": (("features",), _cold_start),
+        "typiclust": (("features",), _typiclust),
     }
 )
 

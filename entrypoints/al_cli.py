@@ -37,6 +37,7 @@ POLICY_NAMES = (
     "diverse_margin",
     "diverse_entropy",
     "cold_start",
+    "typiclust",
 )
 SIMULATE_MULTI_VALUE_OPTIONS = ("--policies", "--seeds")
 DEFAULT_ARTIFACTS = Path("artifacts")

@@ -1,0 +1,130 @@
+"""TypiClust and its k-means: blobs recovered, typical rows picked, a slow reference density."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ssvae.domain.acquisition import AcquisitionError
+from ssvae.domain.diversity import (
+    TYPICLUST_NEIGHBOURS,
+    kmeans,
+    typicality,
+    typiclust,
+    typiclust_scored,
+)
+from ssvae.domain.query import AcquisitionRequest, select
+
+
+def blobs(
+    centres: int, per_blob: int, seed: int, spread: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blobs 10 apart on a line in 3-D, with their true blob index."""
+    rng = np.random.default_rng(seed)
+    truth = np.repeat(np.arange(centres), per_blob)
+    points = rng.normal(0.0, spread, (truth.size, 3))
+    points[:, 0] += 10.0 * truth
+    return points, truth
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    pairs = set(zip(a.tolist(), b.tolist(), strict=True))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+def test_kmeans_recovers_separated_blobs_and_repeats_for_a_seed() -> None:
+    points, truth = blobs(5, 40, seed=1)
+    found = kmeans(points, 5, seed=3)
+    assert same_partition(found, truth)
+    np.testing.assert_array_equal(found, kmeans(points, 5, seed=3))
+    assert kmeans(points, 500, seed=0).max() < len(points)  # never more clusters than rows
+
+
+def slow_typicality(points: np.ndarray) -> np.ndarray:
+    out = []
+    for i in range(len(points)):
+        distances = sorted(
+            float(np.linalg.norm(points[i] - points[j])) for j in range(len(points)) if j != i
+        )
+        out.append(1.0 / np.mean(distances[:TYPICLUST_NEIGHBOURS]))
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize("size", [2, 7, 60])
+def test_typicality_matches_a_slow_reference(size: int) -> None:
+    points = np.random.default_rng(size).normal(size=(size, 4))
+    members = np.arange(size, dtype=np.int64)
+    np.testing.assert_allclose(typicality(points, members, seed=0), slow_typicality(points), 1e-9)
+
+
+def test_one_pick_per_blob_each_its_densest_row() -> None:
+    points, truth = blobs(4, 50, seed=2, spread=1.0)
+    # Each blob gets a tight core of 25 rows around a known point: the typical rows.
+    cores = np.array([[10.0 * b + 0.5, 0.2, -0.2] for b in range(4)])
+    for b in range(4):
+        rows = np.flatnonzero(truth == b)[:25]
+        points[rows] = cores[b] + np.random.default_rng(b).normal(0.0, 0.01, (25, 3))
+    rows, scores = typiclust_scored(points, 4, seed=0)
+    assert sorted(truth[rows].tolist()) == [0, 1, 2, 3]
+    for row in rows:
+        assert np.linalg.norm(points[row] - cores[truth[row]]) < 0.1
+    assert np.all(scores > 0)
+
+
+def test_labelled_blobs_are_covered_so_picks_go_to_the_others() -> None:
+    points, truth = blobs(4, 30, seed=4)
+    labelled = np.flatnonzero(truth < 2)[::15]  # two labels in each of blobs 0 and 1
+    rows = typiclust(points, 2, labelled, seed=0)
+    assert sorted(truth[rows].tolist()) == [2, 3]
+
+
+def test_the_batch_is_more_spread_than_plain_top_scores() -> None:
+    points, truth = blobs(6, 40, seed=5)
+    scores = -np.abs(points[:, 0] - 20.0)  # an uncertainty peaked on one blob
+    top = np.argsort(-scores, kind="stable")[:6]
+    picked = typiclust(points, 6, seed=0)
+
+    def closest_pair(rows: np.ndarray) -> float:
+        return min(
+            float(np.linalg.norm(points[a] - points[b])) for a, b in itertools.combinations(rows, 2)
+        )
+
+    assert closest_pair(picked) > closest_pair(top)
+    assert len(set(truth[picked].tolist())) == 6
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 60),
+    k=st.integers(0, 12),
+    labelled=st.integers(0, 20),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_the_selection_contract(n: int, k: int, labelled: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    points = rng.normal(size=(n, 2))
+    taken = rng.choice(n, min(labelled, n), replace=False)
+    rows = typiclust(points, k, taken, seed=seed)
+    assert rows.size == min(k, n - taken.size) == np.unique(rows).size
+    assert not set(rows.tolist()) & set(taken.tolist())
+    np.testing.assert_array_equal(rows, typiclust(points, k, taken, seed=seed))
+
+
+def test_the_policy_returns_serials_with_their_typicality() -> None:
+    points, _ = blobs(3, 20, seed=6)
+    serials = np.arange(1000, 1060)
+    request = AcquisitionRequest(serials=serials, k=3, features=points, labelled_serials=[1000])
+    selection = select("typiclust", request)
+    assert selection.policy == "typiclust" and len(selection) == 3
+    assert 1000 not in selection.serials.tolist() and np.all(selection.scores > 0)
+
+
+def test_bad_features_are_refused() -> None:
+    with pytest.raises(AcquisitionError, match="NaN or infinity"):
+        typiclust(np.array([[0.0], [np.nan]]), 1)
+    with pytest.raises(AcquisitionError, match="clusters"):
+        kmeans(np.zeros((3, 2)), -1)
