@@ -66,7 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--policies", nargs="+", default=["diverse_margin", "margin", "random"])
+    parser.add_argument("--policies", nargs="+", default=["typiclust", "kcenter", "random"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--max-labels", type=int, default=300)
