@@ -17,6 +17,9 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 EXAMPLES_PER_GROUP = 5
+# Templated logs repeat messages word for word, and equal texts score alike: the top rows are
+# fetched this many times over so that the examples can be `count` different texts.
+CANDIDATES_PER_EXAMPLE = 4
 TextLookup = Callable[[IntArray], Sequence[str]]  # serials -> their messages, in that order
 
 
@@ -86,22 +89,30 @@ def _group(
             return None
         return class_names[int(true_classes[row])]
 
-    examples = tuple(
-        MessageExample(
-            serial=int(serials[row]),
-            text=lookup[int(serials[row])],
-            score=float(scores[row]),
-            true_class=truth(int(row)),
+    examples: list[MessageExample] = []
+    shown: set[str] = set()
+    for row in top_rows(members, scores, count * CANDIDATES_PER_EXAMPLE).tolist():
+        text = lookup[int(serials[row])]
+        if text in shown:
+            continue
+        shown.add(text)
+        examples.append(
+            MessageExample(
+                serial=int(serials[row]),
+                text=text,
+                score=float(scores[row]),
+                true_class=truth(int(row)),
+            )
         )
-        for row in top_rows(members, scores, count).tolist()
-    )
+        if len(examples) == count:
+            break
     return ExampleGroup(
         name=name,
         members=int(members.size),
         share=members.size / total if total else 0.0,
         majority=majority,
         purity=purity,
-        examples=examples,
+        examples=tuple(examples),
     )
 
 
@@ -118,7 +129,9 @@ def text_examples(
 ) -> TextExamples:
     """For each class, the `count` messages predicted as it with the highest q(y|x); for each
     mixture component (more than one), the `count` messages it is most responsible for among
-    those it is the most responsible component of. Messages are looked up once, together."""
+    those it is the most responsible component of. A text repeated word for word is shown once
+    (the next best different ones fill in, from the top `count` x `CANDIDATES_PER_EXAMPLE`).
+    Messages are looked up once, together."""
     serial_array = np.asarray(serials, np.int64)
     probs = np.asarray(class_probs, np.float64)
     names = tuple(class_names)
@@ -126,13 +139,14 @@ def text_examples(
     total = int(serial_array.size)
     predicted = probs.argmax(axis=1) if total else np.zeros(0, np.int64)
     class_members = [np.flatnonzero(predicted == c) for c in range(len(names))]
-    chosen = [top_rows(m, probs[:, c], count) for c, m in enumerate(class_members)]
+    fetch = count * CANDIDATES_PER_EXAMPLE
+    chosen = [top_rows(m, probs[:, c], fetch) for c, m in enumerate(class_members)]
     component_members: list[IntArray] = []
     resp = None if responsibilities is None else np.asarray(responsibilities, np.float64)
     if resp is not None and resp.shape[1] > 1:
         best = resp.argmax(axis=1) if total else np.zeros(0, np.int64)
         component_members = [np.flatnonzero(best == k) for k in range(resp.shape[1])]
-        chosen += [top_rows(m, resp[:, k], count) for k, m in enumerate(component_members)]
+        chosen += [top_rows(m, resp[:, k], fetch) for k, m in enumerate(component_members)]
     wanted = np.unique(np.concatenate([np.zeros(0, np.int64), *chosen]))
     found = list(texts(serial_array[wanted])) if wanted.size else []
     lookup = {int(s): str(t) for s, t in zip(serial_array[wanted], found, strict=True)}

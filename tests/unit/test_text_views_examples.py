@@ -54,6 +54,25 @@ def test_classes_show_their_surest_predictions_and_components_their_members() ->
     assert sorted(calls[0]) == [10, 11, 12, 13, 14, 15]
 
 
+def test_a_text_repeated_word_for_word_is_shown_once() -> None:
+    texts = {1: "disk full", 2: "disk full", 3: "disk full", 4: "disk nearly full", 5: "ok"}
+    probs = np.array([[0.9, 0.1, 0.0], [0.9, 0.1, 0.0], [0.9, 0.1, 0.0], [0.8, 0.2, 0.0]])
+    probs = np.vstack([probs, [0.7, 0.3, 0.0]])
+    examples = text_examples(
+        list(texts),
+        probs,
+        None,
+        None,
+        NAMES,
+        lambda s: [texts[int(v)] for v in s],
+        source="t",
+        count=2,
+    )
+    shown = examples.per_class[0].examples
+    assert [(e.serial, e.text) for e in shown] == [(1, "disk full"), (4, "disk nearly full")]
+    assert examples.per_class[0].members == 5  # the count still covers every member
+
+
 def test_one_component_and_no_truth_give_class_groups_only() -> None:
     probs = np.array([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1]])
     _, lookup = _lookup_counter()
