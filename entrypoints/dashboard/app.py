@@ -43,13 +43,13 @@ class Landing:
     def __init__(self, hub: DashboardHub, problem: str = "") -> None:
         self.hub = hub
         self.preset = pn.widgets.Select(
-            name="preset", options=list(hub.presets), value=hub.presets[0], width=180
+            label="preset", options=list(hub.presets), value=hub.presets[0], width=180
         )
-        self.model_id = pn.widgets.TextInput(name="model id (optional)", width=220)
+        self.model_id = pn.widgets.TextInput(label="model id (optional)", width=220)
         self.samples = pn.widgets.TextInput(
-            name="pool size (empty: the whole train split)", value="", width=260
+            label="pool size (empty: the whole train split)", value="", width=260
         )
-        create = pn.widgets.Button(name="create model", button_type="primary")
+        create = pn.widgets.Button(label="create model", color="primary")
         create.on_click(lambda _: self.create())
         self.status = pn.pane.HTML(
             f"<div class='ssvae-landing-status' style='color:#c0392b'>{html.escape(problem)}</div>"

@@ -182,10 +182,10 @@ class LabelPage:
         self.group: IntArray = np.zeros(0, np.int64)  # lasso or box rows waiting for a class
         names = board.class_names
         self.mode = pn.widgets.Select(
-            name="colour by", options=list(COLOUR_MODES), value=USER_LABEL
+            label="colour by", options=list(COLOUR_MODES), value=USER_LABEL
         )
         self.policy = pn.widgets.Select(
-            name="policy", options=list(MAP_POLICIES), value=policy, visible=False
+            label="policy", options=list(MAP_POLICIES), value=policy, visible=False
         )
         self.status = pn.pane.HTML(
             "click a point, then press its class key", css_classes=["ssvae-status"]
@@ -201,11 +201,11 @@ class LabelPage:
         for index, name in enumerate(names if len(names) <= MAX_BUTTONS else ()):
             key = board.class_for_key(name) == name and len(name) == 1
             hint = "" if key or index >= 10 or len(names) > 10 else f"[{index}] "
-            button = pn.widgets.Button(name=f"{hint}{name}", width=60 if len(name) < 4 else 120)
+            button = pn.widgets.Button(label=f"{hint}{name}", width=60 if len(name) < 4 else 120)
             button.on_click(self._assigner(name))
             buttons.append(button)
         self.picker = pn.widgets.AutocompleteInput(
-            name="find a class (Enter labels the point)",
+            label="find a class (Enter labels the point)",
             options=list(names),
             case_sensitive=False,
             search_strategy="includes",
@@ -216,18 +216,18 @@ class LabelPage:
         )
         # Choosing a class labels the clicked point at once (keys cannot name 99 classes).
         self.picker.param.watch(lambda _: self._assign_picked(), "value")
-        delete = pn.widgets.Button(name="remove label (Del)", width=150)
+        delete = pn.widgets.Button(label="remove label (Del)", width=150)
         delete.on_click(lambda _: self._remove_selected())
-        undo = pn.widgets.Button(name="undo (Ctrl+Z)", width=120)
+        undo = pn.widgets.Button(label="undo (Ctrl+Z)", width=120)
         undo.on_click(lambda _: self.undo())
-        self.group_target = pn.widgets.Select(name="class for the group", options=[*names, REMOVE])
+        self.group_target = pn.widgets.Select(label="class for the group", options=[*names, REMOVE])
         self.group_info = pn.pane.HTML("")
-        group_button = pn.widgets.Button(name="label group…", button_type="warning")
+        group_button = pn.widgets.Button(label="label group…", color="warning")
         group_button.on_click(lambda _: self._ask_group())
         self.confirm_text = pn.pane.HTML("", css_classes=["ssvae-confirm-text"])
-        confirm = pn.widgets.Button(name="confirm", button_type="danger")
+        confirm = pn.widgets.Button(label="confirm", color="danger")
         confirm.on_click(lambda _: self._confirm_group())
-        cancel = pn.widgets.Button(name="cancel")
+        cancel = pn.widgets.Button(label="cancel")
         cancel.on_click(lambda _: self._cancel_group())
         self.confirm_box = pn.Column(self.confirm_text, pn.Row(confirm, cancel), visible=False)
         self.group_box = pn.Column(
@@ -241,13 +241,13 @@ class LabelPage:
         self.group_texts = pn.pane.HTML("", css_classes=["ssvae-group-texts"])
         self.group_box.insert(2, self.group_texts)
         self.search = pn.widgets.TextInput(
-            name="search messages",
+            label="search messages",
             placeholder="part of a message, any case; Enter selects every match",
             width=380,
         )
         self.search.param.watch(lambda event: self.find(str(event.new or "")), "value")
         self.matches = pn.widgets.Select(
-            name="matches (choose one to see it)", options={}, size=8, width=440, visible=False
+            label="matches (choose one to see it)", options={}, size=8, width=440, visible=False
         )
         self.matches.param.watch(lambda event: self._match_chosen(event.new), "value")
         self.mode.param.watch(lambda _: self._recolour(), "value")

@@ -91,13 +91,13 @@ class ModelPage:
         self.model = model
         self.navigate = navigate
         self.body = pn.Column()
-        self.preset = pn.widgets.Select(name="preset", options=list(hub.presets), width=160)
-        self.new_id = pn.widgets.TextInput(name="new model id (optional)", width=220)
-        self.samples = pn.widgets.TextInput(name="pool size (empty: all)", width=160)
+        self.preset = pn.widgets.Select(label="preset", options=list(hub.presets), width=160)
+        self.new_id = pn.widgets.TextInput(label="new model id (optional)", width=220)
+        self.samples = pn.widgets.TextInput(label="pool size (empty: all)", width=160)
         self.yaml = pn.widgets.FileInput(accept=".yaml,.yml")
-        create = pn.widgets.Button(name="create from preset / YAML", button_type="primary")
+        create = pn.widgets.Button(label="create from preset / YAML", color="primary")
         create.on_click(lambda _: self.create())
-        clone = pn.widgets.Button(name="clone this model (spec, pool, labels)")
+        clone = pn.widgets.Button(label="clone this model (spec, pool, labels)")
         clone.on_click(lambda _: self.clone())
         self.form_status = pn.pane.HTML("")
         form = pn.Column(

@@ -110,15 +110,15 @@ class QueuePage:
         self.board = board
         self.kind = kind
         self.policy = pn.widgets.Select(
-            name="policy", options=list(board.policies), value=board.policy, width=200
+            label="policy", options=list(board.policies), value=board.policy, width=200
         )
-        self.k = pn.widgets.IntInput(name="k", value=board.k, start=1, end=200, width=90)
-        refresh = pn.widgets.Button(name="refresh queue", button_type="primary")
+        self.k = pn.widgets.IntInput(label="k", value=board.k, start=1, end=200, width=90)
+        refresh = pn.widgets.Button(label="refresh queue", color="primary")
         refresh.on_click(lambda _: self.refresh())
         names = board.board.class_names
         # Keys name at most ten classes; larger vocabularies label through this picker.
         self.picker = pn.widgets.AutocompleteInput(
-            name="class for the framed sample (Enter labels it)",
+            label="class for the framed sample (Enter labels it)",
             options=list(names),
             case_sensitive=False,
             search_strategy="includes",

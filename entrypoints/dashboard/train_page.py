@@ -52,18 +52,18 @@ class TrainPage:
         self.model = model
         self.on_finished = on_finished
         spec = model.workspace.spec
-        self.epochs = pn.widgets.TextInput(name="epochs", value="1", width=140)
+        self.epochs = pn.widgets.TextInput(label="epochs", value="1", width=140)
         self.epochs_error = pn.pane.HTML("", width=290)
         self.fields = {
-            name: pn.widgets.TextInput(name=name, value=str(getattr(spec, name)), width=140)
+            name: pn.widgets.TextInput(label=name, value=str(getattr(spec, name)), width=140)
             for name in TRAIN_FIELDS
         }
         self.errors = {name: pn.pane.HTML("", width=290) for name in TRAIN_FIELDS}
         for widget in (self.epochs, *self.fields.values()):
             widget.param.watch(lambda _: self.validate(), "value")
-        self.start_button = pn.widgets.Button(name="start training", button_type="primary")
+        self.start_button = pn.widgets.Button(label="start training", color="primary")
         self.start_button.on_click(lambda _: self.start())
-        self.stop_button = pn.widgets.Button(name="stop", button_type="warning")
+        self.stop_button = pn.widgets.Button(label="stop", color="warning")
         self.stop_button.on_click(lambda _: self.stop())
         self.progress = pn.indicators.Progress(value=0, max=100, width=400, active=False)
         self.status = pn.pane.HTML(self._status_html("idle", ""))

@@ -126,9 +126,9 @@ def test_ten_classes_keep_their_digit_buttons_and_image_pages_their_images(
     tmp_path: Path,
 ) -> None:
     page = LabelPage(_board(tmp_path, ClassVocabulary.digits(10)), "text")
-    assert [b.name for b in page.class_buttons][:2] == ["0", "1"]
+    assert [b.label for b in page.class_buttons][:2] == ["0", "1"]
     page = LabelPage(_board(tmp_path), "text")
-    assert [b.name for b in page.class_buttons] == ["[0] sshd", "[1] kernel", "[2] disk"]
+    assert [b.label for b in page.class_buttons] == ["[0] sshd", "[1] kernel", "[2] disk"]
     assert not QueuePage(QueueBoard(page.board), "text").picker.visible  # keys suffice
     assert "generated samples are shown for image data" in generated_html(None, ("a",), "vector")
     bars = probability_bars(("0", "1"), [0.25, 0.75], "q")
