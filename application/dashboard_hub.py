@@ -34,7 +34,14 @@ from ssvae.application.workspace import dataset_settings_of, workspace_settings
 from ssvae.domain.data import DatasetInfo, Samples
 from ssvae.domain.model import Predictions, SsvaeModel, TrainingReport
 from ssvae.domain.ports import text_catalog
-from ssvae.domain.spec import PRESETS, ModelSpec, preset
+from ssvae.domain.spec import (
+    DEFAULT_IMAGE_PRESET,
+    DEFAULT_TEXT_PRESET,
+    PRESETS,
+    TEXT_PRESET_VALUES,
+    ModelSpec,
+    preset,
+)
 from ssvae.domain.text_examples import TextExamples
 from ssvae.domain.workspace import (
     METADATA_FILE,
@@ -299,7 +306,13 @@ class DashboardHub:
 
     @property
     def presets(self) -> tuple[str, ...]:
-        return tuple(PRESETS)
+        """Every preset: the default for the server's kind of data first (the form's choice),
+        then the others made for that kind."""
+        text = self.settings.data.kind == "text"
+        first = DEFAULT_TEXT_PRESET if text else DEFAULT_IMAGE_PRESET
+        return tuple(
+            sorted(PRESETS, key=lambda name: (name != first, (name in TEXT_PRESET_VALUES) != text))
+        )
 
     def catalog(self) -> list[WorkspaceSummary]:
         """Every workspace under the models folder, newest first."""

@@ -389,6 +389,9 @@ TEXT_PRESET_VALUES: Mapping[str, Mapping[str, Any]] = {
 }
 
 PRESET_VALUES: Mapping[str, Mapping[str, Any]] = {**IMAGE_PRESET_VALUES, **TEXT_PRESET_VALUES}
+# What the commands and the dashboard's start page use unless told (benchmarks/README.md).
+DEFAULT_IMAGE_PRESET = "mixture_k10"
+DEFAULT_TEXT_PRESET = "text_mixture_k20"
 
 
 def _is_image_shape(shape: Any) -> bool:

@@ -235,7 +235,9 @@ def _is_text(settings: Any) -> bool:
 
 def default_preset(settings: Any) -> str:
     """The preset a command uses unless told: a text preset for text, mixture_k10 otherwise."""
-    return "text_mixture_k20" if _is_text(settings) else "mixture_k10"
+    from ssvae.domain.spec import DEFAULT_IMAGE_PRESET, DEFAULT_TEXT_PRESET
+
+    return DEFAULT_TEXT_PRESET if _is_text(settings) else DEFAULT_IMAGE_PRESET
 
 
 def default_models(settings: Any) -> tuple[str, ...] | None:

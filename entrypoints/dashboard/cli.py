@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ssvae.domain.errors import SsvaeError
+from ssvae.entrypoints.options import data_options, data_settings
 
 PASSWORD_VARIABLE = "SSVAE_DASHBOARD_PASSWORD"
 
@@ -37,12 +38,7 @@ PASSWORD_VARIABLE = "SSVAE_DASHBOARD_PASSWORD"
     show_default=True,
     help="Folder whose models/ holds the workspaces the start page lists and creates.",
 )
-@click.option(
-    "--dataset",
-    default="mnist",
-    show_default=True,
-    help="Built-in dataset that new models from the start page use.",
-)
+@data_options
 @click.option("--show", is_flag=True, help="Open the page in a web browser.")
 @click.option(
     "--basic-auth",
@@ -54,12 +50,16 @@ def dashboard(
     port: int,
     model_dir: Path | None,
     artifacts_dir: Path,
-    dataset: str,
     show: bool,
     basic_auth: bool,
+    **data_values: Any,
 ) -> None:
-    """Label in the latent space, follow the queue and train in the background (a web page)."""
-    from ssvae.application.settings import AppSettings, DataSettings
+    """Label in the latent space, follow the queue and train in the background (a web page).
+
+    The data options choose what models created on the start page learn from, e.g.
+    `--dataset loghub --task system` or `--dataset text --input messages.csv`.
+    """
+    from ssvae.application.settings import AppSettings
     from ssvae.entrypoints.dashboard.server import is_loopback, serve
 
     if not is_loopback(host):
@@ -75,7 +75,7 @@ def dashboard(
             raise SsvaeError(
                 f"--basic-auth needs a password: set the environment variable {PASSWORD_VARIABLE}"
             )
-    settings = AppSettings(data=DataSettings(name=dataset), artifacts_dir=artifacts_dir)
+    settings = AppSettings(data=data_settings(data_values), artifacts_dir=artifacts_dir)
     echo: Any = lambda text: click.echo(text, err=False)  # noqa: E731
     serve(
         settings, host=host, port=port, model_dir=model_dir, show=show, password=password, echo=echo

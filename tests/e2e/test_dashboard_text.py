@@ -1,6 +1,6 @@
-"""The dashboard on a text workspace, as a person uses it: a real `ssvae init` on 400 Loghub
-messages (25 message templates, so class names, not keys), the real server, Debian's chromium
-driven by Playwright, the real label file on disk.
+"""The dashboard on a text workspace, as a person uses it: the real server started on a CSV of
+400 Loghub messages (25 message templates, so class names, not keys), the workspace created
+from its start page, Debian's chromium driven by Playwright, the real label file on disk.
 
 One workspace, server and page serve the module; the tests run in file order.
 """
@@ -8,6 +8,7 @@ One workspace, server and page serve the module; the tests run in file order.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -62,19 +63,17 @@ def messages(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[int, 
 def server(
     tmp_path_factory: pytest.TempPathFactory, messages: tuple[Path, dict[int, dict[str, str]]]
 ) -> Iterator[tuple[str, Path]]:
-    """`ssvae init` on the messages (labels: the template), then `ssvae dashboard --model`."""
+    """`ssvae dashboard` on the messages (labels: the template), no workspace yet: the first
+    test creates it from the start page. Yields the start page's URL and the workspace."""
     root = tmp_path_factory.mktemp("dashboard-text")
     artifacts = root / "artifacts"
     env = {**os.environ, "HOME": str(root)}
-    init = [SSVAE, "init", "--input", str(messages[0]), "--label-column", "event_id"]
-    init += ["--embedder-dim", "32", "--id", MODEL_ID, "--artifacts", str(artifacts)]
-    init += ["--cache-dir", str(root / "cache")]
-    created = subprocess.run(init, capture_output=True, text=True, env=env, timeout=300)
-    assert created.returncode == 0, created.stderr
     model = artifacts / "models" / MODEL_ID
     port = _free_port()
     log = root / "server.log"
-    serve = [SSVAE, "dashboard", "--port", str(port), "--model", str(model)]
+    serve = [SSVAE, "dashboard", "--port", str(port), "--input", str(messages[0])]
+    serve += ["--label-column", "event_id", "--embedder-dim", "32"]
+    serve += ["--cache-dir", str(root / "cache")]
     with open(log, "w") as out:
         process = subprocess.Popen(
             [*serve, "--artifacts", str(artifacts)],
@@ -129,12 +128,29 @@ def _pool_serials(model: Path) -> list[int]:
     return [int(s) for s in opened.workspace_service().pool_serials(workspace)]
 
 
+def test_the_start_page_creates_a_text_workspace_with_the_text_preset(
+    server: tuple[str, Path], page: Any
+) -> None:
+    url, model = server
+    page.goto(url)
+    page.locator(".ssvae-no-models").wait_for()
+    page.get_by_label("model id (optional)").fill(MODEL_ID)
+    page.get_by_role("button", name="create model").click()
+    page.wait_for_url(f"**?model={MODEL_ID}", timeout=SLOW)
+    page.wait_for_selector("canvas", timeout=SLOW)
+    spec = (model / "spec.yaml").read_text()
+    assert "likelihood: gaussian" in spec and "encoder_type: dense" in spec
+    metadata = json.loads((model / "metadata.json").read_text())
+    assert metadata["preset"] == "text_mixture_k20"
+    assert (model / "embedder").is_dir()  # the tfidf fitted on the pool, saved with it
+
+
 def test_a_clicked_point_shows_its_message_and_the_class_picker_labels_it(
     server: tuple[str, Path], page: Any, messages: tuple[Path, dict[int, dict[str, str]]]
 ) -> None:
     url, model = server
     rows = messages[1]
-    page.goto(url)
+    page.goto(f"{url}?model={MODEL_ID}")
     page.wait_for_selector("canvas", timeout=SLOW)
     pool = len(_pool_serials(model))
     page.locator(".ssvae-map-caption").get_by_text(str(pool)).wait_for()

@@ -16,9 +16,10 @@ from fakes import FakeModelGenerator, InMemoryDataSource, InMemoryModelRepositor
 from ssvae.application.bootstrap import bootstrap
 from ssvae.application.dashboard_hub import DashboardHub
 from ssvae.application.dashboard_training import FAILED, FINISHED
-from ssvae.application.settings import AppSettings
+from ssvae.application.settings import AppSettings, DataSettings
 from ssvae.domain.errors import SpecError
 from ssvae.domain.labels import ClassVocabulary
+from ssvae.domain.spec import PRESETS, TEXT_PRESET_VALUES
 from ssvae.domain.workspace import WorkspaceError
 
 VOCABULARY = ClassVocabulary.digits(3)
@@ -59,6 +60,21 @@ def test_the_landing_page_lists_what_it_creates(tmp_path: Path) -> None:
     )
     with pytest.raises(WorkspaceError, match="already exists"):
         hub.create("standard", "first")
+
+
+def test_the_start_page_offers_the_default_preset_for_the_servers_data_first(
+    tmp_path: Path,
+) -> None:
+    image = _hub(tmp_path).presets
+    text_settings = AppSettings(
+        data=DataSettings(kind="text", name="loghub", task="system"),
+        artifacts_dir=tmp_path / "artifacts",
+    )
+    text = DashboardHub(text_settings, bootstrap).presets
+    assert image[0] == "mixture_k10" and text[0] == "text_mixture_k20"
+    assert sorted(image) == sorted(text) == sorted(PRESETS)
+    assert set(text[: len(TEXT_PRESET_VALUES)]) == set(TEXT_PRESET_VALUES)
+    assert not set(image[: len(PRESETS) - len(TEXT_PRESET_VALUES)]) & set(TEXT_PRESET_VALUES)
 
 
 @pytest.mark.parametrize("model_id", ["../first", "..", "a/b", "/etc", "", "x" * 65, "a b"])
