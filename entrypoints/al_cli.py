@@ -38,6 +38,7 @@ POLICY_NAMES = (
     "diverse_entropy",
     "cold_start",
     "typiclust",
+    "typiclust_margin",
 )
 SIMULATE_MULTI_VALUE_OPTIONS = ("--policies", "--seeds")
 DEFAULT_ARTIFACTS = Path("artifacts")

@@ -17,7 +17,7 @@ from ssvae.domain.diversity import (
     typiclust,
     typiclust_scored,
 )
-from ssvae.domain.query import AcquisitionRequest, select
+from ssvae.domain.query import TYPICAL_LABELS_PER_CLASS, AcquisitionRequest, select
 
 
 def blobs(
@@ -128,3 +128,24 @@ def test_bad_features_are_refused() -> None:
         typiclust(np.array([[0.0], [np.nan]]), 1)
     with pytest.raises(AcquisitionError, match="clusters"):
         kmeans(np.zeros((3, 2)), -1)
+
+
+def test_typiclust_margin_is_typiclust_until_8_labels_a_class_then_margin() -> None:
+    points, _ = blobs(3, 40, seed=7)
+    serials = np.arange(120)
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(3), size=120)
+
+    def request(labelled: np.ndarray) -> AcquisitionRequest:
+        return AcquisitionRequest(
+            serials=serials, k=4, features=points, probs=probs, labelled_serials=labelled
+        )
+
+    few = np.arange(0, 120, 6)[: TYPICAL_LABELS_PER_CLASS * 3 - 1]  # one short of 8 a class
+    enough = np.arange(0, 120, 4)[: TYPICAL_LABELS_PER_CLASS * 3]
+    early = select("typiclust_margin", request(few))
+    assert early.policy == "typiclust_margin"
+    np.testing.assert_array_equal(early.serials, select("typiclust", request(few)).serials)
+    late = select("typiclust_margin", request(enough))
+    np.testing.assert_array_equal(late.serials, select("margin", request(enough)).serials)
+    np.testing.assert_allclose(late.scores, select("margin", request(enough)).scores)
