@@ -21,7 +21,7 @@ the same request and seed, and the same ones whatever the order of the request's
 | cold_start       | features        | typical per component, then k-center   | resp./distance*  |
 | typiclust        | features        | most typical of the least covered      | typicality       |
 |                  |                 | k-means cluster (Hacohen et al. 2022)  |                  |
-| typiclust_margin | probs, features | typiclust while labels < 8 per class,  | its policy's     |
+| typiclust_margin | probs, features | typiclust while labels < 3 per class,  | its policy's     |
 |                  |                 | then margin                            |                  |
 
 *distance to the nearest centre (labelled or already picked) when picked; +inf for a first
@@ -252,9 +252,10 @@ def _typiclust(pool: _Pool) -> Selection:
 
 
 # TypiClust suits small budgets; once every class has a few labels, the samples near the
-# decision boundary teach more (Hacohen et al. 2022). On MNIST, typiclust leads random from
-# 50 to 80 labels and then stalls at 93-94% (benchmarks/README.md): switch there.
-TYPICAL_LABELS_PER_CLASS = 8
+# decision boundary teach more (Hacohen et al. 2022). On Loghub --task event it carries the
+# curve to 95% within 300 labels (3 a class); on MNIST it stalls at 85-94% after 30 to 50
+# labels (benchmarks/README.md). So: typiclust below 3 labels a class, then margin.
+TYPICAL_LABELS_PER_CLASS = 3
 
 
 def _typiclust_margin(pool: _Pool) -> Selection:

@@ -130,7 +130,7 @@ def test_bad_features_are_refused() -> None:
         kmeans(np.zeros((3, 2)), -1)
 
 
-def test_typiclust_margin_is_typiclust_until_8_labels_a_class_then_margin() -> None:
+def test_typiclust_margin_is_typiclust_until_3_labels_a_class_then_margin() -> None:
     points, _ = blobs(3, 40, seed=7)
     serials = np.arange(120)
     rng = np.random.default_rng(0)
@@ -141,7 +141,7 @@ def test_typiclust_margin_is_typiclust_until_8_labels_a_class_then_margin() -> N
             serials=serials, k=4, features=points, probs=probs, labelled_serials=labelled
         )
 
-    few = np.arange(0, 120, 6)[: TYPICAL_LABELS_PER_CLASS * 3 - 1]  # one short of 8 a class
+    few = np.arange(0, 120, 6)[: TYPICAL_LABELS_PER_CLASS * 3 - 1]  # one short of 3 a class
     enough = np.arange(0, 120, 4)[: TYPICAL_LABELS_PER_CLASS * 3]
     early = select("typiclust_margin", request(few))
     assert early.policy == "typiclust_margin"
