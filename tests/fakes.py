@@ -104,6 +104,22 @@ class InMemoryDataSource:
 # --- Models, generators and report writers for the comparison tests (tests/*/test_compare_*).
 
 
+def three_cluster_source(
+    vocabulary: ClassVocabulary, n: int, n_test: int, seed: int = 0, test: bool = True
+) -> InMemoryDataSource:
+    """Three well separated clusters in 4 dimensions, classes in turn (n pool rows, n_test
+    test rows, or no test split)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    centres = np.eye(3, 4) * 5
+    x = (centres[y] + rng.normal(size=(n, 4))).astype(np.float32)
+    y_test = np.arange(n_test) % 3
+    x_test = (centres[y_test] + rng.normal(size=(n_test, 4))).astype(np.float32)
+    if not test:
+        return InMemoryDataSource(vocabulary, x, y.astype(np.int64))
+    return InMemoryDataSource(vocabulary, x, y.astype(np.int64), x_test, y_test.astype(np.int64))
+
+
 class FakeModel:
     """An SsvaeModel without a network: nearest-centroid predictions, scripted training.
 

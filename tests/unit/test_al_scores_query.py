@@ -17,6 +17,7 @@ from fakes import (
     InMemoryLearningCurveWriter,
     InMemoryModelRepository,
     InMemoryWorkspaceStore,
+    three_cluster_source,
 )
 
 from ssvae.application.dashboard_queue import QueueBoard
@@ -91,13 +92,7 @@ class ScoringRepository(InMemoryModelRepository):
 
 def _source(n: int = 60, seed: int = 0) -> InMemoryDataSource:
     """Three separated clusters in 4 dimensions, classes in turn, with a test split."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 3
-    centres = np.eye(3, 4) * 5
-    x = (centres[y] + rng.normal(size=(n, 4))).astype(np.float32)
-    y_test = np.arange(30) % 3
-    x_test = (centres[y_test] + rng.normal(size=(30, 4))).astype(np.float32)
-    return InMemoryDataSource(VOCAB, x, y.astype(np.int64), x_test, y_test.astype(np.int64))
+    return three_cluster_source(VOCAB, n, 30, seed)
 
 
 def _pool(n: int = 12) -> Samples:

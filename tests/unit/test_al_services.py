@@ -16,6 +16,7 @@ from fakes import (
     InMemoryLearningCurveWriter,
     InMemoryModelRepository,
     InMemoryWorkspaceStore,
+    three_cluster_source,
 )
 
 from ssvae.application.query import QUERY_POLICIES, QueryService, choose, predict_pool
@@ -37,15 +38,7 @@ NOW = dt.datetime(2025, 1, 2, 3, 4, 5)
 
 def _source(n: int = 120, test: bool = True, seed: int = 0) -> InMemoryDataSource:
     """Three well separated clusters in 4 dimensions, classes in turn."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 3
-    centres = np.eye(3, 4) * 5
-    x = (centres[y] + rng.normal(size=(n, 4))).astype(np.float32)
-    y_test = np.arange(60) % 3
-    x_test = (centres[y_test] + rng.normal(size=(60, 4))).astype(np.float32)
-    if not test:
-        return InMemoryDataSource(VOCAB, x, y.astype(np.int64))
-    return InMemoryDataSource(VOCAB, x, y.astype(np.int64), x_test, y_test.astype(np.int64))
+    return three_cluster_source(VOCAB, n, 60, seed, test)
 
 
 def _workspaces(tmp_path: Path, source: InMemoryDataSource | None = None) -> WorkspaceService:
