@@ -8,7 +8,7 @@ Predictions.ood_score, what the spec's `ood_signal` reads (the text presets: "cl
 for every pair. Each pair also reports both signals: "components" (1 - max_c r_c(x)
 max_y tau[c, y], the component-to-label map) and "classifier".
 
-    .venv/bin/python benchmarks/text_ood.py [--pairs 45] [--epochs N] [--quick]
+    .venv/bin/python benchmarks/text_ood.py [--pairs 45] [--held-out A,B ...] [--epochs N] [--quick]
 
 `--with-unlabelled-ood` puts the held-out systems' training messages into the pool too,
 unlabelled (the setting of a labeller who has not met those systems yet). The embedder is
@@ -62,6 +62,17 @@ def pair_labels(
     )
 
 
+def chosen_pair(text: str, names: tuple[str, ...]) -> tuple[int, int]:
+    """The class indices of "A,B"; exits with a one-line message naming the systems otherwise."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 2 or parts[0] == parts[1] or not set(parts) <= set(names):
+        raise SystemExit(
+            f"--held-out {text!r}: give two different systems as A,B from {', '.join(names)}"
+        )
+    first, second = sorted(names.index(part) for part in parts)
+    return first, second
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -71,6 +82,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pairs", type=int, default=45, help="the first N of the 45 pairs")
+    parser.add_argument(
+        "--held-out",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="only this pair of systems held out, e.g. --held-out Linux,OpenSSH (repeatable)",
+    )
     parser.add_argument("--with-unlabelled-ood", action="store_true")
     parser.add_argument("--quick", action="store_true", help="3 pairs, a third of the epochs")
     add_text_options(parser)
@@ -80,6 +98,8 @@ def main() -> None:
     train, test, embed_seconds = load_splits(source)
     assert train.y is not None and test.y is not None
     pairs = list(itertools.combinations(range(len(names)), 2))[: 3 if args.quick else args.pairs]
+    if args.held_out:
+        pairs = [chosen_pair(text, names) for text in args.held_out]
     epochs = max(1, args.epochs // 3) if args.quick else args.epochs
     overrides: dict[str, Any] = {"validation_split": 0.0, **overrides_of(args.set)}
     start_all = time.perf_counter()
