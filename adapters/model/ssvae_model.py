@@ -11,7 +11,7 @@ samples only: every label trains (see `validation_rows`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -209,8 +209,11 @@ class JaxSsvaeModel:
 
     # Prediction.
 
-    def _predict_arrays(self, x: np.ndarray, *, reconstruct: bool) -> dict[str, np.ndarray]:
-        """Batched outputs: only one batch of intermediates lives at a time."""
+    def _batched(
+        self, x: np.ndarray, step: Callable[[jax.Array, jax.Array], Mapping[str, jax.Array]]
+    ) -> dict[str, np.ndarray]:
+        """`step(x_batch, row_indices)` over `x` in padded batches of a size the mesh divides,
+        the outputs of the real rows joined; only one batch of intermediates lives at a time."""
         n = x.shape[0]
         size = min(self.predict_batch_size, 1 << max(n - 1, 0).bit_length())
         size = math.ceil(size / self.mesh.size) * self.mesh.size
@@ -221,15 +224,23 @@ class JaxSsvaeModel:
             if rows < size:
                 pad = np.zeros((size - rows, *chunk.shape[1:]), np.float32)
                 chunk = np.concatenate([chunk, pad])
-            placed = sharding.put_batch(self.mesh, {"x": chunk})["x"]
-            out = jax.device_get(
-                self.kit.predict_step(self.state.params, placed, reconstruct=reconstruct)
-            )
+            indices = np.arange(start, start + size, dtype=np.int32)
+            placed = sharding.put_batch(self.mesh, {"x": chunk, "rows": indices})
+            out = jax.device_get(step(placed["x"], placed["rows"]))
             for name, value in out.items():
                 if name not in results:
                     results[name] = np.empty((n, *value.shape[1:]), np.float32)
                 results[name][start : start + rows] = value[:rows]
         return results
+
+    def _predict_arrays(self, x: np.ndarray, *, reconstruct: bool) -> dict[str, np.ndarray]:
+        """The predict step's outputs for every row of `x`."""
+        return self._batched(
+            x,
+            lambda batch, _: self.kit.predict_step(
+                self.state.params, batch, reconstruct=reconstruct
+            ),
+        )
 
     def predict(self, x: np.ndarray, *, reconstructions: bool = False) -> Predictions:
         """Both classifiers, latent means, certainty, OOD score, responsibilities."""
@@ -240,17 +251,17 @@ class JaxSsvaeModel:
         out = self._predict_arrays(x, reconstruct=reconstructions)
         probs = out["class_probs"]
         resp = out["responsibilities"]
-        certainty = probs.max(axis=1)
         tau_probs = ood = None
-        if self.tau is not None:
+        if self.tau is not None:  # both OOD signals wait for labels, like tau
             tau_probs = tau_class_probs(resp, self.tau)
-            ood = ood_scores(resp, self.tau)
-        if self.tau is not None and self._spec.ood_signal == "classifier":
-            ood = classifier_ood_scores(probs)  # like tau, only once labels inform q(y|x)
+            if self._spec.ood_signal == "classifier":
+                ood = classifier_ood_scores(probs)
+            else:
+                ood = ood_scores(resp, self.tau)
         return Predictions(
             class_probs=probs,
             latent_mean=out["latent_mean"],
-            certainty=certainty,
+            certainty=probs.max(axis=1),
             tau_probs=tau_probs,
             ood_score=ood,
             responsibilities=resp,
@@ -339,37 +350,15 @@ class JaxSsvaeModel:
     def _score_arrays(
         self, x: np.ndarray, names: tuple[str, ...], samples: int, seed: int
     ) -> dict[str, np.ndarray]:
-        """Scores in padded batches of a size the mesh divides; one batch lives at a time."""
-        n = x.shape[0]
-        size = min(self.predict_batch_size, 1 << max(n - 1, 0).bit_length())
-        size = math.ceil(size / self.mesh.size) * self.mesh.size
+        """The score step's outputs for every row of `x`; a row's draws depend on its index."""
         key = sharding.put_replicated(self.mesh, jax.random.key_data(jax.random.key(seed)))
         tau = None if self.tau is None else sharding.put_replicated(self.mesh, self.tau)
-        results = {name: np.empty(n, np.float32) for name in names}
-        for start in range(0, n, size):
-            chunk = np.asarray(x[start : start + size], dtype=np.float32)
-            rows = chunk.shape[0]
-            if rows < size:
-                chunk = np.concatenate(
-                    [chunk, np.zeros((size - rows, *chunk.shape[1:]), np.float32)]
-                )
-            placed = sharding.put_batch(
-                self.mesh, {"x": chunk, "rows": np.arange(start, start + size, dtype=np.int32)}
-            )
-            out = jax.device_get(
-                self.kit.score_step(
-                    self.state.params,
-                    placed["x"],
-                    placed["rows"],
-                    key,
-                    tau,
-                    names=names,
-                    samples=samples,
-                )
-            )
-            for name in names:
-                results[name][start : start + rows] = out[name][:rows]
-        return results
+        return self._batched(
+            x,
+            lambda batch, rows: self.kit.score_step(
+                self.state.params, batch, rows, key, tau, names=names, samples=samples
+            ),
+        )
 
 
 def _score_names(names: Sequence[str]) -> tuple[str, ...]:
