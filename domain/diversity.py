@@ -103,16 +103,21 @@ def _centred(features: FloatArray) -> FloatArray:
     return shifted
 
 
+def _centre_terms(points: FloatArray, centres: FloatArray) -> FloatArray:
+    """|c|^2 - 2 x.c for every point and centre (m, c): |x - c|^2 without the |x|^2 term,
+    which neither the nearest centre nor its order depends on. Built in place."""
+    block = points @ centres.T
+    block *= -2.0
+    block += np.einsum("ij,ij->i", centres, centres)[None, :]
+    return block
+
+
 def _nearest_squared_distances(
     points: FloatArray, point_norms: FloatArray, centres: FloatArray
 ) -> FloatArray:
     """Each point's squared distance to its nearest centre in `centres` (m,), clipped at 0."""
-    # min_c |x - c|^2 = |x|^2 + min_c (|c|^2 - 2 x.c): the (m, c) block is built in place
-    # and |x|^2 is added once per point, which halves the passes over the block.
-    block = points @ centres.T
-    block *= -2.0
-    block += np.einsum("ij,ij->i", centres, centres)[None, :]
-    nearest = block.min(axis=1) + point_norms
+    # |x|^2 is added once per point after the minimum, which halves the passes over the block.
+    nearest = _centre_terms(points, centres).min(axis=1) + point_norms
     # Rounding can leave a duplicate of a centre slightly below 0.
     clipped: FloatArray = np.maximum(nearest, 0.0)
     return clipped
@@ -317,17 +322,14 @@ TYPICLUST_DENSITY_SAMPLE = 4096  # neighbours are searched among at most this ma
 _KMEANS_ITERATIONS = 50
 
 
-def _assign(points: FloatArray, point_norms: FloatArray, centres: FloatArray) -> IndexArray:
+def _assign(points: FloatArray, centres: FloatArray) -> IndexArray:
     """Each point's nearest centre (ties to the lower centre), in blocks of rows."""
     out = np.zeros(points.shape[0], dtype=np.int64)
-    centre_norms = np.einsum("ij,ij->i", centres, centres)
     step = max(1, _DISTANCE_BLOCK_ELEMENTS // max(centres.shape[0], 1))
     for start in range(0, points.shape[0], step):
-        block = points[start : start + step] @ centres.T
-        block *= -2.0
-        block += centre_norms[None, :]
-        block += point_norms[start : start + step, None]
-        out[start : start + step] = np.argmin(block, axis=1)
+        out[start : start + step] = np.argmin(
+            _centre_terms(points[start : start + step], centres), axis=1
+        )
     return out
 
 
@@ -358,14 +360,14 @@ def kmeans(features: npt.ArrayLike, clusters: int, seed: int = 0) -> IndexArray:
         np.minimum(
             nearest, _nearest_squared_distances(values, norms, centres[c : c + 1]), out=nearest
         )
-    assignment = _assign(values, norms, centres)
+    assignment = _assign(values, centres)
     for _ in range(_KMEANS_ITERATIONS):
         sums = np.zeros_like(centres)
         np.add.at(sums, assignment, values)
         sizes = np.bincount(assignment, minlength=count)
         filled = sizes > 0
         centres[filled] = sums[filled] / sizes[filled, None]
-        moved = _assign(values, norms, centres)
+        moved = _assign(values, centres)
         if np.array_equal(moved, assignment):
             break
         assignment = moved
@@ -385,17 +387,13 @@ def typicality(features: FloatArray, members: IndexArray, seed: int) -> FloatArr
         chosen = np.random.default_rng(seed).choice(members.size, TYPICLUST_DENSITY_SAMPLE, False)
         reference = members[np.sort(chosen)]
     points, others = features[members], features[reference]
-    other_norms = np.einsum("ij,ij->i", others, others)
+    point_norms = np.einsum("ij,ij->i", points, points)
     neighbours = min(TYPICLUST_NEIGHBOURS, reference.size - 1)
     out = np.empty(members.size)
     step = max(1, _DISTANCE_BLOCK_ELEMENTS // reference.size)
     for start in range(0, members.size, step):
-        block = points[start : start + step] @ others.T
-        block *= -2.0
-        block += other_norms[None, :]
-        block += np.einsum("ij,ij->i", points[start : start + step], points[start : start + step])[
-            :, None
-        ]
+        block = _centre_terms(points[start : start + step], others)
+        block += point_norms[start : start + step, None]
         np.maximum(block, 0.0, out=block)
         # The nearest neighbours+1 include the member itself (distance 0) when it is in the
         # reference set; dropping the smallest value removes it either way.
