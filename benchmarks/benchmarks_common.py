@@ -1,9 +1,12 @@
-"""Helpers shared by the benchmark scripts: MNIST arrays and the CPU's name."""
+"""Helpers shared by the benchmark scripts: MNIST arrays, the CPU's name, simulation files."""
 
 from __future__ import annotations
 
+import json
 import platform
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,3 +30,25 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor()
+
+
+def policy_figures(summaries: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """Per policy of a simulation's `summarise`: AULC mean, std and spread, labels to the
+    target and final accuracy (policies without a finished curve left out)."""
+    return {
+        s.policy: {
+            "aulc_mean": s.aulc_mean,
+            "aulc_std": s.aulc_std,
+            "aulc_range": s.aulc_range,
+            "labels_to_target": s.labels_to_target,
+            "final_accuracy": s.final_accuracy,
+        }
+        for s in summaries
+        if s.aulc
+    }
+
+
+def write_benchmark(directory: Path, document: dict[str, Any], lines: Sequence[str]) -> None:
+    """benchmark.json (the document) and BENCHMARK.md (the lines) beside a run's REPORT.md."""
+    (directory / "benchmark.json").write_text(json.dumps(document, indent=1) + "\n")
+    (directory / "BENCHMARK.md").write_text("\n".join(lines))

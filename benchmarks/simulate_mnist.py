@@ -21,7 +21,6 @@ hours on a small CPU, minutes on a GPU. A reduced run for a quick look:
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from benchmarks_common import cpu_model
+from benchmarks_common import cpu_model, policy_figures, write_benchmark
 
 from ssvae.application.bootstrap import bootstrap
 from ssvae.application.settings import AppSettings, DataSettings
@@ -157,19 +156,8 @@ def main() -> None:
         "test_size": run.result.test_size,
         "targets": {"accuracy": TARGET_ACCURACY, "labels": TARGET_LABELS},
         "verdict": checked,
-        "policies": {
-            s.policy: {
-                "aulc_mean": s.aulc_mean,
-                "aulc_std": s.aulc_std,
-                "aulc_range": s.aulc_range,
-                "labels_to_target": s.labels_to_target,
-                "final_accuracy": s.final_accuracy,
-            }
-            for s in summaries
-            if s.aulc
-        },
+        "policies": policy_figures(summaries),
     }
-    (run.directory / "benchmark.json").write_text(json.dumps(document, indent=1) + "\n")
     full = args.num_samples == 0 and args.num_test == 0 and len(args.seeds) >= 3
     lines = [
         "# MNIST simulated-oracle benchmark",
@@ -192,7 +180,7 @@ def main() -> None:
         )
     lines += [f"- {line}" for line in conclusions(summaries, TARGET_ACCURACY)]
     lines += ["", "![learning curves](learning_curves.png)", ""]
-    (run.directory / "BENCHMARK.md").write_text("\n".join(lines))
+    write_benchmark(run.directory, document, lines)
     print("\n".join(lines))
     print(f"\nreport: {run.directory / 'REPORT.md'}")
 

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks_common import cpu_model
+from benchmarks_common import cpu_model, policy_figures, write_benchmark
 from simulate_mnist import Progress
 from text_common import MINILM_FOLDER, overrides_of
 
@@ -137,20 +137,10 @@ def main() -> None:
         "seeds": list(args.seeds),
         "targets": {"accuracy": TARGET_ACCURACY, "labels": TARGET_LABELS},
         "verdict": checked,
-        "policies": {
-            s.policy: {
-                "aulc_mean": s.aulc_mean,
-                "aulc_std": s.aulc_std,
-                "labels_to_target": s.labels_to_target,
-                "final_accuracy": s.final_accuracy,
-            }
-            for s in summaries
-            if s.aulc
-        },
+        "policies": policy_figures(summaries),
         "curves": curves,
         "report": str(run.directory / "REPORT.md"),
     }
-    (run.directory / "benchmark.json").write_text(json.dumps(document, indent=1) + "\n")
     lines = [
         "# Loghub --task event simulated-oracle benchmark",
         "",
@@ -164,7 +154,7 @@ def main() -> None:
         "![learning curves](learning_curves.png)",
         "",
     ]
-    (run.directory / "BENCHMARK.md").write_text("\n".join(lines))
+    write_benchmark(run.directory, document, lines)
     print(json.dumps(document, indent=1))
 
 
