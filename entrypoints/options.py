@@ -171,6 +171,14 @@ def data_settings(options: Mapping[str, Any]) -> Any:
     def given(name: str) -> Any:
         return options.get(name)
 
+    # Checked here so that every command, the dashboard's start page included, refuses a
+    # missing file at once instead of when it first reads the data.
+    for name in ("input", "test_input", "vectors"):
+        path = given(name)
+        if path is not None and not Path(path).is_file():
+            flag = "--" + name.replace("_", "-")
+            raise SettingsError(f"{path}: file not found; check the {flag} path")
+
     common: dict[str, Any] = {"download": bool(given("download")), "directory": given("data_dir")}
     if given("cache_dir") is not None:
         common["cache_dir"] = given("cache_dir")

@@ -27,6 +27,8 @@ def test_loghub_options_become_text_settings() -> None:
 
 
 def test_an_input_file_becomes_a_text_dataset_named_after_it(tmp_path: Path) -> None:
+    for name in ("alerts.jsonl", "test.jsonl"):
+        (tmp_path / name).write_text("")
     settings = data_settings(
         _options(
             input=tmp_path / "alerts.jsonl",
@@ -47,6 +49,7 @@ def test_an_input_file_becomes_a_text_dataset_named_after_it(tmp_path: Path) -> 
 
 
 def test_vectors_keep_their_column_names(tmp_path: Path) -> None:
+    (tmp_path / "e.csv").write_text("")
     settings = data_settings(_options(vectors=tmp_path / "e.csv", vector_column="emb"))
     assert (settings.kind, settings.vector_column) == ("vectors", "emb")
 
@@ -67,6 +70,18 @@ def test_vectors_keep_their_column_names(tmp_path: Path) -> None:
 def test_senseless_combinations_fail_in_one_line(given: dict[str, Any], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         data_settings(_options(**given))
+
+
+@pytest.mark.parametrize("option", ["input", "test_input", "vectors"])
+def test_a_missing_file_is_named_with_its_option(tmp_path: Path, option: str) -> None:
+    present = tmp_path / "present.csv"
+    present.write_text("id,text\n")
+    given = {"input": present} if option == "test_input" else {}
+    missing = tmp_path / "missing.csv"
+    flag = "--" + option.replace("_", "-")
+    with pytest.raises(SettingsError, match=f"missing.csv: file not found; check the {flag} path"):
+        data_settings(_options(**given, **{option: missing}))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["present.csv"]  # nothing written
 
 
 def test_settings_validate_text_fields() -> None:
