@@ -247,7 +247,12 @@ class LabelPage:
         )
         self.search.param.watch(lambda event: self.find(str(event.new or "")), "value")
         self.matches = pn.widgets.Select(
-            label="matches (choose one to see it)", options={}, size=8, width=440, visible=False
+            label="matches (choose one to see it)",
+            options={},
+            size=8,
+            width=440,
+            visible=False,
+            css_classes=["ssvae-matches"],
         )
         self.matches.param.watch(lambda event: self._match_chosen(event.new), "value")
         self.mode.param.watch(lambda _: self._recolour(), "value")

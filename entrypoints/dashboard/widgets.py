@@ -16,7 +16,10 @@ from panel.custom import JSComponent
 
 
 class KeyCatcher(JSComponent):
-    """Sends every key pressed on the page (outside text fields) to Python as `pressed`.
+    """Sends every key pressed on the page (outside text fields and dropdowns) to Python as
+    `pressed`. In a list box (a select with size > 1, the search's matches) the arrow, Home,
+    End and page keys stay with the list; the others go to Python, so a chosen match takes a
+    class key, Delete or Ctrl+Z as a clicked point does.
 
     `pressed` is [key, ctrl, counter]: the counter makes a repeated key a new event.
     """
@@ -28,13 +31,20 @@ class KeyCatcher(JSComponent):
     _debounce: ClassVar[int] = 0
 
     _esm = """
+    const NAVIGATION = ['ArrowUp', 'ArrowDown', 'ArrowLeft', 'ArrowRight', 'Home', 'End',
+      'PageUp', 'PageDown'];
     export function render({ model, el }) {
       let counter = 0;
       const handler = (event) => {
         const path = event.composedPath ? event.composedPath() : [event.target];
+        const select = (node) => node && node.tagName === 'SELECT';
+        const listBox = (node) => select(node) && (node.multiple || node.size > 1);
         const typing = path.some((node) => node && (node.tagName === 'INPUT' ||
-          node.tagName === 'TEXTAREA' || node.tagName === 'SELECT' || node.isContentEditable));
+          node.tagName === 'TEXTAREA' || (select(node) && !listBox(node)) ||
+          node.isContentEditable));
         if (typing || ['Shift', 'Control', 'Alt', 'Meta'].includes(event.key)) return;
+        // A list box (the search's matches) keeps its own navigation; every other key labels.
+        if (path.some(listBox) && NAVIGATION.includes(event.key)) return;
         const ctrl = event.ctrlKey || event.metaKey;
         if (ctrl && event.key.toLowerCase() !== 'z') return;  // leave the browser's shortcuts
         counter += 1;

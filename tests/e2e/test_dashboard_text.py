@@ -205,6 +205,52 @@ def test_a_search_selects_every_matching_message_for_one_group_label(
     _wait_until(lambda: _labels(model) == before, 30, "the whole group undone")
 
 
+def test_keys_pressed_in_the_match_list_label_the_chosen_match(
+    server: tuple[str, Path], page: Any
+) -> None:
+    _, model = server
+    before = _labels(model)
+    search = page.get_by_label("search messages")
+    search.fill("")
+    search.fill(SEARCHED)
+    search.press("Enter")
+    page.get_by_label("class for the group").select_option(SEARCHED_CLASS)
+    page.get_by_role("button", name="label group…").click()
+    page.get_by_role("button", name="confirm").click()
+    grouped = _wait_until(
+        lambda: (found := _labels(model)) != before and found, 30, "the group's labels"
+    )
+    matches = page.locator(".ssvae-matches select")
+    matches.select_option(index=1)
+    detail = page.locator(".ssvae-detail")
+    group = {s for s, c in grouped.items() if before.get(s) != c}
+    serial = int(
+        _wait_until(
+            lambda: (shown := int(detail.get_attribute("data-serial"))) in group and str(shown),
+            10,
+            "the chosen match's detail",
+        )
+    )
+    matches.focus()
+    page.keyboard.press("ArrowDown")  # stays with the list: the next match is shown
+    shown = int(
+        _wait_until(
+            lambda: (now := int(detail.get_attribute("data-serial"))) != serial and str(now),
+            10,
+            "the next match",
+        )
+    )
+    assert shown in group
+    assert _labels(model) == grouped
+    page.keyboard.press("Delete")  # focus still in the list: the shown match loses its label
+    _wait_until(lambda: shown not in _labels(model), 30, "the chosen match unlabelled")
+    assert _labels(model) == {s: c for s, c in grouped.items() if s != shown}
+    page.keyboard.press("Control+z")
+    _wait_until(lambda: _labels(model) == grouped, 30, "the removal undone")
+    page.keyboard.press("Control+z")
+    _wait_until(lambda: _labels(model) == before, 30, "the group undone")
+
+
 def test_the_queue_shows_messages_and_its_picker_labels_the_framed_one(
     server: tuple[str, Path], page: Any, messages: tuple[Path, dict[int, dict[str, str]]]
 ) -> None:
