@@ -115,7 +115,7 @@ def main() -> None:
     args = parser.parse_args()
 
     rounds = (args.max_labels - args.initial_labels) // args.k
-    # The presets carry the semi-supervised configuration (top-3 enumeration, alpha 0.1 N,
+    # The presets carry the semi-supervised configuration (top-3 enumeration, alpha 1.0 N,
     # consistency under 2-pixel shifts); --set changes any field over it.
     overrides: dict[str, Any] = {}
     for item in args.set:
