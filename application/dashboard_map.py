@@ -265,7 +265,10 @@ def rows_in_polygon(pool_map: PoolMap, xs: npt.ArrayLike, ys: npt.ArrayLike) -> 
         if y1 == y2:
             continue  # a horizontal edge crosses no horizontal ray
         crosses = (y1 > py) != (y2 > py)
-        at_x = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
+        # The fraction first: in [0, 1] where the edge crosses, so huge coordinates cannot
+        # overflow there; elsewhere it may overflow, and `crosses` masks it out.
+        with np.errstate(over="ignore", invalid="ignore"):
+            at_x = x1 + (py - y1) / (y2 - y1) * (x2 - x1)
         inside ^= crosses & (px < at_x)
     return np.flatnonzero(inside).astype(np.int64)
 
