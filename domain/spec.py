@@ -336,7 +336,7 @@ SEMI_SUPERVISED_BASE: Mapping[str, Any] = {
     # weaker pull let some seeds settle on a wrong assignment of a few digits. At 5 MNIST
     # labels a class one model's accuracy spread 13.9 points over 4 seeds (mean 82.6%), at 1.0
     # 2.1 points (mean 92.4%); `ssvae compare`'s default run went from 80.8% / 82.7% to
-    # 89.1% / 87.5% (benchmarks/README.md, benchmarks/mnist_seed_spread.py).
+    # 89.0% / 87.5% (benchmarks/README.md, benchmarks/mnist_seed_spread.py).
     "classification_weight": 1.0,
     "consistency_weight": 30.0,
     "augment_shift": 2,
