@@ -38,6 +38,7 @@ from ssvae.application.query import (
     predict_pool,
     tau_of,
 )
+from ssvae.domain.acquisition import check_prior_serves
 from ssvae.domain.comparison import select_labelled, select_subset
 from ssvae.domain.data import DatasetInfo, Samples
 from ssvae.domain.errors import DataError, SsvaeError
@@ -208,6 +209,8 @@ class SimulateService:
         progress.stage("loading data")
         data = self.load_data(settings)
         base_spec = self.spec(settings, data.info, settings.seeds[0])
+        for policy in settings.policies:  # before any training: bald under the standard prior
+            check_prior_serves(policy, base_spec.prior)
         directory = self.writer.create_run_directory(Path(settings.out))
         runs: list[RunResult] = []
         # Text data: the messages per class and component of the best finished run's model.

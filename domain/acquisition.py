@@ -38,6 +38,18 @@ class AcquisitionError(SsvaeError, ValueError):
     """Invalid input to an acquisition policy, or an unknown policy name."""
 
 
+def check_prior_serves(policy: str, prior: str) -> None:
+    """AcquisitionError if a model with `prior` cannot serve `policy`: BALD reads p(y|z)
+    through the component-to-label map, which the standard prior's one component makes the
+    same for every z (BALD would be 0 everywhere)."""
+    if policy == "bald" and prior == "standard":
+        raise AcquisitionError(
+            "bald needs a prior with several components (mixture or vamp): under the "
+            "standard prior p(y|z) is the same for every z and BALD is 0; use a mixture or "
+            "vamp preset (e.g. mixture_k10) or another policy"
+        )
+
+
 def validate_probabilities(probs: npt.ArrayLike) -> FloatArray:
     """`probs` as float64 rows renormalised to sum to 1; AcquisitionError if not probabilities."""
     array = np.asarray(probs)

@@ -26,7 +26,7 @@ from ssvae.adapters.model.checkpoint import (
 )
 from ssvae.adapters.model.modules import build_network
 from ssvae.adapters.model.trainer import StepKit, Trainer, TrainingData, TrainState, init_state
-from ssvae.domain.acquisition import AcquisitionError
+from ssvae.domain.acquisition import AcquisitionError, check_prior_serves
 from ssvae.domain.data import Samples
 from ssvae.domain.errors import DataError, LabelError, SsvaeError
 from ssvae.domain.labels import LabelSet
@@ -335,12 +335,7 @@ class JaxSsvaeModel:
 
     def _check_bald(self) -> None:
         """BALD reads p(y|z) through tau: it needs labels and more than one component."""
-        if self._spec.prior == "standard":
-            raise AcquisitionError(
-                "bald needs a prior with several components (mixture or vamp): under the "
-                "standard prior p(y|z) is the same for every z and BALD is 0; use a mixture or "
-                "vamp preset (e.g. mixture_k10) or another policy"
-            )
+        check_prior_serves("bald", self._spec.prior)
         if self.tau is None:
             raise AcquisitionError(
                 "bald needs the component-to-label map, which the model gets from training "

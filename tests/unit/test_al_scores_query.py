@@ -35,7 +35,7 @@ from ssvae.application.settings import DataSettings
 from ssvae.application.simulate import SimulateService
 from ssvae.application.training import TrainService
 from ssvae.application.workspace import WorkspaceService
-from ssvae.domain.acquisition import AcquisitionError
+from ssvae.domain.acquisition import AcquisitionError, check_prior_serves
 from ssvae.domain.comparison import select_labelled
 from ssvae.domain.data import Samples
 from ssvae.domain.labels import ClassVocabulary, LabelChange
@@ -251,3 +251,29 @@ def test_simulate_queries_by_the_scores_of_each_rounds_model(tmp_path: Path, ret
         assert [len(m.score_calls) for m in scorers] == [2, 2, 0]
     else:
         assert [len(m.score_calls) for m in scorers] == [1, 1, 0, 1, 0, 1, 0]
+
+
+def test_simulate_refuses_bald_under_the_standard_prior_before_any_training(
+    tmp_path: Path,
+) -> None:
+    repository = ScoringRepository()
+    writer = InMemoryLearningCurveWriter()
+    service = SimulateService(_source(), repository, writer, now=lambda: NOW)
+    settings = _settings(tmp_path, policies=("margin", "bald"), preset="standard")
+    with pytest.raises(AcquisitionError, match=r"^bald needs a prior with several components"):
+        service.run(settings)
+    assert repository.created == [] and repository.checkpoints == {}
+    assert writer.runs == 0 and writer.results == []
+    # The same settings with a mixture prior run both policies.
+    result = service.run(_settings(tmp_path, policies=("margin", "bald"))).result
+    assert [(r.policy, r.status) for r in result.runs] == [("margin", FINISHED), ("bald", FINISHED)]
+
+
+@pytest.mark.parametrize("prior", ["standard", "mixture", "vamp"])
+@pytest.mark.parametrize("policy", ["bald", "margin", "elbo", "typiclust"])
+def test_only_bald_under_the_standard_prior_is_refused(policy: str, prior: str) -> None:
+    if policy == "bald" and prior == "standard":
+        with pytest.raises(AcquisitionError, match="mixture or vamp"):
+            check_prior_serves(policy, prior)
+    else:
+        assert check_prior_serves(policy, prior) is None
