@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts: MNIST arrays, the CPU's name, simulation files."""
+"""Helpers shared by the benchmark scripts: MNIST arrays and labels, --set overrides, the
+CPU's name, simulation files."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from ssvae.adapters.data.idx import read_idx
+from ssvae.domain.labels import ClassVocabulary, LabelSet
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "mnist"
 
@@ -20,6 +23,26 @@ def load_mnist(split: str) -> tuple[np.ndarray, np.ndarray]:
     images = read_idx(DATA / f"{split}-images-idx3-ubyte.gz").astype(np.float32) / 255.0
     labels = read_idx(DATA / f"{split}-labels-idx1-ubyte.gz").astype(np.int64)
     return images[..., None], labels
+
+
+def choose_labels(y: np.ndarray, per_class: int, seed: int) -> LabelSet:
+    """`per_class` samples of every digit, chosen by `seed`, labelled with their true class
+    (serials are row indices)."""
+    rng = np.random.default_rng(seed)
+    picks = [rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in range(10)]
+    return LabelSet.from_pairs(
+        ClassVocabulary.digits(10), [(int(s), str(y[s])) for s in np.concatenate(picks)]
+    )
+
+
+def overrides_of(items: Iterable[str]) -> dict[str, Any]:
+    """--set name=value pairs as spec overrides (YAML scalars: 3e-3, true, [256, 256])."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        value_of = yaml.safe_load(value)
+        out[name] = tuple(value_of) if isinstance(value_of, list) else value_of
+    return out
 
 
 def cpu_model() -> str:

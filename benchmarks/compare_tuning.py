@@ -16,8 +16,7 @@ import sys
 import time
 
 import numpy as np
-import yaml
-from benchmarks_common import load_mnist
+from benchmarks_common import load_mnist, overrides_of
 
 from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
 from ssvae.domain.comparison import select_labelled, select_subset
@@ -28,10 +27,7 @@ from ssvae.domain.spec import preset
 
 def main() -> None:
     name = sys.argv[1]
-    overrides = {}
-    for item in sys.argv[2:]:
-        key, value = item.split("=", 1)
-        overrides[key] = yaml.safe_load(value)
+    overrides = overrides_of(sys.argv[2:])
     pool_size = int(overrides.pop("n", 5000))
     labelled = int(overrides.pop("nl", 50))
     x, y = load_mnist("train")

@@ -18,20 +18,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
-from benchmarks_common import cpu_model, load_mnist
+from benchmarks_common import choose_labels, cpu_model, load_mnist, overrides_of
 
 from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
 from ssvae.domain.data import Samples
-from ssvae.domain.labels import ClassVocabulary, LabelSet
 from ssvae.domain.spec import SEMI_SUPERVISED_OVERRIDES, preset
-
-
-def choose_labels(y: np.ndarray, per_class: int, seed: int) -> LabelSet:
-    rng = np.random.default_rng(seed)
-    vocab = ClassVocabulary.digits(10)
-    picks = [rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in range(10)]
-    return LabelSet.from_pairs(vocab, [(int(s), str(y[s])) for s in np.concatenate(picks)])
 
 
 def main() -> None:
@@ -50,9 +41,7 @@ def main() -> None:
     overrides: dict[str, object] = {"validation_split": 0.0}  # all 100 labels train
     if args.semi_supervised:
         overrides.update(SEMI_SUPERVISED_OVERRIDES)
-    for item in args.set:
-        name, value = item.split("=", 1)
-        overrides[name] = yaml.safe_load(value)
+    overrides.update(overrides_of(args.set))
     x, y = load_mnist("train")
     x_test, y_test = load_mnist("t10k")
     pool = Samples(serials=np.arange(len(x), dtype=np.int64), x=x, y=y)

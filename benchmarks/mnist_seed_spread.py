@@ -17,15 +17,12 @@ import argparse
 import json
 import os
 import time
-from typing import Any
 
 import numpy as np
-import yaml
-from benchmarks_common import cpu_model, load_mnist
+from benchmarks_common import choose_labels, cpu_model, load_mnist, overrides_of
 
 from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
 from ssvae.domain.data import Samples
-from ssvae.domain.labels import ClassVocabulary, LabelSet
 from ssvae.domain.spec import preset
 
 
@@ -42,21 +39,14 @@ def main() -> None:
     parser.add_argument("--label-seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args()
-    overrides: dict[str, Any] = {}
-    for item in args.set:
-        name, _, value = item.partition("=")
-        overrides[name] = yaml.safe_load(value)
+    overrides = overrides_of(args.set)
 
     x, y = load_mnist("train")
     x_test, y_test = load_mnist("t10k")
     rows = np.random.default_rng(args.pool_seed).permutation(len(x))[: args.num_samples]
     x, y = x[rows], y[rows]
     pool = Samples(serials=np.arange(len(x), dtype=np.int64), x=x, y=y)
-    pick = np.random.default_rng(args.label_seed)
-    chosen = np.concatenate(
-        [pick.choice(np.flatnonzero(y == c), args.per_class, replace=False) for c in range(10)]
-    )
-    labels = LabelSet.from_pairs(ClassVocabulary.digits(10), [(int(s), str(y[s])) for s in chosen])
+    labels = choose_labels(y, args.per_class, args.label_seed)
 
     accuracies = []
     for seed in args.seeds:

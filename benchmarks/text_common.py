@@ -1,4 +1,4 @@
-"""Helpers shared by the text benchmarks: Loghub vectors, labels per class, overrides."""
+"""Helpers shared by the text benchmarks: Loghub vectors and labels per class."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from ssvae.adapters.data.text import TextDataSource, loghub_source
 from ssvae.domain.data import Samples
@@ -31,16 +30,6 @@ def add_text_options(parser: Any) -> None:
         help="embedding cache (default ~/.cache/ssvae; an empty folder times the embedding)",
     )
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
-
-
-def overrides_of(items: list[str]) -> dict[str, Any]:
-    """--set name=value pairs as spec overrides (YAML scalars: 3e-3, true, [256, 256])."""
-    out: dict[str, Any] = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        value_of = yaml.safe_load(value)
-        out[name] = tuple(value_of) if isinstance(value_of, list) else value_of
-    return out
 
 
 def open_loghub(task: str, args: Any) -> TextDataSource:

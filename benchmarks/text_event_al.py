@@ -24,9 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks_common import cpu_model, policy_figures, write_benchmark
+from benchmarks_common import cpu_model, overrides_of, policy_figures, write_benchmark
 from simulate_mnist import Progress
-from text_common import MINILM_FOLDER, overrides_of
+from text_common import MINILM_FOLDER
 
 from ssvae.application.bootstrap import bootstrap
 from ssvae.application.settings import AppSettings, DataSettings

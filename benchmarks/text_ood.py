@@ -27,9 +27,9 @@ import time
 from typing import Any
 
 import numpy as np
-from benchmarks_common import cpu_model
+from benchmarks_common import cpu_model, overrides_of
 from sklearn.metrics import roc_auc_score
-from text_common import add_text_options, load_splits, open_loghub, overrides_of
+from text_common import add_text_options, load_splits, open_loghub
 
 from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
 from ssvae.domain.data import Samples

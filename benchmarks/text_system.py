@@ -21,8 +21,8 @@ import time
 from typing import Any
 
 import numpy as np
-from benchmarks_common import cpu_model
-from text_common import add_text_options, labels_per_class, load_splits, open_loghub, overrides_of
+from benchmarks_common import cpu_model, overrides_of
+from text_common import add_text_options, labels_per_class, load_splits, open_loghub
 
 from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
 from ssvae.domain.spec import preset
