@@ -205,12 +205,12 @@ class SimulateService:
         progress = progress if progress is not None else NoProgress()
         for policy in settings.policies:
             check_policy(policy)
+        if "bald" in settings.policies:  # refused before loading data: the prior needs none
+            check_prior_serves("bald", preset(settings.preset, **dict(settings.overrides)).prior)
         started, start = self.now(), self.clock()
         progress.stage("loading data")
         data = self.load_data(settings)
         base_spec = self.spec(settings, data.info, settings.seeds[0])
-        for policy in settings.policies:  # before any training: bald under the standard prior
-            check_prior_serves(policy, base_spec.prior)
         directory = self.writer.create_run_directory(Path(settings.out))
         runs: list[RunResult] = []
         # Text data: the messages per class and component of the best finished run's model.
