@@ -84,6 +84,7 @@ def predict_all(
     return Predictions(
         class_probs=joined("class_probs"),
         latent_mean=joined("latent_mean"),
+        encoding=joined("encoding"),
         certainty=joined("certainty"),
         tau_probs=joined("tau_probs"),
         ood_score=joined("ood_score"),

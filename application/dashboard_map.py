@@ -78,6 +78,7 @@ class PoolMap:
     true_classes: IntArray | None  # class index or -1 where the data has no truth
     vocabulary: ClassVocabulary
     num_components: int = 1
+    encodings: npt.NDArray[np.float32] | None = None  # (n, e) Predictions.encoding (typiclust)
 
     def __len__(self) -> int:
         return int(self.serials.shape[0])
@@ -162,6 +163,9 @@ def build_pool_map(
         true_classes=truth,
         vocabulary=vocabulary,
         num_components=num_components,
+        encodings=None
+        if predictions.encoding is None
+        else np.asarray(predictions.encoding, np.float32)[order],
     )
 
 

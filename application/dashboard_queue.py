@@ -31,6 +31,7 @@ def pool_outputs(pool_map: PoolMap) -> PoolOutputs:
         serials=pool_map.serials,
         probs=np.asarray(pool_map.class_probs, np.float32),
         features=np.asarray(pool_map.latent, np.float32),
+        encodings=pool_map.encodings,
         ood=None if pool_map.ood is None else np.asarray(pool_map.ood, np.float32),
         responsibilities=None
         if responsibilities is None

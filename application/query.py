@@ -49,7 +49,7 @@ PREDICT_CHUNK = 8192  # pool rows per predict call: the outputs of one chunk liv
 
 # The request fields the model's predictions provide; BALD and the per-sample ELBO are
 # computed on demand by the model's ModelScorer port (a pass over the pool with z draws).
-PREDICTED_INPUTS = ("probs", "features", "ood", "responsibilities")
+PREDICTED_INPUTS = ("probs", "features", "encodings", "ood", "responsibilities")
 COMPUTED_INPUTS = (*PREDICTED_INPUTS, *MODEL_SCORES)
 QUERY_POLICIES: tuple[str, ...] = tuple(
     name for name in SELECTION_POLICIES if set(required_inputs(name)) <= set(COMPUTED_INPUTS)
@@ -70,6 +70,7 @@ class PoolOutputs:
     features: FloatArray
     ood: FloatArray | None
     responsibilities: FloatArray | None
+    encodings: FloatArray | None = None  # (n, e) see Predictions.encoding
     bald: FloatArray | None = None  # only when a policy needed it (see pool_scores)
     negative_elbo: FloatArray | None = None
 
@@ -108,6 +109,7 @@ def predict_pool(model: ModelPredictor, pool: Samples, chunk: int = PREDICT_CHUN
         features=features,
         ood=stacked("ood_score"),
         responsibilities=stacked("responsibilities"),
+        encodings=stacked("encoding"),
     )
 
 
@@ -202,6 +204,7 @@ def choose(
         labelled_serials=labelled,
         probs=outputs.probs,
         features=outputs.features,
+        encodings=outputs.encodings,
         ood=outputs.ood,
         bald=outputs.bald,
         negative_elbo=outputs.negative_elbo,

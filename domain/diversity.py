@@ -319,7 +319,24 @@ TYPICLUST_MAX_CLUSTERS = 500  # the paper's cap: beyond it clusters get too smal
 TYPICLUST_NEIGHBOURS = 20  # k of the k-nearest-neighbour density (the paper's value)
 TYPICLUST_MIN_CLUSTER = 5  # clusters smaller than this are picked from only when no other is
 TYPICLUST_DENSITY_SAMPLE = 4096  # neighbours are searched among at most this many members
+# Wider features are projected to this many dimensions first: an SSVAE's encodings have
+# classes x latent dims (3,168 for 99 Loghub templates), and k-means' cost grows with them.
+TYPICLUST_MAX_DIMS = 256
 _KMEANS_ITERATIONS = 50
+
+
+def project_down(features: npt.ArrayLike, dims: int, seed: int = 0) -> FloatArray:
+    """`features` (n, d) as they are when d <= dims, else times a seeded Gaussian matrix
+    (d, dims) / sqrt(dims): a Johnson-Lindenstrauss projection, which keeps every pairwise
+    distance to within a few tens of per cent at 256 dimensions (relative error about
+    sqrt(2 / dims) for one pair) whatever n and d."""
+    values = validate_features(features)
+    if values.shape[1] <= dims:
+        return values
+    rng = np.random.default_rng(_check_seed(seed))
+    matrix = rng.standard_normal((values.shape[1], dims)) / np.sqrt(dims)
+    projected: FloatArray = values @ matrix
+    return projected
 
 
 def _assign(points: FloatArray, centres: FloatArray) -> IndexArray:
@@ -409,6 +426,7 @@ def typiclust_scored(
 ) -> tuple[IndexArray, FloatArray]:
     """TypiClust: k unlabelled rows, each the most typical of the least covered cluster.
 
+    Features wider than `TYPICLUST_MAX_DIMS` are projected down first (`project_down`).
     Clusters the rows by k-means into min(labelled + k, `TYPICLUST_MAX_CLUSTERS`, rows)
     clusters, then k times: takes the cluster with the fewest labelled or picked rows (ties to
     the larger cluster, then the lower cluster number; clusters under `TYPICLUST_MIN_CLUSTER`
@@ -416,10 +434,10 @@ def typiclust_scored(
     typicality (ties to the lower row). Returns the rows in the order picked and their
     typicality.
     """
-    values = _centred(validate_features(features))
+    seed = _check_seed(seed)
+    values = _centred(project_down(features, TYPICLUST_MAX_DIMS, seed))
     rows = values.shape[0]
     count = _check_count(k, "k")
-    seed = _check_seed(seed)
     mask = labelled_mask(labelled, rows)
     picks = min(count, int((~mask).sum()))
     if picks == 0:

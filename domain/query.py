@@ -19,14 +19,15 @@ the same request and seed, and the same ones whatever the order of the request's
 | diverse_margin   | probs, features | k-center among the 10k most uncertain  | margin score     |
 | diverse_entropy  | probs, features | k-center among the 10k most uncertain  | entropy score    |
 | cold_start       | features        | typical per component, then k-center   | resp./distance*  |
-| typiclust        | features        | most typical of the least covered      | typicality       |
+| typiclust        | encodings       | most typical of the least covered      | typicality       |
 |                  |                 | k-means cluster (Hacohen et al. 2022)  |                  |
-| typiclust_margin | probs, features | typiclust while labels < 3 per class,  | its policy's     |
-|                  |                 | then margin                            |                  |
+| typiclust_margin | probs,          | typiclust while labels < 3 per class,  | its policy's     |
+|                  | encodings       | then margin                            |                  |
 
 *distance to the nearest centre (labelled or already picked) when picked; +inf for a first
 pick with no centre at all. cold_start uses `responsibilities` when given (typical picks
-score their responsibility).
+score their responsibility). `features` are the latent means the dashboard's map shows;
+`encodings` all the encoder says of a sample (see `AcquisitionRequest`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ _INPUT_NAMES: Mapping[str, str] = MappingProxyType(
     {
         "probs": "class probabilities",
         "features": "latent features",
+        "encodings": "sample encodings",
         "ood": "OOD scores",
         "bald": "BALD scores",
         "negative_elbo": "per-sample negative ELBO",
@@ -99,7 +101,9 @@ class AcquisitionRequest:
     """The pool (serials, row-aligned model outputs), the labelled serials, k and the seed.
 
     Optional arrays are None when not computed: `probs` (n, C) class probabilities,
-    `features` (n, d) latent means, `ood` (n,) OOD scores, `bald` (n,) mutual information,
+    `features` (n, d) latent means, `encodings` (n, e) a fuller description of each sample
+    (the SSVAE's means of q(z|x,y) for every class y: its latent means are a style that
+    leaves the class out), `ood` (n,) OOD scores, `bald` (n,) mutual information,
     `negative_elbo` (n,) per-sample -ELBO (higher = worse explained = more novel),
     `responsibilities` (n, K) mixture responsibilities. Labelled serials outside the pool
     are ignored.
@@ -113,6 +117,7 @@ class AcquisitionRequest:
     )
     probs: npt.NDArray[Any] | None = attrs.field(default=None, converter=_optional_array)
     features: npt.NDArray[Any] | None = attrs.field(default=None, converter=_optional_array)
+    encodings: npt.NDArray[Any] | None = attrs.field(default=None, converter=_optional_array)
     ood: npt.NDArray[Any] | None = attrs.field(default=None, converter=_optional_array)
     bald: npt.NDArray[Any] | None = attrs.field(default=None, converter=_optional_array)
     negative_elbo: npt.NDArray[Any] | None = attrs.field(default=None, converter=_optional_array)
@@ -246,8 +251,8 @@ def _cold_start(pool: _Pool) -> Selection:
 
 
 def _typiclust(pool: _Pool) -> Selection:
-    features = validate_features(pool.field("typiclust", "features"))
-    rows, typicality = typiclust_scored(features, pool.request.k, pool.labelled, pool.request.seed)
+    encodings = validate_features(pool.field("typiclust", "encodings"))
+    rows, typicality = typiclust_scored(encodings, pool.request.k, pool.labelled, pool.request.seed)
     return _indices(pool, "typiclust", rows, typicality)
 
 
@@ -280,8 +285,8 @@ _POLICIES: Mapping[str, tuple[tuple[str, ...], Callable[[_Pool], Selection]]] = 
         "diverse_margin": (("probs", "features"), _diverse("margin")),
         "diverse_entropy": (("probs", "features"), _diverse("entropy")),
         "cold_start": (("features",), _cold_start),
-        "typiclust": (("features",), _typiclust),
-        "typiclust_margin": (("probs", "features"), _typiclust_margin),
+        "typiclust": (("encodings",), _typiclust),
+        "typiclust_margin": (("probs", "encodings"), _typiclust_margin),
     }
 )
 

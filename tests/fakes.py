@@ -220,6 +220,7 @@ class FakeModel:
         return Predictions(
             class_probs=probs.astype(np.float32),
             latent_mean=flat[:, : self._spec.latent_dim].astype(np.float32),
+            encoding=flat[:, : 2 * self._spec.latent_dim].astype(np.float32),
             certainty=probs.max(axis=1).astype(np.float32),
             tau_probs=probs.astype(np.float32) if k > 1 else None,
             responsibilities=resp,

@@ -261,6 +261,7 @@ class JaxSsvaeModel:
         return Predictions(
             class_probs=probs,
             latent_mean=out["latent_mean"],
+            encoding=out["encoding"],
             certainty=probs.max(axis=1),
             tau_probs=tau_probs,
             ood_score=ood,

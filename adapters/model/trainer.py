@@ -178,6 +178,7 @@ class StepKit:
         out = {
             "class_probs": probs,
             "latent_mean": jnp.einsum("bc,bcd->bd", probs, means),
+            "encoding": means.reshape(means.shape[0], -1),
             "responsibilities": jnp.einsum("bc,bck->bk", probs, resp),
         }
         if reconstruct or spec.likelihood == "heteroscedastic":

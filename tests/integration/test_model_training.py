@@ -218,6 +218,26 @@ def test_predictions_are_batched_consistently_and_well_formed() -> None:
     assert np.all((small.noise_sigma >= low) & (small.noise_sigma <= high))
 
 
+def test_the_encoding_holds_the_mean_of_q_z_given_x_and_each_class() -> None:
+    pool = tiny_pool()
+    model = JaxSsvaeModel(tiny_spec())
+    model.fit(pool, labels_for(pool, 9), epochs=1)
+    x = pool.x[:7]
+    predictions = model.predict(x)
+    assert predictions.encoding is not None and predictions.encoding.shape == (7, 3 * 2)
+    blocks = predictions.encoding.reshape(7, 3, 2)
+    net = model.kit.network(model.state.params)
+    embedded = net.encoder.embed(jax.numpy.asarray(x))
+    for c in range(3):  # block c is the encoder's mean for class c, computed one class at a time
+        one_hot = jax.numpy.broadcast_to(jax.numpy.eye(3)[c], (7, 3))
+        mean, _ = net.encoder.head(embedded, one_hot)
+        np.testing.assert_allclose(blocks[:, c], np.asarray(mean), rtol=1e-5, atol=1e-6)
+    # latent_mean is the q(y|x)-weighted mean of the blocks.
+    weighted = np.einsum("nc,ncd->nd", predictions.class_probs, blocks)
+    np.testing.assert_allclose(predictions.latent_mean, weighted, rtol=1e-5, atol=1e-6)
+    assert np.ptp(blocks, axis=1).max() > 1e-4  # the class moves the mean: blocks differ
+
+
 def test_the_classifier_ood_signal_reads_q_y_once_labels_are_trained() -> None:
     pool = tiny_pool()
     model = JaxSsvaeModel(tiny_spec(prior="mixture", num_components=3, ood_signal="classifier"))

@@ -14,7 +14,7 @@ from ssvae.application.dashboard_map import DashboardError, build_pool_map
 from ssvae.application.dashboard_queue import QueueBoard
 from ssvae.application.settings import AppSettings, LabelSettings
 from ssvae.domain.acquisition import margin
-from ssvae.domain.errors import LabelError
+from ssvae.domain.errors import LabelError, SsvaeError
 from ssvae.domain.labels import ClassVocabulary
 from ssvae.domain.model import Predictions
 
@@ -24,7 +24,9 @@ N = 20
 
 
 def _board(
-    tmp_path: Path, vocabulary: ClassVocabulary = DIGITS
+    tmp_path: Path,
+    vocabulary: ClassVocabulary = DIGITS,
+    encoding: np.ndarray | None = None,
 ) -> tuple[LabelBoard, InMemoryLabelStore]:
     rng = np.random.default_rng(0)
     x = rng.random((N, 2, 2)).astype(np.float32)
@@ -34,7 +36,7 @@ def _board(
     # The latent is the position along a line: the nearest neighbours are known.
     latent = np.column_stack([np.arange(N), np.zeros(N)]).astype(np.float32)
     probs = rng.dirichlet(np.ones(3), N).astype(np.float32)
-    predictions = Predictions(probs, latent, probs.max(axis=1))
+    predictions = Predictions(probs, latent, probs.max(axis=1), encoding=encoding)
     pool_map = build_pool_map(np.arange(N), predictions, vocabulary, np.arange(N) % 3)
     with app.data_source.override(source), app.label_store.override(store):
         service = app.label_service()
@@ -160,3 +162,17 @@ def test_the_queue_proposes_unlabelled_samples_and_the_keys_label_them_in_turn(
     assert queue.highlighted == items[-1].row.serial  # the strip's end holds
     with pytest.raises(DashboardError, match="k = 0"):
         queue.refresh("margin", 0)
+
+
+def test_the_queue_clusters_the_maps_encodings_for_typiclust(tmp_path: Path) -> None:
+    # Two tight groups in the encoding, rows 0-9 and 10-19, whatever the latent line says:
+    # typiclust's first two picks come one from each group.
+    encoding = np.zeros((N, 4), np.float32)
+    encoding[N // 2 :, 0] = 10.0
+    encoding += np.random.default_rng(1).normal(0.0, 0.1, encoding.shape).astype(np.float32)
+    board, _ = _board(tmp_path, encoding=encoding)
+    picks = [item.row.serial for item in QueueBoard(board).refresh("typiclust", 2)]
+    assert sorted(serial >= N // 2 for serial in picks) == [False, True]
+    bare, _ = _board(tmp_path)  # predictions without an encoding: a clear refusal
+    with pytest.raises(SsvaeError, match="needs sample encodings"):
+        QueueBoard(bare).refresh("typiclust", 2)

@@ -37,6 +37,7 @@ def full_request(
         "labelled_serials": serials[rng.random(n) < labelled_fraction],
         "probs": probs.round(2) / probs.round(2).sum(axis=1, keepdims=True),  # ties
         "features": rng.normal(size=(n, 3)).astype(np.float32),
+        "encodings": rng.normal(size=(n, 6)).astype(np.float32),
         "ood": rng.random(n).round(1),
         "bald": rng.random(n),
         "negative_elbo": rng.normal(100.0, 10.0, n),
@@ -56,6 +57,7 @@ def permuted(request: AcquisitionRequest, seed: int) -> AcquisitionRequest:
         labelled_serials=request.labelled_serials,
         probs=request.probs[order] if request.probs is not None else None,
         features=request.features[order] if request.features is not None else None,
+        encodings=request.encodings[order] if request.encodings is not None else None,
         ood=request.ood[order] if request.ood is not None else None,
         bald=request.bald[order] if request.bald is not None else None,
         negative_elbo=request.negative_elbo[order] if request.negative_elbo is not None else None,

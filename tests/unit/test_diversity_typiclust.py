@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 
 from ssvae.domain.acquisition import AcquisitionError
 from ssvae.domain.diversity import (
+    TYPICLUST_MAX_DIMS,
     TYPICLUST_NEIGHBOURS,
     kmeans,
+    project_down,
     typicality,
     typiclust,
     typiclust_scored,
@@ -117,7 +119,7 @@ def test_the_selection_contract(n: int, k: int, labelled: int, seed: int) -> Non
 def test_the_policy_returns_serials_with_their_typicality() -> None:
     points, _ = blobs(3, 20, seed=6)
     serials = np.arange(1000, 1060)
-    request = AcquisitionRequest(serials=serials, k=3, features=points, labelled_serials=[1000])
+    request = AcquisitionRequest(serials=serials, k=3, encodings=points, labelled_serials=[1000])
     selection = select("typiclust", request)
     assert selection.policy == "typiclust" and len(selection) == 3
     assert 1000 not in selection.serials.tolist() and np.all(selection.scores > 0)
@@ -138,7 +140,7 @@ def test_typiclust_margin_is_typiclust_until_3_labels_a_class_then_margin() -> N
 
     def request(labelled: np.ndarray) -> AcquisitionRequest:
         return AcquisitionRequest(
-            serials=serials, k=4, features=points, probs=probs, labelled_serials=labelled
+            serials=serials, k=4, encodings=points, probs=probs, labelled_serials=labelled
         )
 
     few = np.arange(0, 120, 6)[: TYPICAL_LABELS_PER_CLASS * 3 - 1]  # one short of 3 a class
@@ -149,3 +151,29 @@ def test_typiclust_margin_is_typiclust_until_3_labels_a_class_then_margin() -> N
     late = select("typiclust_margin", request(enough))
     np.testing.assert_array_equal(late.serials, select("margin", request(enough)).serials)
     np.testing.assert_allclose(late.scores, select("margin", request(enough)).scores)
+
+
+def test_narrow_features_pass_unprojected_and_wide_ones_keep_their_distances() -> None:
+    rng = np.random.default_rng(3)
+    narrow = rng.normal(size=(50, 8))
+    np.testing.assert_array_equal(project_down(narrow, 8, seed=1), narrow)
+    wide = rng.normal(size=(60, 3000))
+    projected = project_down(wide, 256, seed=1)
+    assert projected.shape == (60, 256)
+    np.testing.assert_array_equal(project_down(wide, 256, seed=1), projected)  # seeded
+    pairs = np.triu_indices(60, 1)
+
+    def distances(x: np.ndarray) -> np.ndarray:
+        return np.linalg.norm(x[:, None] - x[None], axis=-1)[pairs]
+
+    ratio = distances(projected) / distances(wide)
+    # Johnson-Lindenstrauss at 256 dimensions: each ratio within about 3 x sqrt(2 / 256).
+    assert np.all(np.abs(ratio - 1.0) < 0.27) and abs(ratio.mean() - 1.0) < 0.02
+
+
+def test_typiclust_on_features_wider_than_its_cap_still_covers_every_blob() -> None:
+    points, truth = blobs(4, 30, seed=5)
+    wide = np.repeat(points, TYPICLUST_MAX_DIMS // 3 + 10, axis=1)  # each column many times
+    assert wide.shape[1] > TYPICLUST_MAX_DIMS
+    rows = typiclust(wide, 4, seed=2)
+    assert sorted(truth[rows].tolist()) == [0, 1, 2, 3]
