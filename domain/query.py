@@ -251,7 +251,7 @@ def _cold_start(pool: _Pool) -> Selection:
 
 
 def _typiclust(pool: _Pool) -> Selection:
-    encodings = validate_features(pool.field("typiclust", "encodings"))
+    encodings = pool.field("typiclust", "encodings")  # typiclust_scored validates them
     rows, typicality = typiclust_scored(encodings, pool.request.k, pool.labelled, pool.request.seed)
     return _indices(pool, "typiclust", rows, typicality)
 
