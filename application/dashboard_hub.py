@@ -29,6 +29,7 @@ from ssvae.application.dashboard_model import (
 )
 from ssvae.application.dashboard_text import PoolTexts, pool_examples
 from ssvae.application.dashboard_training import TrainingJob, check_epochs
+from ssvae.application.query import input_vectors
 from ssvae.application.settings import AppSettings, DataSettings
 from ssvae.application.workspace import dataset_settings_of, workspace_settings
 from ssvae.domain.data import DatasetInfo, Samples
@@ -145,7 +146,13 @@ class OpenModel:
             if self._map is None or self._map_rounds != rounds:
                 pool = self.pool()
                 predictions = predict_all(self.model(), pool.x)
-                self._map = build_pool_map(pool.serials, predictions, self.info.vocabulary, pool.y)
+                self._map = build_pool_map(
+                    pool.serials,
+                    predictions,
+                    self.info.vocabulary,
+                    pool.y,
+                    inputs=input_vectors(pool.x),
+                )
                 self._map_rounds = rounds
             return self._map
 

@@ -7,6 +7,7 @@ and kept with the map, so every page and every refresh of one model shows the sa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -18,6 +19,7 @@ from ssvae.domain.acquisition import POLICIES, AcquisitionError
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.labels import ClassVocabulary, LabelSet
 from ssvae.domain.model import Predictions
+from ssvae.domain.novelty import MIN_LABELLED, Novelty, novelty
 from ssvae.domain.query import SELECTION_POLICIES
 
 FloatArray = npt.NDArray[np.float64]
@@ -30,12 +32,15 @@ CERTAINTY = "certainty"
 OOD = "OOD score"
 COMPONENT = "mixture component"
 ACQUISITION = "acquisition score"
+NOVELTY = "novelty"
+UNKNOWN = "unknown"  # the predicted class of a point whose novelty passes the threshold
 COLOUR_MODES: tuple[str, ...] = (
     USER_LABEL,
     TRUE_LABEL,
     PREDICTED,
     CERTAINTY,
     OOD,
+    NOVELTY,
     COMPONENT,
     ACQUISITION,
 )
@@ -79,6 +84,7 @@ class PoolMap:
     vocabulary: ClassVocabulary
     num_components: int = 1
     encodings: npt.NDArray[np.float32] | None = None  # (n, e) Predictions.encoding (typiclust)
+    inputs: npt.NDArray[np.float32] | None = None  # (n, d) query.input_vectors (novelty)
 
     def __len__(self) -> int:
         return int(self.serials.shape[0])
@@ -129,8 +135,10 @@ def build_pool_map(
     predictions: Predictions,
     vocabulary: ClassVocabulary,
     true_classes: npt.ArrayLike | None = None,
+    inputs: npt.ArrayLike | None = None,
 ) -> PoolMap:
-    """The map of a pool from the model's predictions on it (rows sorted by serial)."""
+    """The map of a pool from the model's predictions on it (rows sorted by serial); `inputs`
+    are the samples' input vectors (query.input_vectors), which novelty compares."""
     serial_array = np.asarray(serials, np.int64)
     order = np.argsort(serial_array, kind="stable")
     latent = np.asarray(predictions.latent_mean, np.float64)[order]
@@ -166,6 +174,7 @@ def build_pool_map(
         encodings=None
         if predictions.encoding is None
         else np.asarray(predictions.encoding, np.float32)[order],
+        inputs=None if inputs is None else np.asarray(inputs, np.float32)[order],
     )
 
 
@@ -189,6 +198,55 @@ def user_codes(pool_map: PoolMap, labels: LabelSet) -> IntArray:
         inside = pool_map.serials[rows] == serials
         codes[rows[inside]] = labels.class_indices()[inside]
     return codes
+
+
+def pool_novelty(pool_map: PoolMap, labels: LabelSet) -> Novelty | None:
+    """Novelty of every map row against the labelled rows; None with fewer than 2 labelled
+    rows, or without input vectors or encodings."""
+    if pool_map.inputs is None or pool_map.encodings is None:
+        return None
+    codes = user_codes(pool_map, labels)
+    labelled = codes >= 0
+    if int(labelled.sum()) < MIN_LABELLED:
+        return None
+    return novelty([pool_map.inputs, pool_map.encodings], labelled, codes[labelled])
+
+
+def _novelty_column(pool_map: PoolMap, labels: LabelSet) -> ColourColumn:
+    scored = pool_novelty(pool_map, labels)
+    if scored is None:
+        empty = np.full(len(pool_map), np.nan)
+        return ColourColumn(
+            NOVELTY,
+            empty,
+            None,
+            f"novelty compares each sample with the labelled ones: label at least {MIN_LABELLED}",
+        )
+    flagged = int(scored.unknown.sum())
+    if not np.isfinite(scored.threshold):
+        needed = math.ceil(1.0 / scored.alpha) - 1
+        note = (
+            f"no point is called unknown yet: the threshold needs at least {needed} labelled "
+            "samples to be calibrated"
+        )
+        return ColourColumn(NOVELTY, scored.scores, None, note)
+    note = (
+        f"{flagged:,} of {len(pool_map):,} points are unknown: novelty above "
+        f"{scored.threshold:.3g}, which about {scored.alpha:.0%} of samples like the labelled "
+        "ones pass (the labelled samples' leave-one-out scores)"
+    )
+    return ColourColumn(NOVELTY, scored.scores, None, note)
+
+
+def _predicted_column(pool_map: PoolMap, labels: LabelSet) -> ColourColumn:
+    names = pool_map.vocabulary.names
+    codes = pool_map.predicted.astype(np.float64)
+    scored = pool_novelty(pool_map, labels)
+    if scored is None:
+        return ColourColumn(PREDICTED, codes, names)
+    codes[scored.unknown] = len(names)
+    note = f"{int(scored.unknown.sum()):,} points predicted {UNKNOWN} (see the novelty colour)"
+    return ColourColumn(PREDICTED, codes, (*names, UNKNOWN), note)
 
 
 def acquisition_scores(pool_map: PoolMap, policy: str, seed: int = 0) -> FloatArray:
@@ -224,7 +282,9 @@ def colour_column(
             return ColourColumn(mode, empty, names, "this dataset has no true labels")
         return ColourColumn(mode, pool_map.true_classes.astype(np.float64), names)
     if mode == PREDICTED:
-        return ColourColumn(mode, pool_map.predicted.astype(np.float64), names)
+        return _predicted_column(pool_map, labels)
+    if mode == NOVELTY:
+        return _novelty_column(pool_map, labels)
     if mode == CERTAINTY:
         return ColourColumn(mode, pool_map.certainty.astype(np.float64), None)
     if mode == OOD:

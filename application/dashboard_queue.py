@@ -36,6 +36,7 @@ def pool_outputs(pool_map: PoolMap) -> PoolOutputs:
         responsibilities=None
         if responsibilities is None
         else np.asarray(responsibilities, np.float32),
+        inputs=pool_map.inputs,
     )
 
 
@@ -68,8 +69,15 @@ class QueueBoard:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise DashboardError(f"k = {k!r} is invalid: ask for at least 1 sample")
         outputs = pool_outputs(self.board.pool_map)
-        labelled = self.board.labels().serials()
-        selection = choose(outputs, labelled, policy, k, self._seed)
+        labels = self.board.labels()
+        selection = choose(
+            outputs,
+            labels.serials(),
+            policy,
+            k,
+            self._seed,
+            labelled_classes=labels.class_indices(),
+        )
         texts = None
         if self.board.texts is not None:
             rows = self.board.pool_map.rows_of(selection.serials)

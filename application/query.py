@@ -19,6 +19,7 @@ import numpy.typing as npt
 from ssvae.application.workspace import WorkspaceService
 from ssvae.domain.acquisition import AcquisitionError
 from ssvae.domain.data import Samples
+from ssvae.domain.diversity import project_down
 from ssvae.domain.labels import ClassVocabulary, LabelSet
 from ssvae.domain.model import (
     FloatArray,
@@ -46,10 +47,13 @@ from ssvae.domain.workspace import Workspace
 SerialArray = npt.NDArray[np.int64]
 POOL_SPLIT = "train"  # a workspace's pool is drawn from this split
 PREDICT_CHUNK = 8192  # pool rows per predict call: the outputs of one chunk live at a time
+# Input vectors wider than this are kept as a seeded Johnson-Lindenstrauss projection (novelty
+# compares them by cosine distance): a 784-pixel image costs 256 numbers, not 784.
+INPUT_DIMS = 256
 
 # The request fields the model's predictions provide; BALD and the per-sample ELBO are
 # computed on demand by the model's ModelScorer port (a pass over the pool with z draws).
-PREDICTED_INPUTS = ("probs", "features", "encodings", "ood", "responsibilities")
+PREDICTED_INPUTS = ("probs", "features", "encodings", "ood", "responsibilities", "inputs")
 COMPUTED_INPUTS = (*PREDICTED_INPUTS, *MODEL_SCORES)
 QUERY_POLICIES: tuple[str, ...] = tuple(
     name for name in SELECTION_POLICIES if set(required_inputs(name)) <= set(COMPUTED_INPUTS)
@@ -71,6 +75,7 @@ class PoolOutputs:
     ood: FloatArray | None
     responsibilities: FloatArray | None
     encodings: FloatArray | None = None  # (n, e) see Predictions.encoding
+    inputs: FloatArray | None = None  # (n, <= INPUT_DIMS) the input vectors, see input_vectors
     bald: FloatArray | None = None  # only when a policy needed it (see pool_scores)
     negative_elbo: FloatArray | None = None
 
@@ -86,6 +91,20 @@ class PoolOutputs:
     def predicted(self) -> npt.NDArray[np.int64]:
         """The class index q(y|x) favours for each row."""
         return np.asarray(self.probs.argmax(axis=1), dtype=np.int64)
+
+
+def input_vectors(x: npt.ArrayLike, chunk: int = PREDICT_CHUNK) -> FloatArray:
+    """Samples `x` (n, ...) flattened, projected to INPUT_DIMS when wider (the same matrix for
+    every call, so chunks of one pool agree), `chunk` rows at a time."""
+    flat = np.asarray(x, np.float32).reshape(np.shape(x)[0], -1)
+    parts = [
+        np.asarray(project_down(flat[start : start + chunk], INPUT_DIMS, seed=0), np.float32)
+        for start in range(0, flat.shape[0], chunk)
+    ]
+    if not parts:
+        return np.zeros((0, min(flat.shape[1], INPUT_DIMS)), np.float32)
+    joined: FloatArray = np.concatenate(parts)
+    return joined
 
 
 def predict_pool(model: ModelPredictor, pool: Samples, chunk: int = PREDICT_CHUNK) -> PoolOutputs:
@@ -110,6 +129,7 @@ def predict_pool(model: ModelPredictor, pool: Samples, chunk: int = PREDICT_CHUN
         ood=stacked("ood_score"),
         responsibilities=stacked("responsibilities"),
         encodings=stacked("encoding"),
+        inputs=input_vectors(pool.x, chunk),
     )
 
 
@@ -181,9 +201,17 @@ def check_policy(policy: str) -> str:
 
 
 def choose(
-    outputs: PoolOutputs, labelled: SerialArray, policy: str, k: int, seed: int = 0
+    outputs: PoolOutputs,
+    labelled: SerialArray,
+    policy: str,
+    k: int,
+    seed: int = 0,
+    labelled_classes: SerialArray | None = None,
 ) -> Selection:
-    """The policy's next `k` unlabelled serials of the pool, best or first picked first."""
+    """The policy's next `k` unlabelled serials of the pool, best or first picked first.
+
+    `labelled_classes` (the class index of each labelled serial) serves novelty.
+    """
     check_policy(policy)
     if "ood" in required_inputs(policy) and outputs.ood is None:
         raise AcquisitionError(
@@ -209,6 +237,8 @@ def choose(
         bald=outputs.bald,
         negative_elbo=outputs.negative_elbo,
         responsibilities=outputs.responsibilities,
+        inputs=outputs.inputs,
+        labelled_classes=labelled_classes,
     )
     return select(policy, request)
 
@@ -329,7 +359,9 @@ class QueryService:
         # Model scores first: a model that cannot serve the policy fails before the predictions.
         scores = pool_scores(model, pool, policy, self.predict_chunk, self.score_samples, seed)
         outputs = predict_pool(model, pool, self.predict_chunk).with_scores(scores)
-        selection = choose(outputs, labels.serials(), policy, k, seed)
+        selection = choose(
+            outputs, labels.serials(), policy, k, seed, labelled_classes=labels.class_indices()
+        )
         catalog = text_catalog(self.workspaces.source)
         texts = None
         if catalog is not None and len(selection.serials):

@@ -353,7 +353,14 @@ class SimulateService:
                     scorer, data.pool, policy, self.predict_chunk, self.score_samples, round_seed
                 )
                 outputs = outputs.with_scores(scores)
-            selection = choose(outputs, labels.serials(), policy, settings.k, round_seed)
+            selection = choose(
+                outputs,
+                labels.serials(),
+                policy,
+                settings.k,
+                round_seed,
+                labelled_classes=labels.class_indices(),
+            )
             queried = tuple(int(s) for s in selection.serials)
             labels = LabelSet.from_pairs(
                 labels.vocabulary, [*labels, *((s, names[class_of[s]]) for s in queried)]

@@ -13,6 +13,8 @@ the same request and seed, and the same ones whatever the order of the request's
 | margin           | probs           | top k of 1 - (p1 - p2)                 | the score        |
 | entropy          | probs           | top k of -sum p log p                  | the score        |
 | tau_ood          | ood             | top k of the OOD score                 | the score        |
+| novelty          | inputs,         | top k of the novelty score: unlike     | the score        |
+|                  | encodings       | every labelled sample (domain.novelty) |                  |
 | bald             | bald            | top k of the mutual information        | the score        |
 | elbo             | negative_elbo   | top k of -ELBO (novelty)               | the score        |
 | kcenter          | features        | core-set k-center greedy (latent)      | distance*        |
@@ -56,6 +58,7 @@ from ssvae.domain.diversity import (
     validate_responsibilities,
     validate_scores,
 )
+from ssvae.domain.novelty import novelty
 
 FloatArray = npt.NDArray[np.float64]
 SerialArray = npt.NDArray[np.int64]
@@ -66,6 +69,7 @@ _INPUT_NAMES: Mapping[str, str] = MappingProxyType(
         "probs": "class probabilities",
         "features": "latent features",
         "encodings": "sample encodings",
+        "inputs": "input vectors",
         "ood": "OOD scores",
         "bald": "BALD scores",
         "negative_elbo": "per-sample negative ELBO",
@@ -91,6 +95,10 @@ def _optional_array(value: Any) -> npt.NDArray[Any] | None:
     return None if value is None else np.asarray(value)
 
 
+def _optional_serials(value: Any) -> SerialArray | None:
+    return None if value is None else _serials(value)
+
+
 def _check_non_negative(instance: Any, attribute: attrs.Attribute[int], value: Any) -> None:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 0:
         raise AcquisitionError(f"{attribute.name} = {value!r} is invalid: must be an integer >= 0")
@@ -105,7 +113,9 @@ class AcquisitionRequest:
     (the SSVAE's means of q(z|x,y) for every class y: its latent means are a style that
     leaves the class out), `ood` (n,) OOD scores, `bald` (n,) mutual information,
     `negative_elbo` (n,) per-sample -ELBO (higher = worse explained = more novel),
-    `responsibilities` (n, K) mixture responsibilities. Labelled serials outside the pool
+    `responsibilities` (n, K) mixture responsibilities, `inputs` (n, d) the samples' input
+    vectors (flattened, perhaps projected). `labelled_classes` holds the class index of each
+    labelled serial, in the same order (novelty needs it). Labelled serials outside the pool
     are ignored.
     """
 
@@ -122,6 +132,8 @@ class AcquisitionRequest:
     bald: npt.NDArray[Any] | None = attrs.field(default=None, converter=_optional_array)
     negative_elbo: npt.NDArray[Any] | None = attrs.field(default=None, converter=_optional_array)
     responsibilities: npt.NDArray[Any] | None = attrs.field(default=None, converter=_optional_array)
+    inputs: npt.NDArray[Any] | None = attrs.field(default=None, converter=_optional_array)
+    labelled_classes: SerialArray | None = attrs.field(default=None, converter=_optional_serials)
     candidate_factor: int = attrs.field(default=10, validator=_check_non_negative)
 
     def __attrs_post_init__(self) -> None:
@@ -137,6 +149,13 @@ class AcquisitionRequest:
                     f"{_INPUT_NAMES[name]} ({name}) have shape {value.shape} for {rows} "
                     "serials; pass one row per serial"
                 )
+        if self.labelled_classes is not None and (
+            self.labelled_classes.shape != self.labelled_serials.shape
+        ):
+            raise AcquisitionError(
+                f"{self.labelled_classes.shape[0]} labelled classes for "
+                f"{self.labelled_serials.shape[0]} labelled serials; give one class per serial"
+            )
 
 
 @attrs.frozen(eq=False)
@@ -250,6 +269,25 @@ def _cold_start(pool: _Pool) -> Selection:
     return _indices(pool, "cold_start", rows, scores)
 
 
+def _novelty(pool: _Pool) -> Selection:
+    given = pool.request.labelled_classes
+    if given is None:
+        raise AcquisitionError(
+            "policy 'novelty' needs the class of each labelled serial (labelled_classes); "
+            "pass them with the labelled serials"
+        )
+    order = np.argsort(pool.request.labelled_serials, kind="stable")
+    sorted_serials = pool.request.labelled_serials[order]
+    positions = np.searchsorted(sorted_serials, pool.serials[pool.labelled])
+    classes = given[order][positions]
+    scored = novelty(
+        [pool.field("novelty", "inputs"), pool.field("novelty", "encodings")],
+        pool.labelled,
+        classes,
+    )
+    return _top_k(pool, "novelty", scored.scores)
+
+
 def _typiclust(pool: _Pool) -> Selection:
     encodings = pool.field("typiclust", "encodings")  # typiclust_scored validates them
     rows, typicality = typiclust_scored(encodings, pool.request.k, pool.labelled, pool.request.seed)
@@ -279,6 +317,7 @@ _POLICIES: Mapping[str, tuple[tuple[str, ...], Callable[[_Pool], Selection]]] = 
         "margin": (("probs",), _uncertainty("margin")),
         "entropy": (("probs",), _uncertainty("entropy")),
         "tau_ood": (("ood",), _given_scores("tau_ood", "ood")),
+        "novelty": (("inputs", "encodings"), _novelty),
         "bald": (("bald",), _given_scores("bald", "bald")),
         "elbo": (("negative_elbo",), _given_scores("elbo", "negative_elbo")),
         "kcenter": (("features",), _kcenter),

@@ -31,6 +31,7 @@ POLICY_NAMES = (
     "margin",
     "entropy",
     "tau_ood",
+    "novelty",
     "bald",
     "elbo",
     "kcenter",

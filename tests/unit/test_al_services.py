@@ -146,6 +146,23 @@ def test_query_ranks_unlabelled_samples_by_the_policy(tmp_path: Path) -> None:
     assert all(1 / 3 - 1e-6 <= row.certainty <= 1 for row in batch.rows)
 
 
+def test_a_novelty_query_ranks_by_novelty_and_needs_labels_first(tmp_path: Path) -> None:
+    workspaces = _workspaces(tmp_path)
+    workspace = _init(workspaces, num_samples=60)
+    store = _store(workspaces, workspace)
+    service = QueryService(InMemoryModelRepository(), workspaces)
+    with pytest.raises(AcquisitionError, match=r"at least 2 labelled samples.*label some"):
+        service.next_batch(workspace, store, "novelty", 5)
+    pool = workspaces.pool(workspace)
+    assert pool.y is not None
+    for serial, cls in zip(pool.serials[:6], pool.y[:6], strict=True):
+        store.apply([_change(int(serial), VOCAB.names[int(cls)])], "test")
+    batch = service.next_batch(workspace, store, "novelty", 10)
+    scores = [row.score for row in batch.rows]
+    assert len(scores) == 10 and scores == sorted(scores, reverse=True)
+    assert not {int(s) for s in pool.serials[:6]} & {row.serial for row in batch.rows}
+
+
 def _change(serial: int, name: str | None) -> Any:
     from ssvae.domain.labels import LabelChange
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,8 +12,11 @@ from ssvae.application.dashboard_map import (
     ACQUISITION,
     COLOUR_MODES,
     COMPONENT,
+    NOVELTY,
     OOD,
+    PREDICTED,
     TRUE_LABEL,
+    UNKNOWN,
     USER_LABEL,
     DashboardError,
     acquisition_scores,
@@ -120,6 +124,35 @@ def test_modes_without_data_say_why_instead_of_failing() -> None:
     assert "no true labels" in colour_column(pool_map, TRUE_LABEL, labels).note
     assert "one component" in colour_column(pool_map, COMPONENT, labels).note
     assert "OOD" in colour_column(pool_map, OOD, labels).note
+
+
+def test_novelty_colours_the_map_and_marks_unknown_predictions() -> None:
+    # Two known classes labelled 12 times each, a third class never labelled: its points are
+    # far from every label, in the inputs and in the encodings.
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(3), 40)
+    centres = np.eye(6)[:3] * 4.0
+    inputs = (centres[truth] + rng.normal(scale=0.5, size=(120, 6))).astype(np.float32)
+    predictions = attrs.evolve(_predictions(120), encoding=inputs * 2.0)
+    pool_map = build_pool_map(np.arange(120), predictions, VOCABULARY, truth, inputs=inputs)
+    pairs = [(int(s), "cat") for s in range(12)] + [(int(s), "dog") for s in range(40, 52)]
+    labels = LabelSet.from_pairs(VOCABULARY, pairs)
+    column = colour_column(pool_map, NOVELTY, labels)
+    assert column.categories is None
+    assert column.values[80:].min() > column.values[:80].max()
+    assert "unknown" in column.note and "about 5%" in column.note
+    predicted = colour_column(pool_map, PREDICTED, labels)
+    assert predicted.categories == (*VOCABULARY.names, UNKNOWN)
+    unknown_code = len(VOCABULARY.names)
+    assert np.mean(predicted.values[80:] == unknown_code) > 0.9
+    assert np.mean(predicted.values[:80] == unknown_code) < 0.1
+    # Before 2 labels there is no novelty: the mode says what to do, predictions stay plain.
+    one = LabelSet.from_pairs(VOCABULARY, [(0, "cat")])
+    assert "label at least 2" in colour_column(pool_map, NOVELTY, one).note
+    assert colour_column(pool_map, PREDICTED, one).categories == VOCABULARY.names
+    # Too few labels to calibrate: scores, but nothing is called unknown.
+    few = LabelSet.from_pairs(VOCABULARY, pairs[:5] + pairs[12:17])
+    assert "needs at least 19 labelled" in colour_column(pool_map, NOVELTY, few).note
 
 
 def test_acquisition_scores_are_the_policy_scores_of_every_point() -> None:

@@ -30,11 +30,14 @@ def full_request(
     serials = rng.choice(10 * n + 10, size=n, replace=False).astype(np.int64)
     logits = rng.normal(size=(n, 4))
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labelled = serials[rng.random(n) < labelled_fraction]
     fields: dict[str, Any] = {
         "serials": serials,
         "k": k,
         "seed": data_seed,
-        "labelled_serials": serials[rng.random(n) < labelled_fraction],
+        "labelled_serials": labelled,
+        "labelled_classes": rng.integers(0, 4, size=labelled.shape[0]),
+        "inputs": rng.normal(size=(n, 5)).round(1).astype(np.float32),  # ties
         "probs": probs.round(2) / probs.round(2).sum(axis=1, keepdims=True),  # ties
         "features": rng.normal(size=(n, 3)).astype(np.float32),
         "encodings": rng.normal(size=(n, 6)).astype(np.float32),
@@ -64,6 +67,8 @@ def permuted(request: AcquisitionRequest, seed: int) -> AcquisitionRequest:
         responsibilities=(
             request.responsibilities[order] if request.responsibilities is not None else None
         ),
+        inputs=request.inputs[order] if request.inputs is not None else None,
+        labelled_classes=request.labelled_classes,
         candidate_factor=request.candidate_factor,
     )
 
@@ -75,6 +80,11 @@ def test_every_policy_keeps_the_selection_contract(n: int, k: int, seed: int) ->
     labelled = set(request.labelled_serials.tolist())
     pool_left = n - len(labelled)
     for name in SELECTION_POLICIES:
+        if name == "novelty" and len(labelled) < 2:
+            # Novelty compares with the labelled samples: it says so rather than guess.
+            with pytest.raises(AcquisitionError, match="label some samples"):
+                select(name, request)
+            continue
         selection = select(name, request)
         chosen = selection.serials.tolist()
         assert selection.policy == name
