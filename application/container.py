@@ -162,7 +162,6 @@ class Container(containers.DeclarativeContainer):
         LabelExchange,
         service=label_service,
         codecs=label_file_codecs,
-        vocabulary=vocabulary,
         valid_serials=valid_serials,
     )
     compare_service = providers.Factory(

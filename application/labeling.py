@@ -1,4 +1,4 @@
-"""Labelling: set, unset and undo labels, import label files, count labels per class."""
+"""Labelling: set, unset and undo labels, add classes, import label files, count labels."""
 
 from __future__ import annotations
 
@@ -34,9 +34,21 @@ class LabelService:
         """Labels per class name, every class present."""
         return self._store.load().counts()
 
-    def set(self, serials: Iterable[int], class_name: str, source: str) -> LabelSet:
-        """Give every serial in `serials` the class `class_name`."""
-        return self._store.apply([LabelChange(int(s), class_name) for s in serials], source)
+    def vocabulary(self) -> ClassVocabulary:
+        """The classes labels can name now: the dataset's, then those added by users."""
+        return self._store.load().vocabulary
+
+    def set(
+        self, serials: Iterable[int], class_name: str, source: str, *, new_class: bool = False
+    ) -> LabelSet:
+        """Give every serial in `serials` the class `class_name`; `new_class` adds it to the
+        vocabulary first (LabelError, and nothing written, when it is already a class)."""
+        changes = [LabelChange(int(s), class_name) for s in serials]
+        return self._store.apply(changes, source, new_classes=(class_name,) if new_class else ())
+
+    def add_class(self, class_name: str, source: str) -> ClassVocabulary:
+        """Add `class_name` to the vocabulary without labelling anything yet."""
+        return self._store.apply([], source, new_classes=(class_name,)).vocabulary
 
     def unset(self, serials: Iterable[int], source: str) -> LabelSet:
         """Remove the labels of `serials` (unlabelled serials are left alone)."""
@@ -54,14 +66,23 @@ class LabelService:
         return None  # not reached: apply records every undo
 
     def import_labels(
-        self, imported: LabelSet, source: str, *, keep_unlisted: bool = False
+        self,
+        imported: LabelSet,
+        source: str,
+        *,
+        keep_unlisted: bool = False,
+        add_classes: bool = False,
     ) -> LabelSet:
-        """Make the labels equal to `imported`, or only add and overwrite with `keep_unlisted`."""
+        """Make the labels equal to `imported`, or only add and overwrite with `keep_unlisted`.
+
+        `add_classes`: the classes of `imported`'s vocabulary that the store lacks are added
+        to it (a clone keeps the classes its source gained); otherwise they are refused."""
         current = self._store.load()
         changes = changes_between(current, imported)
         if keep_unlisted:
             changes = [change for change in changes if change.new is not None]
-        return self._store.apply(changes, source)
+        added = [n for n in imported.vocabulary.names if n not in current.vocabulary]
+        return self._store.apply(changes, source, new_classes=added if add_classes else ())
 
 
 class LabelExchange:
@@ -71,17 +92,17 @@ class LabelExchange:
         self,
         service: LabelService,
         codecs: Mapping[str, LabelFileCodec],
-        vocabulary: ClassVocabulary,
         valid_serials: npt.NDArray[np.int64],
     ) -> None:
         self._service = service
         self._codecs = codecs
-        self._vocabulary = vocabulary
         self._valid_serials = valid_serials
 
     def import_file(self, path: Path, source: str, *, keep_unlisted: bool = False) -> LabelSet:
-        """Apply the labels in `path` (validated in full before anything changes)."""
-        imported = self._codec(path).read(path, self._vocabulary, self._valid_serials)
+        """Apply the labels in `path` (validated in full, against the store's classes, before
+        anything changes)."""
+        vocabulary = self._service.vocabulary()
+        imported = self._codec(path).read(path, vocabulary, self._valid_serials)
         return self._service.import_labels(imported, source, keep_unlisted=keep_unlisted)
 
     def export_file(self, path: Path) -> LabelSet:

@@ -56,6 +56,31 @@ class ClassVocabulary:
     def __contains__(self, name: object) -> bool:
         return name in self._positions
 
+    def with_class(self, name: str) -> ClassVocabulary:
+        """This vocabulary with the new class `name` appended (the others keep their index);
+        LabelError when `name` is empty, badly spaced or already a class."""
+        if not isinstance(name, str) or not name.strip():
+            raise LabelError(
+                f"a new class needs a name, got {name!r}; give it a name that is not empty"
+            )
+        if name in self:
+            raise LabelError(
+                f"class {name!r} already exists (class {self.index(name)} of {len(self)}); "
+                "label with it without adding it again"
+            )
+        return ClassVocabulary((*self.names, name))
+
+    def with_classes(self, names: Iterable[str]) -> ClassVocabulary:
+        """This vocabulary with every name of `names` added in order (see `with_class`)."""
+        grown = self
+        for name in names:
+            grown = grown.with_class(name)
+        return grown
+
+    def extends(self, base: ClassVocabulary) -> bool:
+        """Whether this vocabulary is `base` with classes added after it (or `base` itself)."""
+        return self.names[: len(base)] == base.names
+
     def index(self, name: str) -> int:
         """The position of `name`; LabelError naming the vocabulary when it is unknown."""
         try:
@@ -222,7 +247,7 @@ def validate_changes(
             shown = ", ".join(vocabulary.names[:20]) + (", ..." if len(vocabulary) > 20 else "")
             raise LabelError(
                 f"cannot label serial {int(serial)} as {change.new!r}: that class is not in "
-                f"the vocabulary; use one of {shown}"
+                f"the vocabulary; use one of {shown}, or add --new-class to create it"
             )
     serials = np.fromiter((int(c.serial) for c in changes), dtype=np.int64, count=len(changes))
     unknown = serials[~np.isin(serials, valid_serials)]

@@ -24,8 +24,14 @@ class LabelStore(Protocol):
         """The current labels."""
         ...
 
-    def apply(self, changes: Sequence[LabelChange], source: str) -> LabelSet:
-        """Validate and persist `changes` atomically, append them to the history."""
+    def apply(
+        self, changes: Sequence[LabelChange], source: str, *, new_classes: Sequence[str] = ()
+    ) -> LabelSet:
+        """Validate and persist `changes` atomically, append them to the history.
+
+        `new_classes` join the stored vocabulary (after its classes) before any change is
+        persisted, so that no stored label ever names a class the vocabulary lacks; the
+        returned labels carry the grown vocabulary."""
         ...
 
     def history(self) -> Sequence[HistoryEntry]:

@@ -7,7 +7,8 @@ A workspace is the folder `artifacts/models/<id>/` that `ssvae init` creates and
 | ----------------- | ----------------------------------------------------------------- |
 | `spec.yaml`       | the ModelSpec (edit it before the first `ssvae train`)             |
 | `metadata.json`   | dataset settings, preset, pool, created time, one record per round |
-| `labels.csv`      | the label store (with its `.history.jsonl` write-ahead history)    |
+| `labels.csv`      | the label store (with its `.history.jsonl` write-ahead history,    |
+|                   | and `.classes.json` once a user added a class the dataset lacks)   |
 | `checkpoint/`     | the model, once trained                                            |
 | `history.csv`     | one row per training round: labels, epochs, final metrics          |
 | `embedder/`       | text datasets: the fitted embedder and scaling statistics          |

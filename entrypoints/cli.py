@@ -134,10 +134,23 @@ def label(ctx: click.Context, /, labels_path: Path, model_dir: str | None, **opt
 @label.command("set")
 @click.argument("serials", nargs=-1, type=int, required=True)
 @click.option("--class", "class_name", required=True, help="The class name to give them.")
+@click.option(
+    "--new-class",
+    is_flag=True,
+    help="Create --class as a new class first (a class the dataset lacks); the vocabulary "
+    "is stored beside the labels and the model grows its outputs at the next ssvae train.",
+)
 @click.pass_obj
-def label_set(app: Any, serials: tuple[int, ...], class_name: str) -> None:
-    """Give SERIALS the class --class."""
-    labels = app.label_service().set(list(serials), class_name, source="cli")
+def label_set(app: Any, serials: tuple[int, ...], class_name: str, new_class: bool) -> None:
+    """Give SERIALS the class --class.
+
+    \b
+    Example, a message of a system the dataset has no class for:
+      ssvae label --model DIR set 1234 --class NewSystem --new-class
+    """
+    labels = app.label_service().set(list(serials), class_name, source="cli", new_class=new_class)
+    if new_class:
+        click.echo(f"added class {class_name!r} ({len(labels.vocabulary)} classes in all)")
     click.echo(f"labelled {len(serials)} sample(s) as {class_name!r}; {len(labels)} labels in all")
 
 

@@ -41,11 +41,14 @@ class InMemoryLabelStore:
     def load(self) -> LabelSet:
         return self._labels
 
-    def apply(self, changes: Sequence[LabelChange], source: str) -> LabelSet:
+    def apply(
+        self, changes: Sequence[LabelChange], source: str, *, new_classes: Sequence[str] = ()
+    ) -> LabelSet:
         changes = list(changes)
-        validate_changes(changes, self.vocabulary, self._valid_serials)
+        vocabulary = self._labels.vocabulary.with_classes(new_classes)
+        validate_changes(changes, vocabulary, self._valid_serials)
         self._labels, entries = record_changes(
-            self._labels,
+            LabelSet(vocabulary, dict(self._labels)),
             changes,
             source=source,
             first_index=len(self._history),

@@ -1,11 +1,13 @@
 """What the CSV and Parquet label stores share: validated label files, history, lock, writes.
 
 Beside a store at `labels.csv` live `labels.csv.history.jsonl` (append-only, one JSON object
-per change) and `labels.csv.lock` (the inter-process lock that writers take).
+per change), `labels.csv.lock` (the inter-process lock that writers take) and, once a user
+added a class the dataset lacks, `labels.csv.classes.json` (the vocabulary; `classes_file.py`).
 
-The label file is the source of truth. `apply` takes the lock, re-reads the label file and
-the history, validates the changes, and then writes in this order:
+The label file is the source of truth. `apply` takes the lock, re-reads the label file, the
+vocabulary and the history, validates the changes, and then writes in this order:
 
+0. when the changes bring new classes, replace the vocabulary file atomically;
 1. append the new history entries, each carrying the SHA-256 of the label file they produce,
    and fsync the history;
 2. replace the label file atomically (temporary file, fsync, rename, directory fsync);
@@ -19,6 +21,12 @@ and leave the batch out; the next writer truncates it away. A failure that is no
 (disk full, a failed rename) truncates the history back before `apply` raises. The other
 order (label file first) would leave, after a crash, label changes missing from the history,
 which could not be told apart from a hand edit and could not be undone.
+
+The vocabulary comes first because classes are only ever added: a crash after step 0 leaves a
+class that no label uses yet, which is harmless (the user meant to add it), while the other
+order could leave a label naming a class the stored vocabulary lacks, and the store could not
+be read. For the same reason readers read the label file before the vocabulary: a label they
+see was written after its class, so the vocabulary read next has it.
 
 When the last entry's hash matches the label file, the history is consistent without being
 replayed. Otherwise, and when the history minus its last batch does not explain the file
@@ -47,6 +55,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ssvae.adapters.files import atomic_write_bytes
+from ssvae.adapters.labels.classes_file import classes_path, read_vocabulary, write_vocabulary
 from ssvae.domain.errors import ConcurrentWriteError, LabelError
 from ssvae.domain.labels import (
     ClassVocabulary,
@@ -220,7 +229,8 @@ class LabelFileStore:
         self.path = Path(path)
         self.history_path = self.path.with_name(self.path.name + ".history.jsonl")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
-        self.vocabulary = vocabulary
+        self.classes_path = classes_path(self.path)
+        self.base_vocabulary = vocabulary  # the dataset's classes; added ones follow them
         self._valid_serials = np.unique(np.asarray(valid_serials, dtype=np.int64))
         self._lock_timeout = float(lock_timeout)
         self._lock = filelock.FileLock(self.lock_path, timeout=self._lock_timeout)
@@ -235,25 +245,33 @@ class LabelFileStore:
         if not self.path.exists() and not self.history_path.exists():
             return ()  # nothing to lock: reading a store that does not exist creates nothing
         with self._locked():
-            history = self._read_history()
-            return self._reconcile(self._read_labels(), history).entries(history)
+            snapshot = self._read_labels()
+            history = self._read_history(snapshot.labels.vocabulary)
+            return self._reconcile(snapshot, history).entries(history)
 
-    def apply(self, changes: Sequence[LabelChange], source: str) -> LabelSet:
-        """Validate `changes`, then record and persist them under the lock (module docstring)."""
+    def apply(
+        self, changes: Sequence[LabelChange], source: str, *, new_classes: Sequence[str] = ()
+    ) -> LabelSet:
+        """Validate `changes` (with `new_classes` added to the vocabulary), then record and
+        persist them under the lock (module docstring); nothing is written when invalid."""
         changes = list(changes)
-        validate_changes(changes, self.vocabulary, self._valid_serials)
         with self._locked():
             snapshot = self._read_labels()
-            history = self._read_history()
+            stored = snapshot.labels.vocabulary
+            vocabulary = stored.with_classes(new_classes)
+            validate_changes(changes, vocabulary, self._valid_serials)
+            history = self._read_history(stored)
             reconciled = self._reconcile(snapshot, history)
             labels, entries = record_changes(
-                snapshot.labels,
+                LabelSet(vocabulary, dict(snapshot.labels)),
                 changes,
                 source=source,
                 first_index=reconciled.kept + len(reconciled.external),
                 timestamp=self._clock(),
             )
             try:
+                if vocabulary != stored:
+                    write_vocabulary(self.classes_path, vocabulary)
                 self._write(snapshot, history, reconciled, labels, entries)
             except OSError as error:
                 raise _write_error(self.path, error) from error
@@ -276,24 +294,35 @@ class LabelFileStore:
             self._lock.release()
 
     def _read_labels(self) -> _Snapshot:
+        """The label file, then the vocabulary (in this order: module docstring)."""
+        data: bytes | None = None
+        mtime: float | None = None
         try:
             with self.path.open("rb") as handle:
                 data = handle.read()
                 mtime = os.fstat(handle.fileno()).st_mtime
         except FileNotFoundError:
-            return _Snapshot(LabelSet(self.vocabulary), _EMPTY_SHA256, None)
+            pass
         except OSError as error:
             raise _read_error(self.path, error) from error
-        labels = self.label_file.decode(data, str(self.path), self.vocabulary, self._valid_serials)
+        vocabulary = read_vocabulary(self.classes_path, self.base_vocabulary)
+        if data is None:
+            return _Snapshot(LabelSet(vocabulary), _EMPTY_SHA256, None)
+        labels = self.label_file.decode(data, str(self.path), vocabulary, self._valid_serials)
         return _Snapshot(labels, hashlib.sha256(data).hexdigest(), mtime)
 
-    def _read_history(self) -> _History:
-        return _History(_read_bytes(self.history_path) or b"", self._parse_history_line)
+    def _read_history(self, vocabulary: ClassVocabulary) -> _History:
+        return _History(
+            _read_bytes(self.history_path) or b"",
+            functools.partial(self._parse_history_line, vocabulary),
+        )
 
-    def _parse_history_line(self, line: bytes, position: int, offset: int) -> _Logged:
+    def _parse_history_line(
+        self, vocabulary: ClassVocabulary, line: bytes, position: int, offset: int
+    ) -> _Logged:
         try:
             fields = json.loads(line)
-            entry, batch, labels_sha256 = _history_record(fields, position, self.vocabulary)
+            entry, batch, labels_sha256 = _history_record(fields, position, vocabulary)
         except (ValueError, TypeError) as error:  # JSON, UTF-8 or field errors
             raise LabelError(
                 f"history {self.history_path} line {position + 1} is not a valid entry "
@@ -309,12 +338,13 @@ class LabelFileStore:
             return _Reconciled(history.count, keep, ())  # the usual case: no replay needed
         records = history.records
         entries = tuple(r.entry for r in records)
-        full = replay(self.vocabulary, entries)
+        vocabulary = snapshot.labels.vocabulary
+        full = replay(vocabulary, entries)
         if full == snapshot.labels:
             return _Reconciled(len(entries), keep, ())
         if records:
             start = _last_batch_start(records)
-            if replay(self.vocabulary, entries[:start]) == snapshot.labels:
+            if replay(vocabulary, entries[:start]) == snapshot.labels:
                 # A crash between appending the history and replacing the label file.
                 return _Reconciled(start, records[start].offset, ())
         _, external = record_changes(
