@@ -214,8 +214,12 @@ def mean_kappa(history: Sequence[RoundSummary], window: int) -> float | None:
 
 
 def last_tau_change(history: Sequence[RoundSummary], measure: str) -> float | None:
-    """The tau change of the last round; None without two rounds that both have tau."""
+    """The tau change of the last round; None without two rounds that both have tau, or when
+    a class was added between them (a map over other classes has not settled)."""
     if len(history) < 2 or history[-1].tau is None or history[-2].tau is None:
+        return None
+    before, after = np.shape(history[-2].tau), np.shape(history[-1].tau)
+    if len(before) == len(after) == 2 and before[0] == after[0] and before[1] < after[1]:
         return None
     return tau_change(history[-2].tau, history[-1].tau, measure)
 

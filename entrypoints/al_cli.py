@@ -414,6 +414,12 @@ def train(model: str, epochs: int, fresh: bool, artifacts: Path, **options: Any)
         workspace, epochs, app.label_store(), listener=_EpochPrinter(), rule=rule, fresh=fresh
     )
     report = outcome.report
+    if outcome.restarted_for_classes is not None:
+        before, now = outcome.restarted_for_classes
+        click.echo(
+            f"the labels have {now} classes, the saved model {before}: a new model was "
+            "trained for them all"
+        )
     click.echo(
         f"round {outcome.round.index}: trained {report.epochs_run} epoch(s) on "
         f"{outcome.round.labels_used} labels ({report.stop_reason}, {report.seconds:.1f} s); "

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from ssvae.domain.workspace import pool_rows
+
 SSVAE = str(Path(sys.executable).parent / "ssvae")
 DIGITS = [str(d) for d in range(10)]
+SMALL = ("--set", "hidden_sizes=[32]", "--set", "latent_dim=2")
 
 
 def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -80,3 +83,32 @@ def test_bad_new_classes_are_one_line_and_leave_the_files(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
     assert _files(tmp_path) == before
+
+
+def test_a_workspace_learns_a_new_class_at_the_next_train(tmp_path: Path) -> None:
+    created = run(tmp_path, "init", "--preset", "standard", "--dataset", "mnist", "--id", "grow",
+                  "--num-samples", "200", "--json", *SMALL)  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    model = json.loads(created.stdout)["directory"]
+    serials = [str(s) for s in pool_rows(60000, 200, seed=0)[:6]]
+    assert run(tmp_path, "label", "--model", model, "set", *serials[:4], "--class", "7",
+               ).returncode == 0  # fmt: skip
+    assert run(tmp_path, "train", "--model", model, "--epochs", "1").returncode == 0
+
+    added = run(tmp_path, "label", "--model", model, "set", *serials[4:], "--class", "Zed",
+                "--new-class")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    before = run(tmp_path, "query", "--model", model, "--policy", "margin", "--k", "5", "--json")
+    assert before.returncode == 0, before.stderr  # the model knows 10 classes, the labels 11
+    assert json.loads(before.stdout)["labels"] == 6
+
+    trained = run(tmp_path, "train", "--model", model, "--epochs", "1")
+    assert trained.returncode == 0, trained.stderr
+    assert "the labels have 11 classes, the saved model 10: a new model" in trained.stdout
+    assert "round 2: trained 1 epoch(s) on 6 labels" in trained.stdout
+    meta = json.loads((tmp_path / model / "checkpoint" / "meta.json").read_text())
+    assert meta["spec"]["num_classes"] == 11
+    answer = run(tmp_path, "query", "--model", model, "--policy", "margin", "--k", "50", "--json")
+    assert answer.returncode == 0, answer.stderr
+    rows = json.loads(answer.stdout)["rows"]
+    assert len(rows) == 50 and {r["predicted"] for r in rows} <= {*DIGITS, "Zed"}

@@ -193,3 +193,15 @@ def test_every_reason_that_holds_is_listed() -> None:
 def test_invalid_rules_are_reported(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(SsvaeError, match=message):
         StoppingRule(**fields)
+
+
+def test_tau_is_not_compared_across_a_round_that_added_a_class() -> None:
+    even = [[0.5, 0.5], [0.5, 0.5]]
+    grown = [[0.5, 0.25, 0.25], [0.5, 0.25, 0.25]]
+    same = should_stop(StoppingRule(tau_tolerance=0.3), [RoundRecord(5, tau=even)] * 2)
+    assert same.tau_change == 0.0 and same.stop
+    added = [RoundRecord(5, tau=even), RoundRecord(6, tau=grown)]
+    decision = should_stop(StoppingRule(tau_tolerance=0.3), added)
+    assert decision.tau_change is None and not decision.stop
+    with pytest.raises(StoppingError, match="cannot be compared"):
+        tau_change(even, grown)  # compared directly, the shapes still have to agree
