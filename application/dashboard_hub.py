@@ -18,7 +18,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from ssvae.application.dashboard_label import LabelBoard
+from ssvae.application.dashboard_label import LabelBoard, with_vocabulary
 from ssvae.application.dashboard_map import DashboardError, PoolMap, build_pool_map
 from ssvae.application.dashboard_model import (
     ModelOverview,
@@ -140,9 +140,11 @@ class OpenModel:
             return self._model
 
     def pool_map(self) -> PoolMap:
-        """The latent map of the pool for the latest round (computed once per round)."""
+        """The latent map of the pool for the latest round (computed once per round), over
+        the labels' classes: the dataset's and those added since."""
         with self._lock:
             rounds = len(self._workspace.metadata.rounds)
+            vocabulary = self.labels().vocabulary()
             if self._map is None or self._map_rounds != rounds:
                 pool = self.pool()
                 predictions = predict_all(self.model(), pool.x)
@@ -154,6 +156,7 @@ class OpenModel:
                     inputs=input_vectors(pool.x),
                 )
                 self._map_rounds = rounds
+            self._map = with_vocabulary(self._map, vocabulary)
             return self._map
 
     def load_samples(self, serials: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
@@ -285,7 +288,7 @@ class OpenModel:
             usage=component_usage(self.pool_map().responsibilities),
             counts=self.labels().counts(),
             runs=run_records(self.history(), self.test_accuracy()),
-            class_names=self.info.vocabulary.names,
+            class_names=self.labels().vocabulary().names,
         )
 
     def history(self) -> list[dict[str, str]]:
@@ -396,8 +399,10 @@ class DashboardHub:
             seed=metadata.pool_seed,
         )
         labels = source.labels().labels()
-        if len(labels):
-            self.open_directory(created.directory).labels().import_labels(labels, "clone")
+        if len(labels) or labels.vocabulary != source.info.vocabulary:  # labels or classes
+            self.open_directory(created.directory).labels().import_labels(
+                labels, "clone", add_classes=True
+            )
         return created
 
     @staticmethod

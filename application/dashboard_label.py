@@ -15,7 +15,7 @@ import numpy.typing as npt
 from ssvae.application.dashboard_map import DashboardError, PoolMap, user_codes
 from ssvae.application.dashboard_text import PoolTexts
 from ssvae.application.labeling import LabelService
-from ssvae.domain.labels import LabelSet
+from ssvae.domain.labels import ClassVocabulary, LabelSet
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -24,6 +24,33 @@ Reconstructor = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
 
 UNLABELLED = "(unlabelled)"
 DELETE_KEYS = ("Delete", "Backspace")
+
+
+def with_vocabulary(pool_map: PoolMap, vocabulary: ClassVocabulary) -> PoolMap:
+    """The map over `vocabulary`, a vocabulary grown from the model's: a class added since
+    the model was trained gets probability 0 in both classifiers until the next run."""
+    if pool_map.vocabulary == vocabulary and pool_map.class_probs.shape[1] == len(vocabulary):
+        return pool_map
+    if not vocabulary.extends(pool_map.vocabulary):
+        raise DashboardError(
+            f"the labels' classes ({', '.join(vocabulary.names[:12])}) do not extend the "
+            "model's; reload the page"
+        )
+
+    def padded(probs: FloatArray | None) -> FloatArray | None:
+        if probs is None or probs.shape[1] >= len(vocabulary):
+            return probs
+        extra = np.zeros((probs.shape[0], len(vocabulary) - probs.shape[1]), probs.dtype)
+        return np.concatenate([probs, extra], axis=1)
+
+    class_probs = padded(pool_map.class_probs)
+    assert class_probs is not None
+    return attrs.evolve(
+        pool_map,
+        vocabulary=vocabulary,
+        class_probs=class_probs,
+        tau_probs=padded(pool_map.tau_probs),
+    )
 
 
 @attrs.frozen(eq=False)
@@ -121,7 +148,9 @@ class LabelBoard:
 
     def codes(self) -> IntArray:
         """The user's class code of every map row (-1: unlabelled)."""
-        return user_codes(self.pool_map, self._labels.labels())
+        labels = self._labels.labels()
+        self.pool_map = with_vocabulary(self.pool_map, labels.vocabulary)
+        return user_codes(self.pool_map, labels)
 
     def class_for_key(self, key: str) -> str | None:
         """The class a key gives: a class named by the key, else digit i for the i-th of at
@@ -152,6 +181,27 @@ class LabelBoard:
         if class_name not in self.pool_map.vocabulary:
             self.pool_map.vocabulary.index(class_name)  # LabelError listing the classes
         return self._change(serials, class_name)
+
+    def add_class(self, class_name: str, serials: Sequence[int] | IntArray = ()) -> LabelUpdate:
+        """Add `class_name` to the vocabulary, stored with the labels, and give it to
+        `serials` (one undo step; none: only add it). The model learns it at its next run."""
+        chosen = np.unique(np.asarray(serials, np.int64))
+        rows = self.pool_map.rows_of(chosen) if chosen.size else np.zeros(0, np.int64)
+        if chosen.size:
+            after = self._labels.set(chosen.tolist(), class_name, self._source, new_class=True)
+            self._action_sizes.append(int(chosen.size))
+        else:
+            self._labels.add_class(class_name, self._source)
+            after = self._labels.labels()
+        self.pool_map = with_vocabulary(self.pool_map, after.vocabulary)
+        given = f"; {chosen.size} point(s) labelled with it" if chosen.size else ""
+        return self._update(
+            rows,
+            chosen,
+            after,
+            f"added class {class_name!r} ({len(after.vocabulary)} classes){given}; "
+            f"{len(after)} labels; train to teach the model",
+        )
 
     def remove(self, serials: Sequence[int] | IntArray) -> LabelUpdate:
         """Remove the labels of every serial (one undo step)."""
@@ -200,6 +250,8 @@ class LabelBoard:
     def _update(
         self, rows: IntArray, serials: IntArray, labels: LabelSet, message: str
     ) -> LabelUpdate:
+        # Another session or the CLI may have added a class since this map was made.
+        self.pool_map = with_vocabulary(self.pool_map, labels.vocabulary)
         vocabulary = self.pool_map.vocabulary
         codes = np.array(
             [

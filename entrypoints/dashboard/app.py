@@ -120,6 +120,7 @@ class ModelApp:
         self.train = TrainPage(model, self.run_finished)
         self.model_page = ModelPage(hub, model, go_to)
         self.queue.on_update = self._queue_labelled
+        self.label.on_classes_changed = lambda: self.queue.classes_changed(self.label.board)
         self.tabs = pn.Tabs(
             self.label.view, self.queue.view, self.train.view, self.model_page.view, dynamic=False
         )

@@ -196,14 +196,8 @@ class LabelPage:
         self.map = self._new_map()
         self.map_holder = pn.Column(self.map.pane)
         self.detail = pn.pane.HTML("<i>no point selected</i>", width=420)
-        buttons = []
-        # Many classes (message templates, say) make a wall of buttons: the picker is enough.
-        for index, name in enumerate(names if len(names) <= MAX_BUTTONS else ()):
-            key = board.class_for_key(name) == name and len(name) == 1
-            hint = "" if key or index >= 10 or len(names) > 10 else f"[{index}] "
-            button = pn.widgets.Button(label=f"{hint}{name}", width=60 if len(name) < 4 else 120)
-            button.on_click(self._assigner(name))
-            buttons.append(button)
+        self.on_classes_changed: Callable[[], None] | None = None  # set by the app
+        self._names = names  # the classes the buttons, picker and map show
         self.picker = pn.widgets.AutocompleteInput(
             label="find a class (Enter labels the point)",
             options=list(names),
@@ -216,6 +210,13 @@ class LabelPage:
         )
         # Choosing a class labels the clicked point at once (keys cannot name 99 classes).
         self.picker.param.watch(lambda _: self._assign_picked(), "value")
+        # A class the data lacks (a new system): added to the labels' vocabulary, given to the
+        # clicked point; the model learns it at its next run.
+        self.new_class = pn.widgets.TextInput(
+            placeholder="a class the data lacks", width=200, css_classes=["ssvae-new-class"]
+        )
+        add_class = pn.widgets.Button(label="add new class", width=130)
+        add_class.on_click(lambda _: self.add_class())
         delete = pn.widgets.Button(label="remove label (Del)", width=150)
         delete.on_click(lambda _: self._remove_selected())
         undo = pn.widgets.Button(label="undo (Ctrl+Z)", width=120)
@@ -258,12 +259,14 @@ class LabelPage:
         self.mode.param.watch(lambda _: self._recolour(), "value")
         self.policy.param.watch(lambda _: self._recolour(), "value")
         self.search.visible = board.texts is not None
-        self.class_buttons = buttons
+        self.class_buttons = self._class_buttons(names)
+        self.button_box = pn.FlexBox(*self.class_buttons, max_width=440)
         side = pn.Column(
             self.matches,
             self.group_box,
-            pn.FlexBox(*self.class_buttons, max_width=440),
+            self.button_box,
             self.picker,
+            pn.Row(self.new_class, add_class),
             pn.Row(delete, undo),
             self.detail,
             width=460,
@@ -275,6 +278,41 @@ class LabelPage:
             pn.Row(pn.Column(self.map_holder, self.caption, self.note), side),
             name="Label",
         )
+
+    def _class_buttons(self, names: tuple[str, ...]) -> list[Any]:
+        """One button per class, with its key; none for more than MAX_BUTTONS classes (message
+        templates, say, make a wall of buttons: the picker is enough)."""
+        buttons = []
+        for index, name in enumerate(names if len(names) <= MAX_BUTTONS else ()):
+            key = self.board.class_for_key(name) == name and len(name) == 1
+            hint = "" if key or index >= 10 or len(names) > 10 else f"[{index}] "
+            button = pn.widgets.Button(label=f"{hint}{name}", width=60 if len(name) < 4 else 120)
+            button.on_click(self._assigner(name))
+            buttons.append(button)
+        return buttons
+
+    def _class_widgets_changed(self) -> None:
+        """The labels gained a class: new buttons, picker and group choice."""
+        names = self._names = self.board.class_names
+        self.class_buttons = self._class_buttons(names)
+        self.button_box.objects = self.class_buttons
+        self.picker.param.update(
+            options=list(names), placeholder=f"type part of one of {len(names)} class names"
+        )
+        self.group_target.options = [*names, REMOVE]
+        if self.on_classes_changed is not None:
+            self.on_classes_changed()
+
+    def _classes_changed(self) -> None:
+        """The labels gained a class: new class widgets, and a map whose palette and legend
+        have a colour for it."""
+        self._class_widgets_changed()
+        self.map = self._new_map()
+        self.mode.value = USER_LABEL
+        self.map_holder.objects = [self.map.pane]
+        if self.selected is not None:
+            rows = self.board.pool_map.rows_of([self.selected])
+            later(lambda: self.map.highlight(rows))  # once the new figure is in the page
 
     def _new_map(self) -> LatentMapView:
         board = self.board
@@ -299,6 +337,8 @@ class LabelPage:
     def replace_board(self, board: LabelBoard) -> None:
         """New predictions (after a training run): a new map, the same labels."""
         self.board = board
+        if board.class_names != self._names:
+            self._class_widgets_changed()
         self._cancel_group()
         self.map = self._new_map()
         self.mode.value = USER_LABEL
@@ -426,6 +466,13 @@ class LabelPage:
             self._assign_selected(chosen)
             self.picker.value = ""
 
+    def add_class(self) -> None:
+        """Add the class typed in the new-class box; the clicked point, if any, gets it."""
+        name = str(self.new_class.value_input or self.new_class.value or "").strip()
+        serials = [] if self.selected is None else [self.selected]
+        if self._run(lambda: self.board.add_class(name, serials)):
+            self.new_class.param.update(value="", value_input="")
+
     def _remove_selected(self) -> None:
         if self.selected is not None:
             self._run(lambda: self.board.remove([self.selected or 0]))
@@ -455,14 +502,21 @@ class LabelPage:
         self.confirm_box.visible = False
         self.group_box.visible = False
 
-    def _run(self, action: Any) -> None:
+    def _run(self, action: Any) -> bool:
+        """Run a labelling action and show what it did; False when it failed."""
         try:
             update = action()
         except SsvaeError as error:
             self.status.object = f"<span class='ssvae-error'>{html.escape(str(error))}</span>"
-            return
+            return False
+        if self.board.class_names != self._names:  # added here, or elsewhere and seen now
+            self._classes_changed()
+            if update is not None:  # the new map draws the labels; the rest once it is shown
+                later(lambda: self.apply(update))
+            return True
         if update is not None:
             self.apply(update)
+        return True
 
     def apply(self, update: LabelUpdate) -> None:
         """Redraw what an action changed: the points, the counters, the detail."""

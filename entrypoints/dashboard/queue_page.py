@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import panel as pn
 
-from ssvae.application.dashboard_label import LabelUpdate
+from ssvae.application.dashboard_label import LabelBoard, LabelUpdate
 from ssvae.application.dashboard_queue import QueueBoard
 from ssvae.application.dashboard_text import shortened
 from ssvae.domain.errors import SsvaeError
@@ -86,7 +86,8 @@ def generated_html(generated: Any, class_names: tuple[str, ...], kind: str) -> s
         return "<i>generated samples are shown for image data</i>"
     per_class = np.asarray(generated.per_class)
     lines = ["<b>what the model thinks each class looks like</b><table>"]
-    for c, name in enumerate(class_names):
+    # A class added since the model was trained has no samples until the next run.
+    for c, name in enumerate(class_names[: len(per_class)]):
         images = "".join(
             f'<img src="{png_data_url(image, 2)}" style="margin:1px">' for image in per_class[c]
         )
@@ -146,6 +147,17 @@ class QueuePage:
             ),
             pn.Row(self.strip, self.generated),
             name="Queue",
+        )
+
+    def classes_changed(self, board: LabelBoard) -> None:
+        """The labels gained a class (on the Label page): label with `board`, pick from its
+        classes."""
+        self.board.board = board
+        names = board.class_names
+        self.picker.param.update(
+            options=list(names),
+            placeholder=f"type part of one of {len(names)} class names",
+            visible=len(names) > 10,
         )
 
     def show_generated(self, generated: Any) -> None:

@@ -301,3 +301,32 @@ def test_model_page_shows_the_run_the_spec_and_the_counts(
     assert page.locator(".ssvae-runs tr").count() == 2  # header and the one run
     page.locator(".ssvae-spec").get_by_text("learning_rate").wait_for()
     page.screenshot(path=str(SCREENSHOTS / "model.png"), full_page=True)
+
+
+def test_a_class_the_data_lacks_is_added_on_the_label_page_and_labels_the_point(
+    server: tuple[str, Path], page: Any
+) -> None:
+    _, artifacts = server
+    _tab(page, "Label")
+    detail = page.locator(".ssvae-detail")
+    before = detail.get_attribute("data-serial") if detail.count() else None
+    point = page.evaluate(PIXEL_JS, [700])
+    page.mouse.click(point["x"], point["y"])
+    _wait_until(lambda: detail.count() and detail.get_attribute("data-serial") != before, 30,
+                "the clicked point's detail")  # fmt: skip
+    serial = int(detail.get_attribute("data-serial"))
+    box = page.get_by_placeholder("a class the data lacks")
+    box.fill("Glitch")
+    page.get_by_role("button", name="add new class").click()
+    _wait_until(lambda: _labels(artifacts).get(serial) == "Glitch", 30, "the label in the file")
+    _wait_until(lambda: page.evaluate(LABEL_JS, [serial]) == 10, 30, "the point in class 10")
+    page.locator(".ssvae-counters").get_by_text("Glitch: 1").wait_for()
+    page.get_by_role("button", name="Glitch").wait_for()
+    classes = artifacts / "models" / MODEL_ID / "labels.csv.classes.json"
+    assert classes.read_text().count('"Glitch"') == 1
+    page.screenshot(path=str(SCREENSHOTS / "label-new-class.png"))
+    labels = (artifacts / "models" / MODEL_ID / "labels.csv").read_bytes()
+    box.fill("7")  # a class already: refused, and nothing is written
+    page.get_by_role("button", name="add new class").click()
+    page.locator(".ssvae-error").get_by_text("already exists").wait_for()
+    assert (artifacts / "models" / MODEL_ID / "labels.csv").read_bytes() == labels
