@@ -209,7 +209,9 @@ def pool_novelty(pool_map: PoolMap, labels: LabelSet) -> Novelty | None:
     labelled = codes >= 0
     if int(labelled.sum()) < MIN_LABELLED:
         return None
-    return novelty([pool_map.inputs, pool_map.encodings], labelled, codes[labelled])
+    return novelty(
+        [pool_map.inputs, pool_map.encodings], labelled, codes[labelled], inputs=pool_map.inputs
+    )
 
 
 def _novelty_column(pool_map: PoolMap, labels: LabelSet) -> ColourColumn:

@@ -280,10 +280,13 @@ def _novelty(pool: _Pool) -> Selection:
     sorted_serials = pool.request.labelled_serials[order]
     positions = np.searchsorted(sorted_serials, pool.serials[pool.labelled])
     classes = given[order][positions]
+    inputs = pool.field("novelty", "inputs")
     scored = novelty(
-        [pool.field("novelty", "inputs"), pool.field("novelty", "encodings")],
+        [inputs, pool.field("novelty", "encodings")],
         pool.labelled,
         classes,
+        inputs=inputs,
+        seed=pool.request.seed,
     )
     return _top_k(pool, "novelty", scored.scores)
 

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from ssvae.domain.acquisition import AcquisitionError
 from ssvae.domain.novelty import (
     conformal_threshold,
+    contrast,
+    logistic_fit,
     nearest_labelled,
     novelty,
     space_weight,
@@ -205,3 +207,45 @@ def _fields(request: AcquisitionRequest) -> dict[str, object]:
         "inputs": request.inputs,
         "encodings": request.encodings,
     }
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10**6), st.floats(1e-3, 1.0))
+def test_logistic_fit_matches_scikit_learn(seed: int, penalty: float) -> None:
+    # The same objective: sklearn minimises C sum_i w_i logloss_i + |coef|^2 / 2 with the
+    # intercept unpenalised (lbfgs), which is ours times C for C = 1 / penalty.
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(80, 4))
+    targets = (x[:, 0] + rng.normal(size=80) > 0.3).astype(float)
+    weights = rng.uniform(0.5, 2.0, 80) / 80
+    ours = logistic_fit(x, targets, weights, penalty)
+    reference = LogisticRegression(C=1.0 / penalty, tol=1e-12, max_iter=10_000).fit(
+        x, targets, sample_weight=weights
+    )
+    np.testing.assert_allclose(ours[:-1], reference.coef_[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ours[-1], reference.intercept_[0], rtol=1e-4, atol=1e-5)
+
+
+def test_the_contrast_scores_what_the_labelled_samples_share_low() -> None:
+    # Labelled samples of two classes share their directions; a third direction is unseen.
+    features, labelled, truth = _clusters()
+    scores = contrast(features, labelled, seed=0)
+    known = (truth < 3) & ~labelled
+    assert np.median(scores[truth == 3]) > np.percentile(scores[known], 90)
+    # Cross-fitted: a labelled row's score is that of a model fitted without it, so it looks
+    # like the known unlabelled rows' scores, not far below them.
+    assert abs(np.median(scores[labelled]) - np.median(scores[known])) < np.std(scores[known])
+    np.testing.assert_array_equal(scores, contrast(features, labelled, seed=0))
+
+
+def test_the_contrast_fits_a_bounded_sample_of_a_large_pool() -> None:
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(3000, 6))
+    labelled = np.zeros(3000, bool)
+    labelled[:20] = True
+    few = contrast(features, labelled, seed=1, negatives=500)
+    assert few.shape == (3000,) and np.all(np.isfinite(few))
+    with pytest.raises(AcquisitionError, match="every one is labelled"):
+        contrast(features[:5], np.ones(5, bool))
