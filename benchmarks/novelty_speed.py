@@ -94,3 +94,7 @@ def main() -> None:
             indent=1,
         )
     )
+
+
+if __name__ == "__main__":
+    main()
