@@ -235,7 +235,7 @@ def _novelty_column(pool_map: PoolMap, labels: LabelSet) -> ColourColumn:
     note = (
         f"{flagged:,} of {len(pool_map):,} points are unknown: novelty above "
         f"{scored.threshold:.3g}, which about {scored.alpha:.0%} of samples like the labelled "
-        "ones pass (the labelled samples' leave-one-out scores)"
+        "ones pass (from the labelled samples' out-of-sample scores)"
     )
     return ColourColumn(NOVELTY, scored.scores, None, note)
 

@@ -272,3 +272,37 @@ def test_the_queue_shows_messages_and_its_picker_labels_the_framed_one(
     highlighted = page.locator(".ssvae-queue-item.ssvae-highlighted")
     _wait_until(lambda: int(highlighted.get_attribute("data-serial")) != serial, 10, "the next")
     page.screenshot(path=str(SCREENSHOTS / "queue-text.png"))
+
+
+def test_the_novelty_colour_marks_messages_unlike_every_label(
+    server: tuple[str, Path], page: Any, messages: tuple[Path, dict[int, dict[str, str]]]
+) -> None:
+    # 12 labels of each of 2 templates (24: enough to calibrate the 95% threshold), written
+    # by the CLI; every other template is new to the labels.
+    _, model = server
+    rows = messages[1]
+    pool = _pool_serials(model)
+    by_class: dict[str, list[int]] = defaultdict(list)
+    for serial in pool:
+        by_class[rows[serial]["event_id"]].append(serial)
+    known = sorted(by_class)[:2]
+    labels = model.parent.parent / "novelty-labels.csv"
+    lines = [f"{s},{name}" for name in known for s in by_class[name][:12]]
+    labels.write_text("Serial,label\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    done = subprocess.run(
+        [SSVAE, "label", "--model", str(model), "import", str(labels)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    page.locator(".bk-tab", has_text="Label").first.click()
+    page.reload()
+    page.wait_for_selector("canvas", timeout=SLOW)
+    page.get_by_label("colour by").select_option("novelty")
+    note = page.get_by_text("points are unknown: novelty above")
+    note.wait_for(timeout=SLOW)
+    flagged = int(note.inner_text().split(" of ")[0].replace(",", ""))
+    unlabelled_new = sum(len(v) for k, v in by_class.items() if k not in known)
+    assert 0 < flagged <= unlabelled_new + 4  # the unseen templates, at most a few known ones
+    page.screenshot(path=str(SCREENSHOTS / "label-text-novelty.png"))
