@@ -1,12 +1,15 @@
 """Atomic file writes: a temporary file in the same folder, fsync, then rename.
 
 A crash or Ctrl-C at any moment leaves either the old file or the new one, never half of one.
+The new file keeps the permissions of the one it replaces (the temporary file is created
+0600, which would otherwise take a shared 664 label file away from its group).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +23,8 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
+        with contextlib.suppress(FileNotFoundError):
+            os.fchmod(fd, stat.S_IMODE(os.stat(path).st_mode))
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()

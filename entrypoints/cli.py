@@ -171,7 +171,8 @@ def label_undo(app: Any) -> None:
     if entry is None:
         click.echo("nothing to undo")
     else:
-        click.echo(f"undone: serial {entry.serial} is {entry.new!r} again")
+        state = "unlabelled" if entry.new is None else repr(entry.new)
+        click.echo(f"undone: serial {entry.serial} is {state} again")
 
 
 @label.command("import")

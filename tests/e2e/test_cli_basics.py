@@ -71,6 +71,21 @@ def test_labels_round_trip_through_the_cli(tmp_path: Path) -> None:
     undo = run("label", "--labels", str(store), "undo")
     assert undo.returncode == 0, undo.stderr
     assert store.read_text().splitlines() == ["Serial,label", "3,7", "5,7"]
+    assert undo.stdout.strip() == "undone: serial 9 is unlabelled again"
+    assert run("label", "--labels", str(store), "set", "3", "--class", "2").returncode == 0
+    undo = run("label", "--labels", str(store), "undo")
+    assert undo.stdout.strip() == "undone: serial 3 is '7' again"
+
+
+def test_a_label_write_keeps_the_files_permissions(tmp_path: Path) -> None:
+    # A label file shared with a group (664) stays shared after a write: the atomic write's
+    # temporary file is created 600 and would otherwise replace it with its own mode.
+    store = tmp_path / "labels.csv"
+    assert run("label", "--labels", str(store), "set", "1", "--class", "2").returncode == 0
+    store.chmod(0o664)
+    assert run("label", "--labels", str(store), "set", "4", "--class", "3").returncode == 0
+    assert store.stat().st_mode & 0o777 == 0o664
+    assert store.read_text().splitlines() == ["Serial,label", "1,2", "4,3"]
 
 
 @pytest.mark.parametrize(
