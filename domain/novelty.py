@@ -281,8 +281,6 @@ def novelty(
     parts, weights = [], []
     for index, features in enumerate(spaces):
         distance, nearest = nearest_labelled(features, mask, f"feature space {index}")
-        if distance.shape != mask.shape:
-            raise AcquisitionError("every feature space needs one row per pool sample")
         own = distance[mask]
         scale = float(np.median(own))
         if not math.isfinite(scale) or scale <= 0.0:
@@ -298,7 +296,7 @@ def novelty(
     total = sum(weights)
     shares = [w / total for w in weights] if total > 0 else [1.0 / len(parts)] * len(parts)
     scores = np.sum([share * part for share, part in zip(shares, parts, strict=True)], axis=0)
-    if inputs is not None:
+    if inputs is not None and not mask.all():  # with nothing unlabelled there is no contrast
         contrasted = contrast(inputs, mask, seed)
         scores = 0.5 * (_robust_z(scores, scores[mask]) + _robust_z(contrasted, contrasted[mask]))
     calibration = np.asarray(scores[mask], np.float64)

@@ -249,3 +249,11 @@ def test_the_contrast_fits_a_bounded_sample_of_a_large_pool() -> None:
     assert few.shape == (3000,) and np.all(np.isfinite(few))
     with pytest.raises(AcquisitionError, match="every one is labelled"):
         contrast(features[:5], np.ones(5, bool))
+
+
+def test_a_fully_labelled_pool_scores_by_distance_alone() -> None:
+    features, _, truth = _clusters()
+    everything = np.ones(len(truth), bool)
+    scored = novelty([features], everything, truth, inputs=features)
+    alone = novelty([features], everything, truth)
+    np.testing.assert_array_equal(scored.scores, alone.scores)
