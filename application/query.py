@@ -107,8 +107,12 @@ def input_vectors(x: npt.ArrayLike, chunk: int = PREDICT_CHUNK) -> FloatArray:
     return joined
 
 
-def predict_pool(model: ModelPredictor, pool: Samples, chunk: int = PREDICT_CHUNK) -> PoolOutputs:
-    """The model's outputs on every pool row, predicted `chunk` rows at a time."""
+def predict_pool(
+    model: ModelPredictor, pool: Samples, chunk: int = PREDICT_CHUNK, with_inputs: bool = False
+) -> PoolOutputs:
+    """The model's outputs on every pool row, predicted `chunk` rows at a time; with the
+    projected input vectors when `with_inputs` (only novelty reads them: the projection is
+    a pass over the whole pool that other policies need not pay for)."""
     parts = [model.predict(pool.x[start : start + chunk]) for start in range(0, len(pool), chunk)]
     if not parts:
         raise AcquisitionError("the pool is empty; a workspace pool needs at least one sample")
@@ -129,7 +133,7 @@ def predict_pool(model: ModelPredictor, pool: Samples, chunk: int = PREDICT_CHUN
         ood=stacked("ood_score"),
         responsibilities=stacked("responsibilities"),
         encodings=stacked("encoding"),
-        inputs=input_vectors(pool.x, chunk),
+        inputs=input_vectors(pool.x, chunk) if with_inputs else None,
     )
 
 
@@ -358,7 +362,8 @@ class QueryService:
         pool = self.workspaces.pool(workspace)
         # Model scores first: a model that cannot serve the policy fails before the predictions.
         scores = pool_scores(model, pool, policy, self.predict_chunk, self.score_samples, seed)
-        outputs = predict_pool(model, pool, self.predict_chunk).with_scores(scores)
+        needs_inputs = "inputs" in required_inputs(policy)
+        outputs = predict_pool(model, pool, self.predict_chunk, needs_inputs).with_scores(scores)
         selection = choose(
             outputs, labels.serials(), policy, k, seed, labelled_classes=labels.class_indices()
         )

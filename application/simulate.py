@@ -45,6 +45,7 @@ from ssvae.domain.errors import DataError, SsvaeError
 from ssvae.domain.labels import LabelSet
 from ssvae.domain.model import ModelRepository, SsvaeModel, TrainingReport
 from ssvae.domain.ports import DEFAULT_SCORE_SAMPLES, DataSource, text_catalog
+from ssvae.domain.query import required_inputs
 from ssvae.domain.simulation import (
     FAILED,
     FINISHED,
@@ -298,7 +299,9 @@ class SimulateService:
         """Pool outputs (for the next query), test accuracy, the stopping check, and the
         test outputs they came from."""
         assert data.test.y is not None
-        outputs = predict_pool(model, data.pool, self.predict_chunk)
+        # One pool pass serves every policy of the run: inputs when any of them reads them.
+        needs_inputs = any("inputs" in required_inputs(p) for p in settings.policies)
+        outputs = predict_pool(model, data.pool, self.predict_chunk, needs_inputs)
         test = predict_pool(model, data.test, self.predict_chunk)
         test_accuracy = accuracy(test, data.test.y)
         stop_rows = stop_set_rows(len(data.pool), settings.data_seed, settings.stop_set_size)

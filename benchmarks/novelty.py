@@ -101,7 +101,7 @@ def evaluate(
     model = JaxSsvaeModel(spec)
     model.fit(pool, labels, epochs=epochs)
     trained = time.perf_counter()
-    outputs = predict_pool(model, pool)
+    outputs = predict_pool(model, pool, with_inputs=True)
     assert outputs.inputs is not None and outputs.encodings is not None
     labelled = np.zeros(len(pool), bool)
     labelled[rows] = True

@@ -277,3 +277,20 @@ def test_only_bald_under_the_standard_prior_is_refused(policy: str, prior: str) 
             check_prior_serves(policy, prior)
     else:
         assert check_prior_serves(policy, prior) is None
+
+
+def test_simulate_runs_novelty_with_the_pool_inputs(tmp_path: Path) -> None:
+    # Novelty reads the projected input vectors, which the pool pass adds only when a policy
+    # of the run needs them; each round queries unlabelled serials only.
+    service = SimulateService(
+        _source(), ScoringRepository(), InMemoryLearningCurveWriter(), now=lambda: NOW
+    )
+    settings = _settings(tmp_path, policies=("novelty", "margin"))
+    result = service.run(settings).result
+    assert [(r.policy, r.status) for r in result.runs] == [
+        ("novelty", FINISHED),
+        ("margin", FINISHED),
+    ]
+    novelty_run = result.runs[0]
+    queried = [s for round_result in novelty_run.rounds[1:] for s in round_result.queried]
+    assert len(queried) == len(set(queried)) == 8
