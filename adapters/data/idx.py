@@ -7,8 +7,12 @@ dimension, then the data in big-endian C order.
 from __future__ import annotations
 
 import gzip
+import io
+import math
+import os
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +30,10 @@ _DTYPES: dict[int, np.dtype[np.generic]] = {
 }
 _CODES = {(dtype.kind, dtype.itemsize): code for code, dtype in _DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
+# Deflate expands data at most about 1032-fold: a gzip file of n bytes cannot hold more, so a
+# header that declares more is refused before anything is allocated for it.
+_MAX_DEFLATE_RATIO = 1032
+_CHUNK = 1 << 20
 _FIX = "download it again or replace it with an intact copy"
 
 
@@ -36,21 +44,27 @@ def is_gzip(data: bytes) -> bool:
 
 def read_idx_bytes(path: Path) -> bytes:
     """The uncompressed IDX bytes of `path` (gzip or raw); DataError naming the file."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+    data = _read_file(path)
     return decompress(data, path) if is_gzip(data) else data
 
 
 def decompress(data: bytes, path: Path) -> bytes:
-    """Gunzip `data` read from `path`; DataError naming the file if it is truncated or corrupt."""
+    """Gunzip the IDX bytes `data` read from `path`, never beyond what its header declares.
+
+    The header is read first and its size checked against what `data` can hold, so a header
+    that claims terabytes, or a small gzip bomb, is refused before anything is allocated for
+    it; one byte past the declared size is kept so that `decode_idx` reports trailing bytes.
+    """
     try:
-        return gzip.decompress(data)
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            head = _read_header(stream)
+            dtype, shape, header = parse_idx_header(head, path)
+            expected = _declared_bytes(dtype, shape)
+            _check_gzip_can_hold(path, len(data), header + expected, shape)
+            body = _read_at_most(stream, expected + 1)
     except (OSError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: corrupt or truncated gzip data ({error}); {_FIX}") from None
+    return head + body
 
 
 def parse_idx_header(data: bytes, path: Path) -> tuple[np.dtype[np.generic], tuple[int, ...], int]:
@@ -73,14 +87,7 @@ def parse_idx_header(data: bytes, path: Path) -> tuple[np.dtype[np.generic], tup
 def decode_idx(data: bytes, path: Path) -> npt.NDArray[np.generic]:
     """The array held by the uncompressed IDX bytes `data` read from `path`."""
     dtype, shape, header = parse_idx_header(data, path)
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    found = len(data) - header
-    if found != expected:
-        problem = "truncated" if found < expected else "has trailing bytes"
-        raise DataError(
-            f"{path}: size mismatch: header shape {shape} needs {expected} bytes of data, "
-            f"file has {found} ({problem}); {_FIX}"
-        )
+    _check_size(path, shape, _declared_bytes(dtype, shape), len(data) - header)
     array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
     # Native byte order so that callers can compute with it directly.
     return array.astype(dtype.newbyteorder("="), copy=False)
@@ -92,21 +99,86 @@ def read_idx(path: Path) -> npt.NDArray[np.generic]:
 
 
 def read_idx_shape(path: Path) -> tuple[np.dtype[np.generic], tuple[int, ...]]:
-    """The dtype and shape in the header of `path`, reading only the header."""
+    """The dtype and shape in the header of `path`, checked against the file's length.
+
+    Only the header is decompressed: callers size arrays (serial numbers, buffers) by the
+    declared shape, so a raw file must hold exactly the declared bytes, and a gzip file no
+    fewer compressed bytes than so much data needs.
+    """
     try:
         with path.open("rb") as raw:
             gzipped = raw.read(2) == _GZIP_MAGIC
+            length = os.fstat(raw.fileno()).st_size
             raw.seek(0)
             stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
-            head = stream.read(4)
-            if len(head) == 4:
-                head += stream.read(4 * head[3])
+            head = _read_header(stream)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: cannot be read or decompressed ({error}); {_FIX}") from None
-    dtype, shape, _ = parse_idx_header(head, path)
+    dtype, shape, header = parse_idx_header(head, path)
+    expected = _declared_bytes(dtype, shape)
+    if gzipped:
+        _check_gzip_can_hold(path, length, header + expected, shape)
+    else:
+        _check_size(path, shape, expected, length - header)
     return dtype, shape
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+
+
+def _read_header(stream: BinaryIO) -> bytes:
+    """The magic number and the dimensions (at most 4 + 4 * 255 bytes) of an IDX stream."""
+    head = stream.read(4)
+    if len(head) == 4:
+        head += stream.read(4 * head[3])
+    return head
+
+
+def _read_at_most(stream: BinaryIO, limit: int) -> bytes:
+    """Up to `limit` bytes of `stream`, read in chunks: memory follows what the stream holds,
+    never `limit` itself (a read of n bytes allocates n bytes up front)."""
+    body = bytearray()
+    while len(body) < limit and (chunk := stream.read(min(_CHUNK, limit - len(body)))):
+        body += chunk
+    return bytes(body)
+
+
+def _declared_bytes(dtype: np.dtype[np.generic], shape: tuple[int, ...]) -> int:
+    # Python integers: a product of 255 dimensions near 2**32 overflows int64.
+    return math.prod(shape) * dtype.itemsize
+
+
+def _check_size(path: Path, shape: tuple[int, ...], expected: int, found: int) -> None:
+    if found != expected:
+        problem = "truncated" if found < expected else "has trailing bytes"
+        raise DataError(
+            f"{path}: size mismatch: header shape {_shown(shape)} needs {expected} bytes of "
+            f"data, file has {found} ({problem}); {_FIX}"
+        )
+
+
+def _check_gzip_can_hold(
+    path: Path, compressed: int, uncompressed: int, shape: tuple[int, ...]
+) -> None:
+    if uncompressed > compressed * _MAX_DEFLATE_RATIO:
+        raise DataError(
+            f"{path}: size mismatch: header shape {_shown(shape)} needs {uncompressed} bytes, "
+            f"more than a gzip file of {compressed} bytes can hold (truncated or corrupt); {_FIX}"
+        )
+
+
+def _shown(shape: tuple[int, ...]) -> str:
+    """The shape for a message, cut short: a header may declare 255 dimensions."""
+    text = str(shape)
+    return text if len(text) <= 80 else text[:76] + " ...)"
 
 
 def encode_idx(array: npt.ArrayLike) -> bytes:

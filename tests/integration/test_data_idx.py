@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -162,13 +163,57 @@ def test_missing_file_and_folder_name_the_path(tmp_path: Path) -> None:
         read_idx_shape(tmp_path / "absent")
 
 
-def test_read_shape_reads_the_header_of_a_truncated_file(tmp_path: Path) -> None:
-    # Only the header is read: a file cut in its data still reports its declared shape.
+def test_read_shape_checks_the_declared_size_against_a_raw_file(tmp_path: Path) -> None:
+    # Callers size arrays by the header: a raw file cut in its data is refused at once.
     path = tmp_path / "cut"
     path.write_bytes(_valid_bytes()[:20])
+    with pytest.raises(DataError, match="truncated") as caught:
+        read_idx_shape(path)
+    assert str(path) in str(caught.value)
+    path.write_bytes(_valid_bytes())
     assert read_idx_shape(path) == (np.dtype(np.uint8), (2, 4, 4))
-    with pytest.raises(DataError, match="truncated"):
-        read_idx(path)
+
+
+def _claiming(count: int, compress: bool) -> bytes:
+    """An image file whose header declares `count` 28x28 images but holds one."""
+    data = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (count, 28, 28))
+    data += bytes(28 * 28)
+    return gzip.compress(data) if compress else data
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gz"])
+def test_a_header_declaring_2_to_the_32_samples_is_refused_without_allocating(
+    tmp_path: Path, compress: bool
+) -> None:
+    path = tmp_path / "huge-idx3-ubyte"
+    path.write_bytes(_claiming(2**32 - 1, compress))
+    tracemalloc.start()
+    try:
+        for read in (read_idx_shape, read_idx):
+            with pytest.raises(DataError, match="size mismatch") as caught:
+                read(path)
+            assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20
+
+
+def test_a_gzip_bomb_is_decompressed_no_further_than_its_header_declares(
+    tmp_path: Path,
+) -> None:
+    # 64 MiB of zeros compress to 64 KiB; the header declares one 28x28 image.
+    header = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (1, 28, 28))
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(header + bytes(64 << 20)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match="trailing bytes"):
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
 
 
 SHIPPED = {

@@ -201,3 +201,22 @@ def test_real_mnist_uncompressed_files_pass_by_their_published_md5(tmp_path: Pat
         shutil.copy(embedded_data_dir() / f"{stem}.gz", folder)
     source = IdxDataSource(directories=[folder], cache_dir=tmp_path / "c")
     np.testing.assert_array_equal(source.load("test").y[:3], [7, 2, 1])  # type: ignore[index]
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
+def test_a_header_declaring_2_to_the_32_images_is_refused_before_serials_are_made(
+    tmp_path: Path, gz: bool
+) -> None:
+    # serials() sizes an array by the headers: 2**32 - 1 samples would take 32 GiB.
+    _write(tmp_path, _small(), gz=gz)
+    for stem, array in (
+        ("train-images-idx3-ubyte", np.zeros((1, 28, 28), np.uint8)),
+        ("train-labels-idx1-ubyte", np.zeros(1, np.uint8)),
+    ):
+        data = encode_idx(array)
+        data = data[:4] + (2**32 - 1).to_bytes(4, "big") + data[8:]
+        (tmp_path / (stem + (".gz" if gz else ""))).write_bytes(gzip.compress(data) if gz else data)
+    source = IdxDataSource(directories=[tmp_path], cache_dir=tmp_path / "c", checksums={})
+    with pytest.raises(DataError, match="size mismatch") as caught:
+        source.describe()
+    assert "train-images-idx3-ubyte" in str(caught.value)
