@@ -42,7 +42,10 @@ class DatasetService:
     def summarise(self) -> DatasetSummary:
         """Load every split and summarise it (checks the whole data path)."""
         info = self.source.describe()
-        return DatasetSummary(info, tuple(self._split(info, name) for name, _ in info.split_sizes))
+        splits = tuple(self._split(info, name) for name, _ in info.split_sizes)
+        # Loading checks every file in full and may replace one that fails: describe again,
+        # so that where the data came from is told as it was read.
+        return DatasetSummary(self.source.describe(), splits)
 
     def _split(self, info: DatasetInfo, split: str) -> SplitSummary:
         samples = self.source.load(split)

@@ -19,6 +19,9 @@ class DatasetInfo:
     split_sizes: tuple[tuple[str, int], ...]  # e.g. (("train", 60000), ("test", 10000))
     has_true_labels: bool
     kind: str = "image"  # "image", "vector" or "text"
+    # Where the data came from, one line per place, for people: not part of the dataset's
+    # identity (the same files copied elsewhere are the same dataset).
+    sources: tuple[str, ...] = attrs.field(default=(), eq=False)
 
     def size(self, split: str) -> int:
         for name, count in self.split_sizes:

@@ -62,6 +62,7 @@ def data_describe(as_json: bool, **options: Any) -> None:
                     "name": info.name,
                     "sample_shape": list(info.sample_shape),
                     "classes": list(info.vocabulary.names),
+                    "sources": list(info.sources),
                     "splits": [
                         {
                             "split": s.split,
@@ -82,6 +83,8 @@ def data_describe(as_json: bool, **options: Any) -> None:
         f"dataset {info.name}: samples of shape {info.sample_shape}, "
         f"{len(info.vocabulary)} classes ({', '.join(info.vocabulary.names)})"
     )
+    for source in info.sources:
+        click.echo(f"  files  {source}")
     for split in summary.splits:
         click.echo(
             f"  {split.split:<6} {split.samples:>7} samples, values in "

@@ -6,11 +6,17 @@ as the mirrors distribute it, or the md5 of the uncompressed bytes, which also a
 recompressed copy such as the one shipped in this repository.
 
 - gzip file whose compressed md5 matches: accepted.
+- otherwise, a gzip file whose trailer (the CRC-32 and length of its uncompressed bytes, read
+  without decompressing) is that of another built-in dataset's file is skipped: both datasets
+  use the same file names, and the MNIST copy shipped here must not pass for Fashion-MNIST.
 - otherwise, when the uncompressed md5 is known: accepted for now, checked when loaded (the
-  bytes are decompressed then anyway, so `describe` reads headers only).
-- otherwise, a gzip file with a known, different compressed md5 is skipped: both datasets use
-  the same file names, and MNIST's copy must not pass for Fashion-MNIST.
+  bytes are decompressed then anyway, so `describe` reads headers only). A file that fails
+  that check is skipped like the others and the search goes on (next folder, or download).
+- otherwise, a gzip file with a known, different compressed md5 is skipped.
 - no checksum known for the file's form: accepted on its IDX structure alone.
+
+A folder that does not exist is refused rather than skipped, and `describe` says which files
+came from which folder: a mistyped `--data-dir` must not pass silently for the embedded copy.
 """
 
 from __future__ import annotations
@@ -64,6 +70,20 @@ FASHION_MNIST_CHECKSUMS: Mapping[str, str] = {
     "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
     "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+    # Published by Zalando beside the gzip ones; Linux distributions ship recompressed copies.
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+}
+# The gzip trailer of every copy of a file, however recompressed: the CRC-32 and length of the
+# uncompressed bytes (those whose md5 is in MNIST_CHECKSUMS). Read from the last 8 bytes, it
+# tells MNIST's files from Fashion-MNIST's without decompressing them.
+MNIST_TRAILERS: Mapping[str, tuple[int, int]] = {
+    "train-images-idx3-ubyte": (0xE9F4D8B3, 47040016),
+    "train-labels-idx1-ubyte": (0xE0CB4AD2, 60008),
+    "t10k-images-idx3-ubyte": (0x91373BDF, 7840016),
+    "t10k-labels-idx1-ubyte": (0x4AB9EFF9, 10008),
 }
 MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -83,10 +103,13 @@ class IdxDataset:
     classes: tuple[str, ...]
     checksums: Mapping[str, str]
     mirrors: tuple[str, ...]
+    trailers: Mapping[str, tuple[int, int]] = attrs.field(factory=dict)
 
 
 DATASETS: Mapping[str, IdxDataset] = {
-    "mnist": IdxDataset("MNIST", ClassVocabulary.digits().names, MNIST_CHECKSUMS, MNIST_MIRRORS),
+    "mnist": IdxDataset(
+        "MNIST", ClassVocabulary.digits().names, MNIST_CHECKSUMS, MNIST_MIRRORS, MNIST_TRAILERS
+    ),
     "fashion_mnist": IdxDataset(
         "Fashion-MNIST", FASHION_MNIST_CLASSES, FASHION_MNIST_CHECKSUMS, FASHION_MNIST_MIRRORS
     ),
@@ -138,6 +161,8 @@ class IdxDataSource:
         self._timeout = timeout
         self._lock = threading.RLock()
         self._located: dict[str, _Located] = {}
+        # Files that failed their checksum on load: the search for their stem skips them.
+        self._failed: dict[str, dict[Path, str]] = {}
         self._info: DatasetInfo | None = None
         self._arrays: dict[str, tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]] = {}
 
@@ -196,36 +221,72 @@ class IdxDataSource:
             split_sizes=tuple(sizes),
             has_true_labels=True,
             kind="image",
+            sources=self._sources(),
         )
+
+    def _sources(self) -> tuple[str, ...]:
+        """One line per folder: the files taken from it ('a.gz, b.gz from /folder')."""
+        folders: dict[Path, list[str]] = {}
+        for pair in SPLIT_FILES.values():
+            for stem in pair:
+                path = self._located[stem].path
+                folders.setdefault(path.parent, []).append(path.name)
+        return tuple(f"{', '.join(names)} from {folder}" for folder, names in folders.items())
 
     def _split_arrays(self, split: str) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
         with self._lock:
             if split not in self._arrays:
                 image_stem, label_stem = SPLIT_FILES[split]
+                described = self.describe()
                 images = self._read_verified(image_stem)
                 labels = self._read_verified(label_stem)
+                self._check_described(described, split, image_stem, images, labels)
                 self._check_labels(label_stem, labels)
                 self._arrays[split] = (images, labels)
             return self._arrays[split]
 
     def _read_verified(self, stem: str) -> npt.NDArray[np.uint8]:
-        """The decoded file of `stem`, its checksum confirmed if it was not already."""
-        located = self._locate(stem)
-        path = located.path
-        data = _read_bytes(path)
-        raw = decompress(data, path) if is_gzip(data) else data
-        if not located.verified:
+        """The decoded file of `stem`, its checksum confirmed if it was not already.
+
+        A file accepted for now that fails the check is skipped and the search goes on, so a
+        file of the other dataset under the same name gives way to the right one.
+        """
+        while True:
+            located = self._locate(stem)
+            path = located.path
+            data = _read_bytes(path)
+            raw = decompress(data, path) if is_gzip(data) else data
             expected = self._checksums.get(stem)
-            if expected is not None and _md5(raw) != expected:
-                raise DataError(
-                    f"{path}: its contents do not match the known {self._dataset.title} "
-                    f"checksum (corrupt, or another dataset's file); delete it and run with "
-                    f"--download, or replace it with an intact copy"
-                )
+            if located.verified or expected is None or _md5(raw) == expected:
+                break
+            self._failed.setdefault(stem, {})[path] = (
+                f"its contents do not match the known {self._dataset.title} checksum: "
+                "corrupt, or another dataset's file"
+            )
+            del self._located[stem]
+            self._info = None  # the files come from elsewhere now
         array = decode_idx(raw, path)
         if array.dtype != np.uint8:
             raise DataError(f"{path}: IDX data is {array.dtype}, expected uint8")
         return array.astype(np.uint8, copy=False)
+
+    def _check_described(
+        self,
+        described: DatasetInfo,
+        split: str,
+        image_stem: str,
+        images: npt.NDArray[np.uint8],
+        labels: npt.NDArray[np.uint8],
+    ) -> None:
+        """The files loaded hold what `describe` reported, even if one of them was replaced."""
+        want = (described.size(split), *described.sample_shape[:2])
+        if images.shape != want or labels.shape != want[:1]:
+            raise DataError(
+                f"{self._located[image_stem].path}: holds {images.shape[0]} images of "
+                f"{images.shape[1:]} with {labels.shape[0]} labels, but the files first found "
+                f"described {want[0]} images of {want[1:]}; put one dataset's four files in "
+                "one folder given with --data-dir"
+            )
 
     def _check_labels(self, stem: str, labels: npt.NDArray[np.uint8]) -> None:
         """Every label names a class (the headers were checked by `describe`)."""
@@ -261,6 +322,14 @@ class IdxDataSource:
     # -- finding and downloading files -------------------------------------------------------
 
     def _folders(self) -> list[Path]:
+        for folder in self._directories:
+            if not folder.is_dir():
+                what = "is not a folder" if folder.exists() else "does not exist"
+                raise DataError(
+                    f"data folder {folder} {what}; give the folder that holds the "
+                    f"{self._dataset.title} files (--data-dir), or leave it out to use the "
+                    "embedded copy"
+                )
         folders = list(self._directories)
         if self.download_dir not in folders:
             folders.append(self.download_dir)
@@ -273,10 +342,11 @@ class IdxDataSource:
             return self._located[stem]
 
     def _find_or_fetch(self, stem: str) -> _Located:
-        rejected: list[str] = []
+        failed = self._failed.get(stem, {})
+        rejected = [f"{path} ({why})" for path, why in failed.items()]
         for folder in self._folders():
             for candidate in (folder / f"{stem}.gz", folder / stem):
-                if not candidate.is_file():
+                if not candidate.is_file() or candidate in failed:
                     continue
                 verdict = self._identify(candidate, stem)
                 if isinstance(verdict, _Located):
@@ -298,6 +368,11 @@ class IdxDataSource:
         gzipped = _starts_with_gzip(path)
         if gzipped and gz_md5 is not None and _md5(_read_bytes(path)) == gz_md5:
             return _Located(path, verified=True)
+        if gzipped:
+            trailer = _gzip_trailer(path)
+            for other in DATASETS.values():
+                if other is not self._dataset and other.trailers.get(stem) == trailer:
+                    return f"{other.title}'s {stem}, not {self._dataset.title}'s: its md5 differs"
         if raw_md5 is not None:
             return _Located(path, verified=False)
         if gzipped and gz_md5 is not None:
@@ -359,6 +434,20 @@ def _starts_with_gzip(path: Path) -> bool:
             return is_gzip(handle.read(2))
     except OSError as error:
         raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+
+
+def _gzip_trailer(path: Path) -> tuple[int, int] | None:
+    """The CRC-32 and length (mod 2**32) of the uncompressed bytes, from the gzip trailer."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            if handle.tell() < 18:  # shorter than any gzip member: header and trailer
+                return None
+            handle.seek(-8, 2)
+            trailer = handle.read(8)
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+    return int.from_bytes(trailer[:4], "little"), int.from_bytes(trailer[4:], "little")
 
 
 def _read_bytes(path: Path) -> bytes:

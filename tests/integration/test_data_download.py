@@ -90,6 +90,7 @@ def test_download_verifies_and_loads(server: Server, tmp_path: Path) -> None:
     arrays = _dataset()
     checksums = _publish(server, "/m1/", arrays)
     cache = tmp_path / "cache"
+    (tmp_path / "empty").mkdir()
     source = IdxDataSource(
         name="mnist",
         directories=[tmp_path / "empty"],
@@ -193,6 +194,7 @@ def test_download_needs_a_checksum(tmp_path: Path) -> None:
 def test_missing_files_without_download_name_every_folder(tmp_path: Path) -> None:
     first, second = tmp_path / "mine", tmp_path / "other"
     first.mkdir()
+    second.mkdir()
     source = IdxDataSource(directories=[first, second], cache_dir=tmp_path / "cache")
     with pytest.raises(DataError) as caught:
         source.describe()
