@@ -1,0 +1,230 @@
+"""Checkpoint files: a save killed at any step still loads, and corrupt files say so in a line."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import tracemalloc
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ssvae.adapters.model import checkpoint
+from ssvae.adapters.model.checkpoint import (
+    ARRAYS,
+    META,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
+from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
+from ssvae.domain.spec import ModelSpec
+
+SPEC = ModelSpec(input_shape=(4,), num_classes=2, latent_dim=2, hidden_sizes=(4,))
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: no except clause of the code under test may catch it."""
+
+
+def save(directory: Path, step: int) -> None:
+    """A small checkpoint whose every array and counter says which save wrote it."""
+    tree = {"w": np.full((3, 2), float(step), np.float32), "b": np.arange(step, step + 4.0)}
+    save_checkpoint(
+        directory,
+        spec=SPEC,
+        tree=tree,
+        key=np.array([step, step], np.uint32),
+        step=step,
+        epoch=step,
+        tau=np.full((2, 2), step, np.float32),
+        extra={"fingerprint": f"save {step}"},
+    )
+
+
+def which_save(directory: Path) -> int:
+    """The step of the complete checkpoint that loads from `directory` (every part agrees)."""
+    content = load_checkpoint(directory)
+    step = content.step
+    assert content.epoch == step and content.meta["fingerprint"] == f"save {step}"
+    np.testing.assert_array_equal(content.leaves[0], np.arange(step, step + 4.0))
+    np.testing.assert_array_equal(content.leaves[1], np.full((3, 2), float(step), np.float32))
+    np.testing.assert_array_equal(content.key, [step, step])
+    assert content.tau is not None and np.all(content.tau == step)
+    return step
+
+
+def kill_at(monkeypatch: pytest.MonkeyPatch, when: int) -> list[str]:
+    """From the `when`-th file-system step of a save on, every step dies (a real kill runs no
+    clean-up either); a write dies after half its bytes. Returns the steps taken."""
+    steps: list[str] = []
+
+    def step(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            steps.append(name)
+            if len(steps) > when:
+                if name == "write":
+                    path, data = args
+                    Path(path).write_bytes(data[: len(data) // 2])
+                raise Killed(name)
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(checkpoint, "_write_file", step("write", checkpoint._write_file))
+    monkeypatch.setattr(checkpoint.os, "replace", step("replace", os.replace))
+    monkeypatch.setattr(checkpoint.shutil, "rmtree", step("rmtree", shutil.rmtree))
+    monkeypatch.setattr(checkpoint.tempfile, "mkdtemp", step("mkdtemp", tempfile.mkdtemp))
+    return steps
+
+
+def test_a_save_killed_at_any_step_leaves_the_old_or_the_new_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.MonkeyPatch.context() as counting:
+        total = kill_at(counting, when=10**9)
+        save(tmp_path / "probe", 1)
+        save(tmp_path / "probe", 2)
+    overwriting = total[total.index("replace") + 1 :]  # the second save's steps
+    overwrite_steps = len(overwriting)
+    assert overwrite_steps >= 7  # mkdtemp, 2 writes, mkdtemp, 2 renames, then clean-up
+    outcomes = []
+    for when in range(overwrite_steps + 1):
+        directory = tmp_path / f"kill-{when}" / "checkpoint"
+        save(directory, 1)
+        with pytest.MonkeyPatch.context() as patch:
+            kill_at(patch, when)
+            with contextlib.suppress(Killed):
+                save(directory, 2)
+        outcomes.append(which_save(directory))
+        # The next save succeeds and leaves nothing else beside the checkpoint.
+        save(directory, 3)
+        assert which_save(directory) == 3
+        assert [p.name for p in directory.parent.iterdir()] == ["checkpoint"]
+    # Killed before its first rename a save leaves the old checkpoint, after it the new one.
+    first_rename = overwriting.index("replace")
+    assert outcomes == [1] * (first_rename + 1) + [2] * (overwrite_steps - first_rename)
+
+
+def test_a_model_loads_after_a_kill_between_the_two_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = JaxSsvaeModel(SPEC)
+    directory = tmp_path / "checkpoint"
+    model.save(directory)
+    model.state.step = 7  # tells the second save from the first
+    renames: list[str] = []
+    real_replace = os.replace
+
+    def replace_then_die(source: Any, target: Any) -> None:
+        renames.append(str(target))
+        if len(renames) == 2:
+            raise Killed
+        real_replace(source, target)
+
+    monkeypatch.setattr(checkpoint.os, "replace", replace_then_die)
+    monkeypatch.setattr(checkpoint.shutil, "rmtree", lambda *a, **k: None)  # no clean-up
+    with pytest.raises(Killed):
+        model.save(directory)
+    assert not directory.exists()  # the state the renames leave between them
+    assert JaxSsvaeModel.restore(directory).state.step == 7
+
+
+def valid_files() -> tuple[bytes, bytes]:
+    directory = Path(tempfile.mkdtemp())
+    try:
+        save(directory / "c", 5)
+        return (directory / "c" / META).read_bytes(), (directory / "c" / ARRAYS).read_bytes()
+    finally:
+        shutil.rmtree(directory)
+
+
+META_BYTES, ARRAY_BYTES = valid_files()
+
+
+def npy_member(header: str) -> bytes:
+    """An .npy member with `header` (a dict literal) and 16 bytes of data."""
+    text = header.encode("latin1")
+    text += b" " * (-(len(text) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + bytes(16)
+
+
+def corrupted(data: bytes, cuts: list[tuple[int, int]]) -> bytes:
+    out = bytearray(data)
+    for position, value in cuts:
+        if out:
+            out[position % len(out)] = value
+    return bytes(out)
+
+
+@st.composite
+def damaged_checkpoints(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    """meta.json and arrays.npz with bytes changed, cut short, or replaced by other values."""
+    flips = st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=4)
+    meta, arrays = META_BYTES, ARRAY_BYTES
+    kind = draw(st.sampled_from(["meta bytes", "meta value", "arrays bytes", "arrays member"]))
+    if kind == "meta bytes":
+        meta = corrupted(meta, draw(flips))[: draw(st.integers(0, len(meta)))]
+    elif kind == "meta value":
+        document = json.loads(meta)
+        json_values = st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner),
+            max_leaves=6,
+        )
+        name = draw(st.sampled_from([*document, *document["spec"]]))
+        target = document if name in document else document["spec"]
+        target[name] = draw(json_values)
+        if draw(st.booleans()):
+            target.pop(name)
+        meta = json.dumps(document).encode()
+    elif kind == "arrays bytes":
+        arrays = corrupted(arrays, draw(flips))[: draw(st.integers(0, len(arrays)))]
+    else:
+        shape = draw(st.sampled_from(["(2**40,)", "(-4,)", "(2, 2)", "(10**30,)", "()"]))
+        dtype = draw(st.sampled_from(["'<f4'", "'|O'", "'<V0'", "'>i8'", "'x'"]))
+        buffer = io.BytesIO()
+        compression = draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))
+        replaced = draw(st.sampled_from(["leaf_00000.npy", "prng_key.npy", "tau.npy"]))
+        with zipfile.ZipFile(buffer, "w", compression) as archive:
+            with zipfile.ZipFile(io.BytesIO(arrays)) as source:
+                for info in source.infolist():
+                    if info.filename != replaced:
+                        archive.writestr(info.filename, source.read(info))
+            archive.writestr(
+                replaced,
+                npy_member(f"{{'descr': {dtype}, 'fortran_order': False, 'shape': {shape}, }}"),
+            )
+        arrays = buffer.getvalue()
+    return meta, arrays
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(damaged_checkpoints())
+def test_a_damaged_checkpoint_loads_or_says_why_in_one_line(files: tuple[bytes, bytes]) -> None:
+    directory = Path(tempfile.mkdtemp())
+    try:
+        (directory / META).write_bytes(files[0])
+        (directory / ARRAYS).write_bytes(files[1])
+        tracemalloc.start()
+        try:
+            load_checkpoint(directory)
+        except CheckpointError as error:
+            message = str(error)
+            assert "\n" not in message and str(directory) in message and len(message) < 600
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        assert peak < 20 * 2**20  # never what a declared size asks for, only what the files hold
+    finally:
+        shutil.rmtree(directory)
