@@ -6,7 +6,9 @@ the call returns); the page only redraws the rows an update names.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
 
 import attrs
 import numpy as np
@@ -130,9 +132,11 @@ class LabelBoard:
         self._load_samples = load_samples
         self._reconstruct = reconstruct
         self._source = source
-        # History entries each of this session's actions made, newest last: a group labelled
-        # at once is undone at once. The LabelService undoes one entry per call.
-        self._action_sizes: list[int] = []
+        # The write running now ("undoing", "saving labels"), None when idle: a press that
+        # comes meanwhile is refused, not queued, so that it cannot undo something its
+        # author never saw (the page runs undos off the event loop, so presses do come).
+        self._writing: str | None = None
+        self._writing_guard = threading.Lock()
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -187,12 +191,12 @@ class LabelBoard:
         `serials` (one undo step; none: only add it). The model learns it at its next run."""
         chosen = np.unique(np.asarray(serials, np.int64))
         rows = self.pool_map.rows_of(chosen) if chosen.size else np.zeros(0, np.int64)
-        if chosen.size:
-            after = self._labels.set(chosen.tolist(), class_name, self._source, new_class=True)
-            self._action_sizes.append(int(chosen.size))
-        else:
-            self._labels.add_class(class_name, self._source)
-            after = self._labels.labels()
+        with self._write("saving labels"):
+            if chosen.size:
+                after = self._labels.set(chosen.tolist(), class_name, self._source, new_class=True)
+            else:
+                self._labels.add_class(class_name, self._source)
+                after = self._labels.labels()
         self.pool_map = with_vocabulary(self.pool_map, after.vocabulary)
         given = f"; {chosen.size} point(s) labelled with it" if chosen.size else ""
         return self._update(
@@ -212,14 +216,11 @@ class LabelBoard:
         if chosen.size == 0:
             raise DashboardError("no point is selected; click a point or draw around a group")
         rows = self.pool_map.rows_of(chosen)
-        before = self._labels.labels()
-        changed = sum(1 for s in chosen.tolist() if before.get(s) != class_name)
-        if class_name is None:
-            after = self._labels.unset(chosen.tolist(), self._source)
-        else:
-            after = self._labels.set(chosen.tolist(), class_name, self._source)
-        if changed:
-            self._action_sizes.append(changed)
+        with self._write("saving labels"):
+            if class_name is None:
+                after = self._labels.unset(chosen.tolist(), self._source)
+            else:
+                after = self._labels.set(chosen.tolist(), class_name, self._source)
         what = f"as {class_name!r}" if class_name is not None else "unlabelled"
         noun = "point" if chosen.size == 1 else "points"
         detail = f" (serial {int(chosen[0])})" if chosen.size == 1 else ""
@@ -228,24 +229,51 @@ class LabelBoard:
         )
 
     def undo(self) -> LabelUpdate:
-        """Undo this session's latest action (a whole group at once); with none left, the
-        store's latest change."""
-        steps = self._action_sizes.pop() if self._action_sizes else 1
-        serials: list[int] = []
-        for _ in range(steps):
-            entry = self._labels.undo(self._source)
-            if entry is None:
-                break
-            serials.append(entry.serial)
-        labels = self._labels.labels()
-        if not serials:
+        """Undo the latest batch not undone yet, whoever wrote it: a group labelled at once
+        is undone at once, in one write."""
+        return self.reserve_undo()()
+
+    def reserve_undo(self) -> Callable[[], LabelUpdate]:
+        """Claim the board for an undo now, and return the undo to run on any thread; a
+        DashboardError while another write runs. The claim ends when the undo returns."""
+        self._claim("undoing")
+        return self._undo
+
+    def _undo(self) -> LabelUpdate:
+        try:
+            undone = self._labels.undo(self._source)
+        finally:
+            self._writing = None
+        labels = undone.labels
+        serials = np.asarray(undone.serials(), np.int64)
+        if not serials.size:
             empty = np.zeros(0, np.int64)
             return LabelUpdate(empty, empty, "nothing to undo", labels.counts())
-        unique = np.unique(np.asarray(serials, np.int64))
-        inside = unique[np.isin(unique, self.pool_map.serials)]
+        inside = serials[np.isin(serials, self.pool_map.serials)]
         rows = self.pool_map.rows_of(inside) if inside.size else np.zeros(0, np.int64)
-        noun = "change" if len(serials) == 1 else "changes"
-        return self._update(rows, inside, labels, f"undone {len(serials)} {noun}")
+        if serials.size == 1:
+            label = labels.get(int(serials[0]))
+            state = "unlabelled" if label is None else repr(label)
+            message = f"undone: serial {int(serials[0])} is {state} again"
+        else:
+            message = f"undone: {serials.size} points"
+        return self._update(rows, inside, labels, message)
+
+    def _claim(self, what: str) -> None:
+        with self._writing_guard:
+            if self._writing is not None:
+                raise DashboardError(
+                    f"still {self._writing}; press again when it is done (nothing was changed)"
+                )
+            self._writing = what
+
+    @contextlib.contextmanager
+    def _write(self, what: str) -> Iterator[None]:
+        self._claim(what)
+        try:
+            yield
+        finally:
+            self._writing = None
 
     def _update(
         self, rows: IntArray, serials: IntArray, labels: LabelSet, message: str

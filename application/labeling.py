@@ -11,11 +11,10 @@ import numpy.typing as npt
 from ssvae.domain.errors import LabelError
 from ssvae.domain.labels import (
     ClassVocabulary,
-    HistoryEntry,
     LabelChange,
     LabelSet,
+    Undone,
     changes_between,
-    undo_change,
 )
 from ssvae.domain.ports import LabelFileCodec, LabelStore
 
@@ -54,16 +53,10 @@ class LabelService:
         """Remove the labels of `serials` (unlabelled serials are left alone)."""
         return self._store.apply([LabelChange(int(s), None) for s in serials], source)
 
-    def undo(self, source: str) -> HistoryEntry | None:
-        """Revert the latest change not undone yet, whoever made it; None when there is none."""
-        change = undo_change(self._store.history())
-        if change is None:
-            return None
-        self._store.apply([change], source)
-        for entry in reversed(self._store.history()):
-            if entry.undoes == change.undoes:
-                return entry
-        return None  # not reached: apply records every undo
+    def undo(self, source: str) -> Undone:
+        """Revert the latest batch not undone yet (a group labelled at once, an import), whoever
+        wrote it, as a whole; its entries are empty when nothing is left to undo."""
+        return self._store.undo(source)
 
     def import_labels(
         self,

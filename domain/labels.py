@@ -110,6 +110,26 @@ class HistoryEntry:
     new: str | None
     source: str
     undoes: int | None = None
+    # The index of the first entry written by the same write (one `apply`, one undo): a
+    # group labelled at once is undone at once. None: the entry is a batch of its own.
+    batch: int | None = None
+
+    @property
+    def batch_id(self) -> int:
+        return self.index if self.batch is None else self.batch
+
+
+@attrs.frozen
+class Undone:
+    """What one undo did: the labels after it and its entries, one per reverted entry
+    (none when nothing was left to undo)."""
+
+    labels: LabelSet
+    entries: tuple[HistoryEntry, ...]
+
+    def serials(self) -> list[int]:
+        """The serials whose label the undo restored, ascending."""
+        return sorted({entry.serial for entry in self.entries})
 
 
 def _frozen_mapping(value: Mapping[int, str]) -> Mapping[int, str]:
@@ -197,17 +217,29 @@ def apply_changes(labels: LabelSet, changes: Sequence[LabelChange]) -> LabelSet:
     return labels
 
 
-def undo_change(history: Sequence[HistoryEntry]) -> LabelChange | None:
-    """The change that reverts the latest change not yet undone; None when nothing is left.
+def undo_batch(newest_first: Iterable[HistoryEntry]) -> list[LabelChange]:
+    """The changes that revert the latest batch not yet undone, as a whole; [] when nothing
+    is left to undo.
 
-    Undo entries themselves are never undone, and an entry reverted once is skipped, so
-    repeated undos walk back through the history.
+    `newest_first` is read lazily and only as far as needed, so a store can parse its
+    history backwards from the end. Undo entries themselves are never undone, and an entry
+    reverted once is skipped, so repeated undos walk back through the history batch by
+    batch. An undo entry always follows the entry it reverts, so by the time the walk
+    reaches an entry it has seen every undo of it. The changes come newest first: when a
+    batch changed a serial twice, the earliest label is the one that stays.
     """
-    undone = {e.undoes for e in history if e.undoes is not None}
-    for entry in reversed(history):
-        if entry.undoes is None and entry.index not in undone:
-            return LabelChange(serial=entry.serial, new=entry.previous, undoes=entry.index)
-    return None
+    undone: set[int] = set()
+    batch: int | None = None
+    changes: list[LabelChange] = []
+    for entry in newest_first:
+        if batch is not None and entry.batch_id != batch:
+            break  # a batch is written in one append: its entries are contiguous
+        if entry.undoes is not None:
+            undone.add(entry.undoes)
+        elif entry.index not in undone:
+            batch = entry.batch_id
+            changes.append(LabelChange(entry.serial, entry.previous, undoes=entry.index))
+    return changes
 
 
 def replay(vocabulary: ClassVocabulary, history: Sequence[HistoryEntry]) -> LabelSet:
@@ -231,6 +263,18 @@ def describe_serials(valid_serials: npt.NDArray[np.int64]) -> str:
     )
 
 
+MAX_SERIAL = int(np.iinfo(np.int64).max)  # serials are stored as int64
+
+
+def shown_serial(serial: int) -> str:
+    """`serial` for a message, cut short when it is long (an integer past Python's
+    4,300-digit limit cannot even be printed, and a message stays one readable line)."""
+    digits = int(abs(serial).bit_length() * 0.30103) + 1  # log10(2): the decimal length
+    if digits <= 40:
+        return str(serial)
+    return f"<a number of about {digits} digits>"
+
+
 def validate_changes(
     changes: Sequence[LabelChange],
     vocabulary: ClassVocabulary,
@@ -241,6 +285,11 @@ def validate_changes(
         serial = change.serial
         if isinstance(serial, bool) or not isinstance(serial, int | np.integer) or serial < 0:
             raise LabelError(f"serial {serial!r} is invalid: serials are integers >= 0")
+        if serial > MAX_SERIAL:
+            raise LabelError(
+                f"serial {shown_serial(int(serial))} is not in the dataset "
+                f"({describe_serials(valid_serials)}); use serials of the dataset's training pool"
+            )
         if change.new is not None and (
             not isinstance(change.new, str) or change.new not in vocabulary
         ):
@@ -292,6 +341,7 @@ def record_changes(
                 new=change.new,
                 source=source,
                 undoes=change.undoes,
+                batch=first_index,
             )
         )
     return LabelSet(labels.vocabulary, by_serial), tuple(entries)

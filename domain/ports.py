@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ssvae.domain.data import DatasetInfo, Samples
-from ssvae.domain.labels import ClassVocabulary, HistoryEntry, LabelChange, LabelSet
+from ssvae.domain.labels import ClassVocabulary, HistoryEntry, LabelChange, LabelSet, Undone
 
 
 class LabelStore(Protocol):
@@ -36,6 +36,12 @@ class LabelStore(Protocol):
 
     def history(self) -> Sequence[HistoryEntry]:
         """Every change ever applied, oldest first."""
+        ...
+
+    def undo(self, source: str) -> Undone:
+        """Revert the latest batch not undone yet (`domain.labels.undo_batch`), deciding what
+        to revert and persisting it as one new batch in one step, so that no other writer's
+        change slips between the two."""
         ...
 
 

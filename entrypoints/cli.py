@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from ssvae.domain.errors import SsvaeError
+from ssvae.domain.errors import LabelError, SsvaeError
 from ssvae.entrypoints.options import data_options, data_settings
 
 
@@ -22,6 +22,28 @@ class SsvaeGroup(click.Group):
         except SsvaeError as error:
             click.echo(f"error: {error}", err=True)
             sys.exit(1)
+
+
+class SerialType(click.ParamType):
+    """A serial on the command line: digits, at most as long as an int64. A bad one is a
+    LabelError (one line), where click's int would echo a 5,000-digit argument in full."""
+
+    name = "serial"
+    max_digits = 19  # 2**63 - 1 has 19 digits
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        text = str(value).strip()
+        if not text.isascii() or not text.isdigit():
+            raise LabelError(f"{text[:30]!r} is not a serial: serials are non-negative integers")
+        if len(text.lstrip("0")) > self.max_digits:
+            raise LabelError(
+                f"serial {text[:20]}... has {len(text)} digits; serials have at most "
+                f"{self.max_digits}: give the serial of a sample of the dataset"
+            )
+        return int(text)
+
+
+SERIAL = SerialType()
 
 
 def _data_settings(options: dict[str, Any]) -> Any:
@@ -135,7 +157,7 @@ def label(ctx: click.Context, /, labels_path: Path, model_dir: str | None, **opt
 
 
 @label.command("set")
-@click.argument("serials", nargs=-1, type=int, required=True)
+@click.argument("serials", nargs=-1, type=SERIAL, required=True)
 @click.option("--class", "class_name", required=True, help="The class name to give them.")
 @click.option(
     "--new-class",
@@ -158,7 +180,7 @@ def label_set(app: Any, serials: tuple[int, ...], class_name: str, new_class: bo
 
 
 @label.command("unset")
-@click.argument("serials", nargs=-1, type=int, required=True)
+@click.argument("serials", nargs=-1, type=SERIAL, required=True)
 @click.pass_obj
 def label_unset(app: Any, serials: tuple[int, ...]) -> None:
     """Remove the labels of SERIALS."""
@@ -169,13 +191,18 @@ def label_unset(app: Any, serials: tuple[int, ...]) -> None:
 @label.command("undo")
 @click.pass_obj
 def label_undo(app: Any) -> None:
-    """Undo the latest change that is not undone yet."""
-    entry = app.label_service().undo(source="cli")
-    if entry is None:
+    """Undo the latest change not undone yet, whoever made it: a whole batch (one set or
+    unset, one import, one group labelled in the dashboard) at once."""
+    undone = app.label_service().undo(source="cli")
+    serials = undone.serials()
+    if not serials:
         click.echo("nothing to undo")
+    elif len(serials) == 1:
+        label = undone.labels.get(serials[0])
+        state = "unlabelled" if label is None else repr(label)
+        click.echo(f"undone: serial {serials[0]} is {state} again")
     else:
-        state = "unlabelled" if entry.new is None else repr(entry.new)
-        click.echo(f"undone: serial {entry.serial} is {state} again")
+        click.echo(f"undone: {len(serials)} serials")
 
 
 @label.command("import")

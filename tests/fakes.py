@@ -17,7 +17,9 @@ from ssvae.domain.labels import (
     HistoryEntry,
     LabelChange,
     LabelSet,
+    Undone,
     record_changes,
+    undo_batch,
     validate_changes,
 )
 
@@ -59,6 +61,18 @@ class InMemoryLabelStore:
 
     def history(self) -> Sequence[HistoryEntry]:
         return tuple(self._history)
+
+    def undo(self, source: str) -> Undone:
+        changes = undo_batch(reversed(self._history))
+        self._labels, entries = record_changes(
+            self._labels,
+            changes,
+            source=source,
+            first_index=len(self._history),
+            timestamp=self._clock(),
+        )
+        self._history.extend(entries)
+        return Undone(self._labels, entries)
 
 
 class InMemoryDataSource:

@@ -4,8 +4,10 @@ Beside a store at `labels.csv` live `labels.csv.history.jsonl` (append-only, one
 per change), `labels.csv.lock` (the inter-process lock that writers take) and, once a user
 added a class the dataset lacks, `labels.csv.classes.json` (the vocabulary; `classes_file.py`).
 
-The label file is the source of truth. `apply` takes the lock, re-reads the label file, the
-vocabulary and the history, validates the changes, and then writes in this order:
+The label file is the source of truth. `apply` and `undo` take the lock, re-read the label
+file, the vocabulary and the end of the history, decide the changes (`undo` picks the latest
+batch not undone yet from the history as it is now, so no other writer's change can come
+between its choice and its write), validate them, and then write in this order:
 
 0. when the changes bring new classes, replace the vocabulary file atomically;
 1. append the new history entries, each carrying the SHA-256 of the label file they produce,
@@ -29,10 +31,14 @@ be read. For the same reason readers read the label file before the vocabulary: 
 see was written after its class, so the vocabulary read next has it.
 
 When the last entry's hash matches the label file, the history is consistent without being
-replayed. Otherwise, and when the history minus its last batch does not explain the file
-either, the file was changed outside the store (edited by hand, or the history was deleted):
-the difference is recorded as entries whose source is `EXTERNAL_SOURCE`, timestamped with the
-file's modification time, so that the history always replays to the labels. A torn last line
+replayed: a write reads only that last line (its index gives the count), so its cost does not
+grow with the history, and undo reads back from the end only as far as the batch it reverts.
+Each write also removes the temporaries an earlier crash left beside the label file (the lock
+is held, so no write of the store is using them). When the hash does not match, and the
+history minus its last batch does not explain the file either, the file was changed outside
+the store (edited by hand, or the history was deleted): the difference is recorded as entries
+whose source is `EXTERNAL_SOURCE`, timestamped with the file's modification time, so that the
+history always replays to the labels. A torn last line
 (no final newline, from a crash while appending) is ignored and truncated by the next writer.
 """
 
@@ -43,6 +49,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -62,16 +69,21 @@ from ssvae.domain.labels import (
     HistoryEntry,
     LabelChange,
     LabelSet,
+    Undone,
     changes_between,
     describe_serials,
     record_changes,
     replay,
+    undo_batch,
     validate_changes,
 )
 
 EXTERNAL_SOURCE = "external edit"
 DEFAULT_LOCK_TIMEOUT = 10.0
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # the hash of a label file that does not exist
+# The names `atomic_writer` gives its temporaries: `.<file name>.<8 of [a-z0-9_]>.tmp`.
+_TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
+_READ_BLOCK = 1 << 16
 
 
 @attrs.frozen
@@ -173,31 +185,58 @@ class _Logged:
 
 
 class _History:
-    """The history file as read; its lines are parsed only when needed (it can be long)."""
+    """The history file, read under the lock from its end.
 
-    def __init__(self, data: bytes, parse_line: Callable[[bytes, int, int], _Logged]) -> None:
-        self.size = len(data)
-        self.complete_length = data.rfind(b"\n") + 1  # anything after it is a torn write
-        self._data = data[: self.complete_length]
-        self._parse_line = parse_line  # (line, position, offset) -> record
-        self.count = self._data.count(b"\n")
+    A write reads only the last complete record: its index gives the count, and its hash
+    says whether the label file needs reconciling, so a write costs the same however long
+    the history is. Undo reads back from the end only as far as the batch it reverts;
+    `records` (reconciliation, `history()`) reads the whole file.
+    """
+
+    def __init__(self, path: Path, parse_line: Callable[[bytes, int | None, int], _Logged]) -> None:
+        self._path = path
+        self._parse_line = parse_line  # (line, position or None when unknown, offset) -> record
+        self.size = 0
+        self.complete_length = 0  # anything after it is a torn write
+        self.count = 0
+        self._last: _Logged | None = None
+        with _opened(path) as handle:
+            if handle is None:
+                return
+            self.size = os.fstat(handle.fileno()).st_size
+            self.complete_length = _end_of_last_line(handle, self.size)
+            for offset, line in _lines_backwards(handle, self.complete_length):
+                self._last = self._parse_line(line, None, offset)
+                break
+        if self._last is not None:
+            self.count = self._last.entry.index + 1
 
     def last(self) -> _Logged | None:
-        """The last complete record, parsed alone."""
-        if not self.count:
-            return None
-        offset = self._data.rfind(b"\n", 0, self.complete_length - 1) + 1
-        return self._parse_line(self._data[offset:], self.count - 1, offset)
+        """The last complete record."""
+        return self._last
 
     @functools.cached_property
     def records(self) -> tuple[_Logged, ...]:
         """Every complete record, oldest first."""
+        data = (_read_bytes(self._path) or b"")[: self.complete_length]
         records: list[_Logged] = []
         offset = 0
-        for line in self._data.splitlines(keepends=True):
+        for line in data.splitlines(keepends=True):
             records.append(self._parse_line(line, len(records), offset))
             offset += len(line)
         return tuple(records)
+
+    def newest_first(self, kept: int) -> Iterator[HistoryEntry]:
+        """The first `kept` entries, newest first, parsed lazily from the end of the file."""
+        if "records" in self.__dict__ or kept != self.count:  # read in full already
+            yield from (record.entry for record in reversed(self.records[:kept]))
+            return
+        with _opened(self._path) as handle:
+            if handle is None:
+                return
+            lines = _lines_backwards(handle, self.complete_length)
+            for position, (offset, line) in zip(range(kept - 1, -1, -1), lines, strict=False):
+                yield self._parse_line(line, position, offset).entry
 
 
 @attrs.frozen
@@ -210,6 +249,11 @@ class _Reconciled:
 
     def entries(self, history: _History) -> tuple[HistoryEntry, ...]:
         return tuple(r.entry for r in history.records[: self.kept]) + self.external
+
+    def newest_first(self, history: _History) -> Iterator[HistoryEntry]:
+        """The reconciled history, newest first, read from the end only as far as needed."""
+        yield from reversed(self.external)
+        yield from history.newest_first(self.kept)
 
 
 class LabelFileStore:
@@ -255,13 +299,29 @@ class LabelFileStore:
         """Validate `changes` (with `new_classes` added to the vocabulary), then record and
         persist them under the lock (module docstring); nothing is written when invalid."""
         changes = list(changes)
+        return self._commit(lambda _: changes, source, new_classes)[0]
+
+    def undo(self, source: str) -> Undone:
+        """Revert the latest batch not undone yet as one new batch, choosing it under the
+        lock from the history as it is then (another writer's change cannot slip between)."""
+        return Undone(*self._commit(undo_batch, source, ()))
+
+    def _commit(
+        self,
+        decide: Callable[[Iterator[HistoryEntry]], list[LabelChange]],
+        source: str,
+        new_classes: Sequence[str],
+    ) -> tuple[LabelSet, tuple[HistoryEntry, ...]]:
+        """Under the lock: the changes `decide` makes of the history (newest first), checked
+        and written in the order of the module docstring; nothing is written when invalid."""
         with self._locked():
             snapshot = self._read_labels()
             stored = snapshot.labels.vocabulary
             vocabulary = stored.with_classes(new_classes)
-            validate_changes(changes, vocabulary, self._valid_serials)
             history = self._read_history(stored)
             reconciled = self._reconcile(snapshot, history)
+            changes = decide(reconciled.newest_first(history))
+            validate_changes(changes, vocabulary, self._valid_serials)
             labels, entries = record_changes(
                 LabelSet(vocabulary, dict(snapshot.labels)),
                 changes,
@@ -270,16 +330,41 @@ class LabelFileStore:
                 timestamp=self._clock(),
             )
             try:
+                self._remove_stale_temporaries()
                 if vocabulary != stored:
                     write_vocabulary(self.classes_path, vocabulary)
                 self._write(snapshot, history, reconciled, labels, entries)
             except OSError as error:
                 raise _write_error(self.path, error) from error
-            return labels
+            return labels, entries
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete the temporaries a crashed write left beside the label file (or its
+        vocabulary). Only names of the pattern `atomic_writer` gives these two files match,
+        and the lock is held, so no write of this store is using one."""
+        names = {self.path.name, self.classes_path.name}
+        try:
+            candidates = list(os.scandir(self.path.parent))
+        except OSError:
+            return  # a folder that cannot be listed: the write itself will say what is wrong
+        for candidate in candidates:
+            match = _TEMPORARY.fullmatch(candidate.name)
+            if match and match.group(1) in names and candidate.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(candidate.path)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+            # filelock retries a lock file it cannot create until its timeout, and then
+            # reports a busy lock: opening it first tells "cannot" from "busy".
+            os.close(os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644))
+        except OSError as error:
+            raise LabelError(
+                f"cannot create the lock file {self.lock_path}: {_reason(self.lock_path, error)}; "
+                "keep the labels in a folder where you may create files"
+            ) from None
         try:
             self._lock.acquire()
         except filelock.Timeout:
@@ -287,6 +372,11 @@ class LabelFileStore:
                 f"another process has been writing the labels {self.path} for more than "
                 f"{self._lock_timeout:g} s (lock {self.lock_path}); retry when it has "
                 "finished, or stop the other ssvae process that uses these labels"
+            ) from None
+        except OSError as error:
+            raise LabelError(
+                f"cannot lock {self.lock_path}: {_reason(self.lock_path, error)}; "
+                "keep the labels in a folder where you may create files"
             ) from None
         try:
             yield
@@ -312,20 +402,18 @@ class LabelFileStore:
         return _Snapshot(labels, hashlib.sha256(data).hexdigest(), mtime)
 
     def _read_history(self, vocabulary: ClassVocabulary) -> _History:
-        return _History(
-            _read_bytes(self.history_path) or b"",
-            functools.partial(self._parse_history_line, vocabulary),
-        )
+        return _History(self.history_path, functools.partial(self._parse_history_line, vocabulary))
 
     def _parse_history_line(
-        self, vocabulary: ClassVocabulary, line: bytes, position: int, offset: int
+        self, vocabulary: ClassVocabulary, line: bytes, position: int | None, offset: int
     ) -> _Logged:
         try:
             fields = json.loads(line)
             entry, batch, labels_sha256 = _history_record(fields, position, vocabulary)
-        except (ValueError, TypeError) as error:  # JSON, UTF-8 or field errors
+        except (ValueError, TypeError, RecursionError) as error:  # JSON, UTF-8, field errors
+            where = "the last line" if position is None else f"line {position + 1}"
             raise LabelError(
-                f"history {self.history_path} line {position + 1} is not a valid entry "
+                f"history {self.history_path} {where} is not a valid entry "
                 f"({error}); restore that file, or delete it to start a new history "
                 f"(the labels themselves are kept in {self.path})"
             ) from None
@@ -388,7 +476,7 @@ class LabelFileStore:
 
 
 def _history_record(
-    fields: Any, position: int, vocabulary: ClassVocabulary
+    fields: Any, position: int | None, vocabulary: ClassVocabulary
 ) -> tuple[HistoryEntry, int, str]:
     """The entry, batch and label hash in one parsed history line; TypeError when malformed."""
     if not isinstance(fields, dict):
@@ -401,13 +489,14 @@ def _history_record(
         new=_field(fields, "new", str | None),
         source=_field(fields, "source", str),
         undoes=_field(fields, "undoes", int | None),
+        batch=_field(fields, "batch", int),
     )
-    if entry.index != position:
-        raise TypeError(f"index {entry.index} where {position} was expected")
+    if entry.index < 0 or (position is not None and entry.index != position):
+        raise TypeError(f"index {entry.index} where {position or 'a count'} was expected")
     for name in (entry.previous, entry.new):
         if name is not None and name not in vocabulary:
             raise TypeError(f"class {name!r} is not in the vocabulary")
-    return entry, _field(fields, "batch", int), _field(fields, "labels_sha256", str)
+    return entry, entry.batch_id, _field(fields, "labels_sha256", str)
 
 
 def _field(fields: dict[str, Any], key: str, kind: Any) -> Any:
@@ -443,6 +532,54 @@ def _last_batch_start(records: Sequence[_Logged]) -> int:
 
 
 @contextlib.contextmanager
+def _opened(path: Path) -> Iterator[BinaryIO | None]:
+    """`path` open for reading; None when it does not exist."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        yield None
+        return
+    except OSError as error:
+        raise _read_error(path, error) from error
+    with handle:
+        yield handle
+
+
+def _end_of_last_line(handle: BinaryIO, size: int) -> int:
+    """The length of the file's complete lines: the offset after its last newline."""
+    end = size
+    while end > 0:
+        start = max(0, end - _READ_BLOCK)
+        handle.seek(start)
+        found = handle.read(end - start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        end = start
+    return 0
+
+
+def _lines_backwards(handle: BinaryIO, end: int) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) of each line of the file's first `end` bytes (which end with a
+    newline), last line first, reading blocks from the end: the cost is the lines read."""
+    pending = b""  # the tail of the part read so far that is not yet a whole line
+    position = end
+    while position > 0:
+        start = max(0, position - _READ_BLOCK)
+        handle.seek(start)
+        pending = handle.read(position - start) + pending
+        position = start
+        line_end = len(pending)
+        cut = pending.rfind(b"\n", 0, line_end - 1)
+        while cut >= 0:
+            yield position + cut + 1, pending[cut + 1 : line_end]
+            line_end = cut + 1
+            cut = pending.rfind(b"\n", 0, line_end - 1)
+        pending = pending[:line_end]
+    if pending:
+        yield 0, pending
+
+
+@contextlib.contextmanager
 def _open_for_update(path: Path) -> Iterator[BinaryIO]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     with os.fdopen(fd, "r+b") as handle:
@@ -466,12 +603,21 @@ def _read_bytes(path: Path) -> bytes | None:
 
 def _read_error(path: Path, error: OSError) -> LabelError:
     return LabelError(
-        f"cannot read {path}: {error.strerror or error}; check that it is a readable file"
+        f"cannot read {path}: {_reason(path, error)}; check that it is a readable file"
     )
+
+
+def _reason(path: Path, error: OSError) -> str:
+    """Why `error` happened at `path`, in words: a folder on the way that is a file is named
+    (the OS says only "Not a directory" or "File exists")."""
+    for parent in path.parents:
+        if parent.is_file():
+            return f"{parent} is a file, not a folder"
+    return str(error.strerror or error)
 
 
 def _write_error(path: Path, error: OSError) -> LabelError:
     return LabelError(
-        f"could not write the labels {path}: {error.strerror or error}; the labels are "
+        f"could not write the labels {path}: {_reason(path, error)}; the labels are "
         "unchanged: free disk space or fix the folder's permissions, then retry"
     )

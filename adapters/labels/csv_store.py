@@ -8,10 +8,11 @@ import re
 
 from ssvae.adapters.labels._store import LabelFile, LabelFileStore, LabelRows
 from ssvae.domain.errors import LabelError
-from ssvae.domain.labels import LabelSet
+from ssvae.domain.labels import MAX_SERIAL, LabelSet
 
 HEADER = ("Serial", "label")
 _SERIAL = re.compile(r"[0-9]+")
+MAX_SERIAL_DIGITS = len(str(MAX_SERIAL))  # longer ones cannot be int64 serials
 
 
 class CsvLabelFile(LabelFile):
@@ -51,6 +52,12 @@ class CsvLabelFile(LabelFile):
                     raise LabelError(
                         f"{where}: serial {row[0]!r} is not a non-negative integer; "
                         "correct it or remove the row"
+                    )
+                if len(serial_text.lstrip("0")) > MAX_SERIAL_DIGITS:
+                    raise LabelError(
+                        f"{where}: serial {serial_text[:20]}... has {len(serial_text)} digits, "
+                        f"more than any serial (at most {MAX_SERIAL_DIGITS}); correct it or "
+                        "remove the row"
                     )
                 serials.append(int(serial_text))
                 names.append(name)

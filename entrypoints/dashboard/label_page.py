@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import html
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -169,6 +170,13 @@ def later(callback: Callable[[], None]) -> None:
         document.add_next_tick_callback(callback)
     else:
         callback()
+
+
+def _raising(error: Exception) -> Callable[[], None]:
+    def action() -> None:
+        raise error
+
+    return action
 
 
 class LabelPage:
@@ -441,10 +449,37 @@ class LabelPage:
 
     def press(self, key: str, ctrl: bool) -> None:
         """A key pressed while this page is shown."""
+        if ctrl and key.lower() == "z":
+            self.undo()
+            return
         self._run(lambda: self.board.press(self.selected, key, ctrl))
 
     def undo(self) -> None:
-        self._run(self.board.undo)
+        """Undo the latest batch. In a browser session it runs off the event loop, so that
+        presses coming meanwhile reach the board and are refused with a message instead of
+        waiting in a queue to undo changes their author never saw."""
+        try:
+            run = self.board.reserve_undo()
+        except SsvaeError as error:
+            self.status.object = f"<span class='ssvae-error'>{html.escape(str(error))}</span>"
+            return
+        document = pn.state.curdoc
+        if document is None or document.session_context is None:
+            self._run(run)  # no browser session (tests): at once
+            return
+        self.status.object = "undoing…"
+
+        def work() -> None:
+            try:
+                update = run()
+            except SsvaeError as error:
+                failure = error
+                document.add_next_tick_callback(lambda: self._run(_raising(failure)))
+                return
+            # Bokeh documents may be changed from another thread only through a callback.
+            document.add_next_tick_callback(lambda: self._run(lambda: update))
+
+        threading.Thread(target=work, name="ssvae-undo", daemon=True).start()
 
     def _assign_selected(self, class_name: str) -> None:
         if self.selected is None:

@@ -75,6 +75,13 @@ def test_labels_round_trip_through_the_cli(tmp_path: Path) -> None:
     assert run("label", "--labels", str(store), "set", "3", "--class", "2").returncode == 0
     undo = run("label", "--labels", str(store), "undo")
     assert undo.stdout.strip() == "undone: serial 3 is '7' again"
+    # One `set` of several serials is one batch: undone at once.
+    assert (
+        run("label", "--labels", str(store), "set", "3", "5", "8", "--class", "4").returncode == 0
+    )
+    undo = run("label", "--labels", str(store), "undo")
+    assert undo.stdout.strip() == "undone: 3 serials"
+    assert store.read_text().splitlines() == ["Serial,label", "3,7", "5,7"]
 
 
 def test_a_label_write_keeps_the_files_permissions(tmp_path: Path) -> None:
@@ -93,6 +100,9 @@ def test_a_label_write_keeps_the_files_permissions(tmp_path: Path) -> None:
     [
         (("set", "3", "--class", "eleven"), "eleven"),
         (("set", "60000", "--class", "1"), "60000"),
+        (("set", "999999999999999999999999999999", "--class", "1"), "9999999999"),
+        (("set", "9" * 5000, "--class", "1"), "5000 digits"),
+        (("unset", "12x"), "'12x' is not a serial"),
     ],
 )
 def test_bad_label_input_is_one_line_and_leaves_the_file(
@@ -136,6 +146,23 @@ def test_data_describe_reads_your_own_vectors(tmp_path: Path) -> None:
     assert summary["splits"][0]["samples"] == 40
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("set", "1", "--class", "2"), ("unset", "1"), ("undo",), ("show",), ("import", "in.csv")],
+)
+def test_labels_under_a_file_instead_of_a_folder_is_one_line(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "in.csv").write_text("Serial,label\n1,2\n")
+    result = run("label", "--labels", "afile/x.csv", *args, cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "afile is a file, not a folder" in lines[0]
+    assert (tmp_path / "afile").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in.csv"]
+
+
 def test_labels_export_and_import_across_formats(tmp_path: Path) -> None:
     store = tmp_path / "labels.csv"
     assert run("label", "--labels", str(store), "set", "4", "8", "--class", "2").returncode == 0
@@ -157,6 +184,12 @@ def test_importing_a_bad_file_changes_nothing(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "notaclass" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert store.read_bytes() == before
+    huge = tmp_path / "huge.csv"
+    huge.write_text("Serial,label\n5,3\n" + "9" * 5000 + ",3\n")
+    result = run("label", "--labels", str(store), "import", str(huge))
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "line 3" in result.stderr and "5000 digits" in result.stderr
+    assert len(result.stderr) < 300 and store.read_bytes() == before
     wrong_type = tmp_path / "labels.txt"
     wrong_type.write_text("x")
     result = run("label", "--labels", str(store), "import", str(wrong_type))

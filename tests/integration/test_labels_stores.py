@@ -347,7 +347,7 @@ def test_edits_outside_the_store_enter_the_history(tmp_path, store_class, file_n
     assert [e.index for e in history] == list(range(6))
     assert sum(e.source == EXTERNAL_SOURCE for e in history) == 3
     assert replay(VOCABULARY, history) == store.load()
-    assert LabelService(store).undo(source="test").serial == 1006
+    assert LabelService(store).undo(source="test").serials() == [1006]
 
 
 @pytest.mark.parametrize(("store_class", "file_name"), STORES)

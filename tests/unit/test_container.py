@@ -28,8 +28,9 @@ def test_services_run_on_fakes_through_the_real_container(tmp_path: Path) -> Non
     store = InMemoryLabelStore(VOCABULARY, source.serials("train"))
     with app.data_source.override(source), app.label_store.override(store):
         summary = app.dataset_service().summarise()
-        app.label_service().set([1, 2], "error", source="test")
-        app.label_service().undo(source="test")
+        app.label_service().set([1], "error", source="test")
+        app.label_service().set([2], "error", source="test")
+        app.label_service().undo(source="test")  # one batch: the second set
         with pytest.raises(LabelError, match="12"):
             app.label_service().set([12], "ok", source="test")
     assert [s.samples for s in summary.splits] == [12, 5]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from ssvae.application.dashboard_queue import QueueBoard
 from ssvae.application.settings import AppSettings, LabelSettings
 from ssvae.domain.acquisition import margin
 from ssvae.domain.errors import LabelError, SsvaeError
-from ssvae.domain.labels import ClassVocabulary
+from ssvae.domain.labels import ClassVocabulary, Undone
 from ssvae.domain.model import Predictions
 
 DIGITS = ClassVocabulary.digits(3)
@@ -27,11 +28,12 @@ def _board(
     tmp_path: Path,
     vocabulary: ClassVocabulary = DIGITS,
     encoding: np.ndarray | None = None,
+    store_class: type[InMemoryLabelStore] = InMemoryLabelStore,
 ) -> tuple[LabelBoard, InMemoryLabelStore]:
     rng = np.random.default_rng(0)
     x = rng.random((N, 2, 2)).astype(np.float32)
     source = InMemoryDataSource(vocabulary, x, np.arange(N) % 3)
-    store = InMemoryLabelStore(vocabulary, source.serials("train"))
+    store = store_class(vocabulary, source.serials("train"))
     app = bootstrap(AppSettings(labels=LabelSettings(path=tmp_path / "never.csv")))
     # The latent is the position along a line: the nearest neighbours are known.
     latent = np.column_stack([np.arange(N), np.zeros(N)]).astype(np.float32)
@@ -176,3 +178,92 @@ def test_the_queue_clusters_the_maps_encodings_for_typiclust(tmp_path: Path) -> 
     bare, _ = _board(tmp_path)  # predictions without an encoding: a clear refusal
     with pytest.raises(SsvaeError, match="needs sample encodings"):
         QueueBoard(bare).refresh("typiclust", 2)
+
+
+class _CountingStore(InMemoryLabelStore):
+    """The fake store, counting undos; `gate` (when set) holds an undo until it is opened."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.undos = 0
+        self.gate: threading.Event | None = None
+        self.undo_started = threading.Event()
+
+    def undo(self, source: str) -> Undone:
+        self.undos += 1
+        self.undo_started.set()
+        if self.gate is not None:
+            assert self.gate.wait(10)
+        return super().undo(source)
+
+
+def _counting_board(tmp_path: Path) -> tuple[LabelBoard, _CountingStore]:
+    board, store = _board(tmp_path, store_class=_CountingStore)
+    assert isinstance(store, _CountingStore)
+    return board, store
+
+
+def test_a_lasso_group_is_undone_by_one_store_undo_in_one_write(tmp_path: Path) -> None:
+    board, store = _counting_board(tmp_path)
+    board.assign([0], "2")
+    group = list(range(3, 18))
+    board.assign(group, "1")
+    update = board.press(None, "z", ctrl=True)
+    assert update is not None and update.message == f"undone: {len(group)} points"
+    assert sorted(update.rows.tolist()) == group and set(update.codes.tolist()) == {-1}
+    assert store.undos == 1
+    undo_entries = [e for e in store.history() if e.undoes is not None]
+    assert len(undo_entries) == len(group) and len({e.batch for e in undo_entries}) == 1
+    assert dict(store.load()) == {0: "2"}  # the earlier label is untouched
+
+
+def test_presses_while_an_undo_runs_are_refused_with_a_message_not_queued(
+    tmp_path: Path,
+) -> None:
+    board, store = _counting_board(tmp_path)
+    board.assign([0], "2")
+    board.assign([1], "0")
+    board.assign([4, 5, 6], "1")
+    store.gate = threading.Event()
+    worker = threading.Thread(target=board.undo)
+    worker.start()
+    try:
+        assert store.undo_started.wait(10)
+        for press in (lambda: board.press(None, "z", ctrl=True), lambda: board.press(9, "1")):
+            with pytest.raises(DashboardError, match="still undoing; press again when it is done"):
+                press()
+        with pytest.raises(DashboardError, match="still undoing"):
+            board.reserve_undo()
+    finally:
+        store.gate.set()
+        worker.join(10)
+    assert store.undos == 1  # the refused presses did not wait to run later
+    assert dict(store.load()) == {0: "2", 1: "0"}
+    store.gate = None
+    assert board.undo().message == "undone: serial 1 is unlabelled again"  # free again
+
+
+@pytest.mark.usefixtures("_bokeh")
+def test_the_label_page_shows_a_refused_press_in_its_status(tmp_path: Path) -> None:
+    from ssvae.entrypoints.dashboard.label_page import LabelPage
+
+    board, store = _counting_board(tmp_path)
+    page = LabelPage(board, "vector")
+    board.assign([2, 3], "1")
+    run = board.reserve_undo()  # an undo under way
+    page.press("z", True)
+    assert "still undoing; press again when it is done" in page.status.object
+    page.undo()
+    assert "still undoing" in page.status.object
+    assert store.undos == 0 and dict(store.load()) == {2: "1", 3: "1"}
+    page.apply(run())
+    assert page.status.object == "undone: 2 points" and dict(store.load()) == {}
+    page.press("z", True)
+    assert page.status.object == "nothing to undo"
+
+
+@pytest.fixture
+def _bokeh() -> None:
+    import holoviews as hv
+
+    hv.extension("bokeh", logo=False)

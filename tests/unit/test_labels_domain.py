@@ -18,7 +18,7 @@ from ssvae.domain.labels import (
     describe_serials,
     record_changes,
     replay,
-    undo_change,
+    undo_batch,
     validate_changes,
 )
 
@@ -175,40 +175,85 @@ def test_record_changes_accepts_numpy_serials():
     assert list(labels) == [(3, "cat")] and type(entries[0].serial) is int
 
 
-# undo_change
+# undo_batch
 
 
-def _entry(index, serial, previous, new, undoes=None):
-    return HistoryEntry(index, 0.0, serial, previous, new, "test", undoes)
+def _entry(index, serial, previous, new, undoes=None, batch=None):
+    return HistoryEntry(index, 0.0, serial, previous, new, "test", undoes, batch)
 
 
-def test_undo_change_walks_back_and_skips_undos_and_undone_entries():
+def _undo(history):
+    return undo_batch(reversed(history))
+
+
+def test_undo_batch_walks_back_and_skips_undos_and_undone_entries():
     history = [_entry(0, 1, None, "cat"), _entry(1, 1, "cat", "dog")]
-    assert undo_change([]) is None
-    assert undo_change(history) == LabelChange(1, "cat", undoes=1)
+    assert _undo([]) == []
+    assert _undo(history) == [LabelChange(1, "cat", undoes=1)]
     history.append(_entry(2, 1, "dog", "cat", undoes=1))
-    assert undo_change(history) == LabelChange(1, None, undoes=0)
+    assert _undo(history) == [LabelChange(1, None, undoes=0)]
     history.append(_entry(3, 1, "cat", None, undoes=0))
-    assert undo_change(history) is None
+    assert _undo(history) == []
 
 
-@given(st.lists(changes, max_size=25))
-def test_repeated_undo_restores_every_earlier_state(change_list):
+def test_undo_batch_reverts_a_whole_batch_and_only_it():
+    history = [
+        _entry(0, 5, None, "bird"),
+        _entry(1, 1, None, "cat", batch=1),
+        _entry(2, 2, "bird", "cat", batch=1),
+        _entry(3, 1, "cat", "dog", batch=1),  # a serial changed twice in one batch
+    ]
+    # Newest first, so the label before the batch (None for serial 1) is the one that stays.
+    assert _undo(history) == [
+        LabelChange(1, "cat", undoes=3),
+        LabelChange(2, "bird", undoes=2),
+        LabelChange(1, None, undoes=1),
+    ]
+    labels, _ = _record(LabelSet(VOCABULARY, {5: "bird", 1: "dog", 2: "cat"}), _undo(history))
+    assert dict(labels) == {5: "bird", 2: "bird"}
+
+
+def test_undo_batch_finishes_a_batch_that_was_partly_undone_one_entry_at_a_time():
+    history = [
+        _entry(0, 5, None, "bird"),
+        _entry(1, 1, None, "cat", batch=1),
+        _entry(2, 2, None, "cat", batch=1),
+        _entry(3, 2, "cat", None, undoes=2),
+    ]
+    assert _undo(history) == [LabelChange(1, None, undoes=1)]
+
+
+def test_undo_batch_reads_the_history_only_as_far_as_the_batch_it_reverts():
+    history = [_entry(i, i, None, "cat", batch=i - i % 4) for i in range(1000)]
+    read = []
+
+    def newest_first():
+        for entry in reversed(history):
+            read.append(entry.index)
+            yield entry
+
+    assert [c.serial for c in undo_batch(newest_first())] == [999, 998, 997, 996]
+    assert len(read) == 5  # the batch and the entry that ends it
+
+
+@given(st.lists(st.lists(changes, max_size=6), max_size=12))
+def test_repeated_undo_restores_every_earlier_state_batch_by_batch(batches):
     labels = LabelSet(VOCABULARY)
     history: list[HistoryEntry] = []
     states = [labels]
-    for change in change_list:
-        labels, entries = _record(labels, [change], first=len(history))
+    for batch in batches:
+        labels, entries = _record(labels, batch, first=len(history))
         if entries:
             history.extend(entries)
             states.append(labels)
     for expected in reversed(states[:-1]):
-        undo = undo_change(history)
-        assert undo is not None
-        labels, entries = _record(labels, [undo], first=len(history))
+        undo = _undo(history)
+        assert undo
+        labels, entries = _record(labels, undo, first=len(history))
         history.extend(entries)
         assert labels == expected
-    assert undo_change(history) is None
+        assert {e.batch for e in entries} == {entries[0].index}  # one new batch
+    assert _undo(history) == []
     assert replay(VOCABULARY, history) == LabelSet(VOCABULARY)
 
 

@@ -46,25 +46,31 @@ def test_every_change_is_in_the_history_with_its_source(service, store):
     ]
 
 
-def test_undo_reverts_one_change_at_a_time_and_reports_it(service, store):
-    assert service.undo(source="ui") is None
+def test_undo_reverts_one_batch_at_a_time_and_reports_it(service, store):
+    assert service.undo(source="ui").entries == ()
     service.set([7], "Apache", source="ui")
-    service.set([7], "other", source="ui")
+    service.set([7, 8, 9], "other", source="ui")
     first = service.undo(source="ui")
-    assert first is not None
-    assert (first.serial, first.previous, first.new, first.undoes, first.source) == (
-        7,
-        "other",
-        "Apache",
-        1,
-        "ui",
-    )
-    assert service.labels() == LabelSet(VOCABULARY, {7: "Apache"})
+    assert first.serials() == [7, 8, 9]
+    assert [(e.serial, e.previous, e.new, e.undoes, e.source) for e in first.entries] == [
+        (9, "other", None, 3, "ui"),
+        (8, "other", None, 2, "ui"),
+        (7, "other", "Apache", 1, "ui"),
+    ]
+    assert first.labels == service.labels() == LabelSet(VOCABULARY, {7: "Apache"})
     second = service.undo(source="ui")
-    assert second is not None and second.new is None and second.undoes == 0
+    assert second.serials() == [7] and second.entries[0].undoes == 0
     assert len(service.labels()) == 0
-    assert service.undo(source="ui") is None
+    assert service.undo(source="ui").entries == ()
     assert replay(VOCABULARY, store.history()) == service.labels()
+
+
+def test_undo_reverts_an_import_as_a_whole(service):
+    service.set([1, 2], "Apache", source="ui")
+    service.import_labels(LabelSet(VOCABULARY, {2: "other", 3: "other"}), source="import")
+    undone = service.undo(source="ui")
+    assert undone.serials() == [1, 2, 3]
+    assert service.labels() == LabelSet(VOCABULARY, {1: "Apache", 2: "Apache"})
 
 
 def test_import_replaces_the_labels_and_records_only_differences(service, store):
