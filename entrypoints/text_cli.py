@@ -61,9 +61,7 @@ class _Bar:
 @click.option(
     "--embedder-dim",
     type=click.IntRange(min=2),
-    default=256,
-    show_default=True,
-    help="Width of the tfidf vectors.",
+    help="Width of the tfidf vectors. [default: 256, or as many as fewer messages allow]",
 )
 @click.option(
     "--embedder-folder",
@@ -98,6 +96,13 @@ def embed(cache_dir: Path | None, **options: Any) -> None:
         )
     finally:
         bar.close()
+    if summary.narrowed_from is not None:
+        click.echo(
+            f"note: {summary.rows} messages allow at most {summary.dimension} tfidf values, "
+            f"so the vectors have {summary.dimension} instead of {summary.narrowed_from} "
+            "(--embedder-dim sets the width)",
+            err=True,
+        )
     labelled = f", {summary.labelled} labelled" if summary.labelled else ""
     click.echo(
         f"wrote {summary.rows} vectors of {summary.dimension} values{labelled} to "

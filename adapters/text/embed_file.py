@@ -7,6 +7,7 @@ the embedding cache, so embedding the same messages with the same embedder again
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +23,11 @@ from ssvae.adapters.data.text import (
 )
 from ssvae.adapters.files import atomic_write_bytes
 from ssvae.adapters.text.cache import ProgressEmbedder, cached_embed
+from ssvae.adapters.text.tfidf import TfidfWidthError
 from ssvae.domain.errors import DataError
 from ssvae.domain.text import Embedder
+
+DEFAULT_DIM = 256  # tfidf values when no width is given and the messages allow as many
 
 
 @attrs.frozen
@@ -35,6 +39,8 @@ class EmbedSummary:
     dimension: int
     labelled: int
     seconds: float
+    # Set when no width was asked for and the messages allowed fewer values than the default.
+    narrowed_from: int | None = None
 
 
 def embed_text_file(
@@ -42,7 +48,7 @@ def embed_text_file(
     out_path: Path,
     *,
     embedder: str = "tfidf",
-    embedder_dim: int = 256,
+    embedder_dim: int | None = None,
     embedder_folder: Path | None = None,
     id_column: str | None = None,
     text_column: str | None = None,
@@ -53,10 +59,13 @@ def embed_text_file(
 ) -> EmbedSummary:
     """Embed every message of `input_path` and write id, vector (and label) to `out_path`.
 
-    tfidf is fitted on the file's messages; minilm reads `embedder_folder`. `stage` hears
-    what is being done; `progress` hears (messages embedded, total) after each chunk.
+    tfidf is fitted on the file's messages, `embedder_dim` values wide; unless a width is
+    given, DEFAULT_DIM or as many as the messages allow (a small file cannot support the
+    default). minilm reads `embedder_folder`. `stage` hears what is being done; `progress`
+    hears (messages embedded, total) after each chunk.
     """
     started = time.perf_counter()
+    narrowed_from: int | None = None
     out_path = Path(out_path)
     if out_path.suffix.lower() not in (".parquet", ".pq"):
         raise DataError(f"--out {out_path}: write embeddings to a .parquet file")
@@ -66,14 +75,22 @@ def embed_text_file(
         from ssvae.adapters.text.minilm import HOW_TO_PROVIDE
 
         raise DataError(f"the minilm embedder needs a model folder: {HOW_TO_PROVIDE}")
+    _check_writable(out_path)
     table = read_text_table(input_path, id_column, text_column, label_column)
     model: Embedder
     if embedder_folder is not None and embedder == "minilm":
         stage(f"loading the minilm encoder from {embedder_folder}")
         model = open_minilm(embedder_folder)
     else:
-        stage(f"fitting tfidf ({embedder_dim} values) on {len(table.texts)} messages")
-        model = fitted_tfidf(table.texts, embedder_dim, cache_dir)
+        width = DEFAULT_DIM if embedder_dim is None else embedder_dim
+        stage(f"fitting tfidf ({width} values) on {len(table.texts)} messages")
+        try:
+            model = fitted_tfidf(table.texts, width, cache_dir)
+        except TfidfWidthError as error:
+            if embedder_dim is not None or error.widest < 2:
+                raise
+            narrowed_from = width
+            model = fitted_tfidf(table.texts, error.widest, cache_dir)
     stage(f"embedding {len(table.texts)} messages")
     chunked = ProgressEmbedder(model, progress)
     if cache_dir is None:
@@ -81,11 +98,40 @@ def embed_text_file(
     else:
         vectors = cached_embed(chunked, table.texts, Path(cache_dir) / EMBEDDINGS_CACHE)
     progress(len(table.texts), len(table.texts))
-    _write_parquet(out_path, table.ids, vectors, table.labels)
+    try:
+        _write_parquet(out_path, table.ids, vectors, table.labels)
+    except OSError as error:
+        raise DataError(
+            f"--out {out_path}: cannot be written ({error.strerror or error}); choose a path "
+            "in a folder you can write to"
+        ) from None
     labelled = 0 if table.labels is None else sum(1 for label in table.labels if label)
     return EmbedSummary(
-        out_path, len(table.ids), model.dimension, labelled, time.perf_counter() - started
+        out_path,
+        len(table.ids),
+        model.dimension,
+        labelled,
+        time.perf_counter() - started,
+        narrowed_from,
     )
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse an output path that cannot be written before any embedding work is done."""
+    if path.is_dir():
+        raise DataError(f"--out {path} is a folder; give the path of a .parquet file")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise DataError(
+            f"--out {path}: {folder} is a file, not a folder; choose another output path"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(
+            f"--out {path}: cannot write in {folder} (permission denied); choose a folder "
+            "you can write to"
+        )
 
 
 def _write_parquet(

@@ -278,6 +278,28 @@ class TfidfEmbedder:
         self._char = CharNgrams(state.char_vocabulary)
 
 
+def widest_dim(texts: int, features: int) -> int:
+    """The widest SVD that `texts` messages with `features` n-grams allow."""
+    return min(texts, features - 1)
+
+
+class TfidfWidthError(DataError):
+    """The tfidf width asked for is wider than the messages allow; `widest` is what they do."""
+
+    def __init__(self, dim: int, widest: int, texts: int, features: int) -> None:
+        self.dim, self.widest = dim, widest
+        fix = (
+            f"use --embedder-dim {widest} or less, or give more messages"
+            if widest >= 2
+            else "give more messages"
+        )
+        super().__init__(
+            f"tfidf width {dim} (--embedder-dim) needs at least {dim} messages and more than "
+            f"{dim} distinct word and character n-grams; these {texts} messages give "
+            f"{features} n-grams: {fix}"
+        )
+
+
 def fit_state(settings: TfidfSettings, texts: Sequence[str]) -> TfidfState:
     """Fit both TF-IDF vectorizers and the truncated SVD (scikit-learn) on `texts`."""
     from sklearn.decomposition import TruncatedSVD
@@ -298,16 +320,14 @@ def fit_state(settings: TfidfSettings, texts: Sequence[str]) -> TfidfState:
     texts = list(texts)
     try:
         matrix = sp.hstack([word.fit_transform(texts), char.fit_transform(texts)], format="csr")
-    except ValueError as exc:  # "empty vocabulary" or "no terms remain" after min_df
+    except ValueError:  # "empty vocabulary", or no n-gram in min_df of the texts
         raise DataError(
-            f"tfidf cannot fit on these {len(texts)} texts ({exc}); give more texts or lower min_df"
-        ) from exc
-    features = matrix.shape[1]
-    if features <= settings.dim or len(texts) < settings.dim:
-        raise DataError(
-            f"tfidf dim {settings.dim} needs more than {settings.dim} texts and n-gram features; "
-            f"the pool gives {len(texts)} texts and {features} features: lower the dim"
-        )
+            f"tfidf cannot learn from these {len(texts)} messages: no word or 3-5 character "
+            f"fragment occurs in {settings.min_df} or more of them; give more messages"
+        ) from None
+    widest = widest_dim(len(texts), matrix.shape[1])
+    if settings.dim > widest:
+        raise TfidfWidthError(settings.dim, widest, len(texts), matrix.shape[1])
     svd = TruncatedSVD(settings.dim, random_state=settings.seed).fit(matrix)
     return TfidfState(
         settings=settings,

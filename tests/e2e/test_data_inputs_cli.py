@@ -48,3 +48,23 @@ def test_data_describe_says_which_files_came_from_where(tmp_path: Path) -> None:
     ]
     as_json = run("data", "describe", "--data-dir", str(mine), "--json", cwd=tmp_path)
     assert json.loads(as_json.stdout)["sources"] == [line.removeprefix("files  ") for line in files]
+
+
+def _messages(path: Path, count: int) -> Path:
+    rows = ["id,text,label"]
+    for i in range(count):
+        system = ("sshd", "kernel", "disk")[i % 3]
+        rows.append(f"{i},{system} event {i % 7} on host {i % 5}: code {1000 + 31 * i},{system}")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_embed_out_under_a_file_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    _messages(tmp_path / "m.csv", 64)
+    (tmp_path / "afile").write_text("keep me")
+    line = _one_error_line(
+        run("embed", "--input", "m.csv", "--out", "afile/x.parquet", cwd=tmp_path)
+    )
+    assert "afile is a file, not a folder" in line
+    assert (tmp_path / "afile").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "m.csv"]

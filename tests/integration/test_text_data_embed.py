@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from reference_data import shared_dir
 
 from ssvae.adapters.data.text import TextDataSource
 from ssvae.adapters.text.cache import ProgressEmbedder
-from ssvae.adapters.text.embed_file import embed_text_file
+from ssvae.adapters.text.embed_file import DEFAULT_DIM, embed_text_file
 from ssvae.domain.errors import DataError
 
 MODELS = shared_dir() / "models"
@@ -105,3 +106,76 @@ def test_a_minilm_text_dataset_gives_the_reference_vectors(tmp_path: Path) -> No
     cosines = np.sum(samples.x * expected, axis=1) / np.sqrt(384)  # reference rows: unit
     assert cosines.min() >= 0.999
     assert len(list((tmp_path / "cache" / "embeddings").iterdir())) == 1
+
+
+def test_without_a_width_a_small_file_gets_as_many_values_as_it_allows(tmp_path: Path) -> None:
+    # 64 messages cannot support the default 256 values: the width follows the data.
+    summary = embed_text_file(_messages(tmp_path / "m.jsonl", count=64), tmp_path / "v.parquet")
+    assert summary.narrowed_from == DEFAULT_DIM
+    assert 2 <= summary.dimension <= 64
+    x = np.array(pq.read_table(tmp_path / "v.parquet").column("vector").to_pylist())
+    assert x.shape == (64, summary.dimension)
+    wide = embed_text_file(
+        _messages(tmp_path / "n.jsonl", count=64), tmp_path / "w.parquet", embedder_dim=8
+    )
+    assert (wide.dimension, wide.narrowed_from) == (8, None)
+
+
+def test_a_width_the_user_chose_is_kept_and_explained_when_too_wide(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"--embedder-dim \d+ or less") as caught:
+        embed_text_file(
+            _messages(tmp_path / "m.jsonl", count=64), tmp_path / "v.parquet", embedder_dim=256
+        )
+    assert "\n" not in str(caught.value) and "min_df" not in str(caught.value)
+    assert not (tmp_path / "v.parquet").exists()
+
+
+def test_an_output_path_under_a_file_is_refused_before_any_work(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    for out in (afile / "x.parquet", afile / "deeper" / "x.parquet"):
+        with pytest.raises(DataError, match=f"{afile} is a file, not a folder"):
+            embed_text_file(tmp_path / "absent.jsonl", out)  # refused before reading input
+    assert afile.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_an_unwritable_output_folder_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    real_access = os.access
+    # Root may write anywhere: the test asks the permission check what a user would get.
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: False if Path(path) == folder else real_access(path, mode)
+    )
+    with pytest.raises(DataError, match="permission denied"):
+        embed_text_file(tmp_path / "absent.jsonl", folder / "x.parquet")
+    assert list(folder.iterdir()) == []
+
+
+def test_a_failing_write_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    # /proc takes no new files, even from root: the write itself fails.
+    with pytest.raises(DataError, match="cannot be written") as caught:
+        embed_text_file(_messages(tmp_path / "m.jsonl"), Path("/proc/x.parquet"), embedder_dim=8)
+    assert "\n" not in str(caught.value)
+    assert not Path("/proc/x.parquet").exists()
+
+
+def test_the_embed_command_says_in_one_line_that_it_narrowed_the_width(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ssvae.entrypoints.cli import main
+
+    messages = _messages(tmp_path / "m.jsonl", count=64)
+    out = tmp_path / "v.parquet"
+    args = ["embed", "--input", str(messages), "--out", str(out), "--cache-dir", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and "--embedder-dim" in notes[0] and "64 messages" in notes[0]
+    assert out.is_file()
+    chosen = CliRunner().invoke(main, [*args, "--embedder-dim", "8"])
+    assert chosen.exit_code == 0 and "note: " not in chosen.stderr

@@ -227,5 +227,5 @@ def test_scalings_and_a_too_small_pool_for_the_tfidf_dimension(tmp_path: Path) -
     raw = _source(path, tmp_path, scaling="none").load("train").x
     np.testing.assert_allclose(np.linalg.norm(raw, axis=1), 1.0, atol=1e-5)  # tfidf: unit rows
     np.testing.assert_allclose(scaled, raw * np.sqrt(8), atol=1e-5)
-    with pytest.raises(DataError, match="lower the dim"):
+    with pytest.raises(DataError, match="--embedder-dim"):
         _source(path, tmp_path, embedder_dim=200).load("train")

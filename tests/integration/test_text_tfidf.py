@@ -10,7 +10,7 @@ import pytest
 from reference_data import LOGHUB_MESSAGES
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from ssvae.adapters.text.tfidf import TfidfEmbedder, _tfidf_matrix
+from ssvae.adapters.text.tfidf import TfidfEmbedder, TfidfWidthError, _tfidf_matrix
 from ssvae.domain.errors import DataError
 
 MESSAGES = LOGHUB_MESSAGES
@@ -107,8 +107,13 @@ def test_unfitted_missing_and_corrupt_models_are_data_errors(tmp_path: Path) -> 
         TfidfEmbedder.load(tmp_path / "bad.npz")
 
 
-def test_too_small_pools_are_data_errors() -> None:
-    with pytest.raises(DataError, match="lower the dim"):
-        TfidfEmbedder(dim=64).fit(["disk full on node one", "disk full on node two"] * 10)
-    with pytest.raises(DataError, match="cannot fit"):
+def test_too_small_pools_are_data_errors_in_terms_a_user_controls() -> None:
+    texts = ["disk full on node one", "disk full on node two"] * 10
+    with pytest.raises(TfidfWidthError, match="--embedder-dim 20 or less") as wide:
+        TfidfEmbedder(dim=64).fit(texts)
+    assert wide.value.widest == 20  # 20 messages: the SVD is at most as wide as the pool
+    assert TfidfEmbedder(dim=wide.value.widest).fit(texts).embed(texts).shape == (20, 20)
+    with pytest.raises(DataError, match="cannot learn from these 3 messages") as tiny:
         TfidfEmbedder(dim=2).fit(["alpha", "beta", "gamma"])
+    # min_df is no option of the CLI or the settings: the message must not send users to it.
+    assert "min_df" not in str(tiny.value) and "give more messages" in str(tiny.value)
