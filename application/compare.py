@@ -45,6 +45,8 @@ LATENT_POINTS = 2000  # test samples shown in the latent plot (more only blurs i
 RECONSTRUCTED = 10  # test samples shown over their reconstructions
 GENERATED_PER_CLASS = 8
 TEST_SPLIT = "test"
+HELD_OUT_FRACTION = 0.2  # of the labelled rows, tested on when a dataset has no test split
+HELD_OUT_SEED = 7  # offsets the experiment seed: other draws than the pool's and the labels'
 
 
 class ComparisonProgress(Protocol):
@@ -128,6 +130,17 @@ def _checked_classes(samples: Samples, split: str, name: str) -> np.ndarray:
     return samples.y
 
 
+def _held_out_count(classes: np.ndarray) -> int:
+    known = int(np.count_nonzero(classes >= 0))
+    count = round(HELD_OUT_FRACTION * known)
+    if count < 1 or count >= known:
+        raise DataError(
+            f"only {known} samples have a known class: too few to hold out test samples and "
+            "still train; give more labelled samples, or a test split (--test-vectors)"
+        )
+    return count
+
+
 def showcase_rows(classes: np.ndarray, count: int) -> np.ndarray:
     """Up to `count` rows: the first sample of each class in class order, then the next rows."""
     known = np.flatnonzero(classes >= 0)
@@ -157,14 +170,21 @@ class CompareService:
     def load_data(self, experiment: Experiment) -> ComparisonData:
         """The seeded training subset, its balanced labelled part, and the test samples."""
         info = self.source.describe()
-        splits = dict(info.split_sizes)
-        if "test" not in splits:
-            raise DataError(
-                f"dataset {info.name!r} has no 'test' split (splits: {', '.join(splits)}); "
-                "a comparison needs held-out test samples"
-            )
         train = self.source.load("train")
         classes = _checked_classes(train, "train", info.name)
+        if "test" in dict(info.split_sizes):
+            test = self.source.load("test")
+            test_classes = _checked_classes(test, "test", info.name)
+        else:
+            # One file of vectors has no test split: hold out part of its labelled rows, the
+            # same ones for every model, so that accuracy is measured on samples none saw.
+            held = select_subset(
+                classes, _held_out_count(classes), "stratified", experiment.seed + HELD_OUT_SEED
+            )
+            test = _subset(train, held)
+            train = _subset(train, np.setdiff1d(np.arange(len(train)), held))
+            assert train.y is not None and test.y is not None
+            classes, test_classes = train.y, test.y
         pool = _subset(
             train,
             select_subset(classes, experiment.num_samples, experiment.sampling, experiment.seed),
@@ -175,8 +195,6 @@ class CompareService:
         labels = LabelSet.from_pairs(
             info.vocabulary, ((int(pool.serials[i]), names[int(pool.y[i])]) for i in chosen)
         )
-        test = self.source.load("test")
-        test_classes = _checked_classes(test, "test", info.name)
         if 0 < experiment.num_test < len(test):
             rows = select_subset(
                 test_classes, experiment.num_test, "stratified", experiment.seed + 1

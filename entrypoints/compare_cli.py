@@ -211,6 +211,22 @@ class ProgressBar:
     help="Folder holding the dataset files (default: the embedded copy).",
 )
 @click.option(
+    "--vectors",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Your own vectors (.npy, .npz, .parquet or .csv) with their classes in a label "
+    "column, instead of a built-in dataset.",
+)
+@click.option(
+    "--test-vectors",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Vectors to test on, in the same layout as --vectors (default: hold out "
+    "20% of the labelled vectors).",
+)
+@click.option(
+    "--classes",
+    help="Comma-separated class names for --vectors files whose labels are class indices.",
+)
+@click.option(
     "--download/--no-download",
     default=False,
     show_default=True,
@@ -233,6 +249,9 @@ def compare(
     config: Path | None,
     models: tuple[str, ...],
     data_dir: Path | None,
+    vectors: Path | None,
+    test_vectors: Path | None,
+    classes: str | None,
     download: bool,
     assignments: tuple[str, ...],
     **settings: Any,
@@ -246,25 +265,39 @@ def compare(
     artifacts/comparisons/<timestamp>/. Ctrl-C stops the current model and still writes
     the report for the models that finished.
     """
+    import attrs
+
     from ssvae.application.bootstrap import bootstrap
-    from ssvae.application.settings import AppSettings
+    from ssvae.application.compare import HELD_OUT_FRACTION
+    from ssvae.application.settings import AppSettings, SettingsError
 
     text = {name: settings.pop(name) for name in TEXT_OPTION_NAMES}
+    own = {"data_dir": data_dir, "vectors": vectors, "classes": classes, **text}
+    if test_vectors is not None and vectors is None:
+        raise SettingsError("--test-vectors goes with --vectors, the vectors to train on")
     if not models and config is None:
-        given = {"dataset": settings.get("dataset") or "mnist", "data_dir": data_dir, **text}
+        given = {"dataset": settings.get("dataset") or "mnist", **own}
         models = default_models(data_settings(given)) or models
     flags = {**settings, "models": models or None, "set": assignments or None}
     experiment = bootstrap().experiment_reader().resolve(config, flags)
-    data = data_settings(
-        {"dataset": experiment.dataset, "data_dir": data_dir, "download": download, **text}
-    )
+    data = data_settings({"dataset": experiment.dataset, "download": download, **own})
+    if test_vectors is not None:
+        if not test_vectors.is_file():
+            raise SettingsError(f"{test_vectors}: file not found; check the --test-vectors path")
+        data = attrs.evolve(data, test_path=test_vectors)
     app = bootstrap(AppSettings(data=data))
     progress = ProgressBar(experiment.models)
     click.echo(
-        f"comparing {', '.join(p.name for p in experiment.models)} on {experiment.dataset}: "
+        f"comparing {', '.join(p.name for p in experiment.models)} on {data.name}: "
         f"{experiment.num_samples} training samples, {experiment.num_labeled} labelled",
         err=True,
     )
+    if vectors is not None and test_vectors is None:
+        click.echo(
+            f"testing on {HELD_OUT_FRACTION:.0%} of the labelled vectors, held out from "
+            "training (--test-vectors FILE tests on your own)",
+            err=True,
+        )
     try:
         run = app.compare_service().run(experiment, progress)
     except KeyboardInterrupt:

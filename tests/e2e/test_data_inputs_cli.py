@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ssvae.adapters.data.mnist import embedded_data_dir
 
 SSVAE = str(Path(sys.executable).parent / "ssvae")
@@ -68,3 +70,29 @@ def test_embed_out_under_a_file_is_one_line_and_writes_nothing(tmp_path: Path) -
     assert "afile is a file, not a folder" in line
     assert (tmp_path / "afile").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "m.csv"]
+
+
+# About 30 s of compiling and training: with the benchmarks (`make bench`). The same command
+# runs in the default suite in-process with fake models (tests/integration/test_compare_vectors.py).
+@pytest.mark.slow
+def test_compare_trains_and_tests_on_a_small_vectors_file(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    classes = rng.integers(0, 3, 150)
+    x = rng.normal(size=(3, 8))[classes] * 4 + rng.normal(size=(150, 8))
+    np.savez(
+        tmp_path / "v.npz", x=x.astype(np.float32), y=np.array(["ok", "warn", "error"])[classes]
+    )
+    result = run(
+        "compare", "--vectors", "v.npz", "--models", "text_standard", "--epochs", "1",
+        "--num-samples", "100", "--num-labeled", "9", "--out", "out", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "held out" in result.stderr
+    (folder,) = (tmp_path / "out").iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["data"]["classes"] == ["error", "ok", "warn"]
+    assert summary["data"]["test_samples"] == 30 and summary["data"]["input_shape"] == [8]
+    (model,) = summary["models"]
+    assert model["status"] == "finished" and 0.0 <= model["test_accuracy"]["classifier"] <= 1.0

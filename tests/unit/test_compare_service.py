@@ -13,7 +13,7 @@ from fakes import (
     InMemoryReportWriter,
 )
 
-from ssvae.application.compare import CompareService, showcase_rows
+from ssvae.application.compare import HELD_OUT_FRACTION, CompareService, showcase_rows
 from ssvae.domain.comparison import (
     FAILED,
     FINISHED,
@@ -210,7 +210,7 @@ def test_a_model_that_fails_is_marked_and_the_others_still_run(tmp_path: Path) -
     assert second.status == FINISHED
 
 
-def test_datasets_without_test_split_or_true_classes_are_refused(tmp_path: Path) -> None:
+def test_without_a_test_split_part_of_the_labelled_samples_is_held_out(tmp_path: Path) -> None:
     train_x, train_y = blocks(30, 0)
     relay = TrainingRelay()
     no_test = CompareService(
@@ -220,8 +220,28 @@ def test_datasets_without_test_split_or_true_classes_are_refused(tmp_path: Path)
         InMemoryReportWriter(),
         relay,
     )
-    with pytest.raises(DataError, match="no 'test' split"):
-        no_test.run(experiment(tmp_path, num_samples=20, num_labeled=3))
+    data = no_test.load_data(experiment(tmp_path, num_samples=20, num_labeled=3))
+    assert len(data.test) == round(HELD_OUT_FRACTION * 30)
+    assert not set(data.test.serials.tolist()) & set(data.pool.serials.tolist())
+    assert data.test.y is not None and len(set(data.test.y.tolist())) == len(VOCAB)  # stratified
+    again = no_test.load_data(experiment(tmp_path, num_samples=20, num_labeled=3))
+    np.testing.assert_array_equal(again.test.serials, data.test.serials)  # seeded
+    with pytest.raises(SsvaeError, match="num_samples = 25 is more than the 24"):
+        no_test.load_data(experiment(tmp_path, num_samples=25, num_labeled=3))
+    few = CompareService(
+        InMemoryDataSource(VOCAB, train_x[:2], train_y[:2]),
+        FakeModelRepository([relay]),
+        FakeModelGenerator(),
+        InMemoryReportWriter(),
+        relay,
+    )
+    with pytest.raises(DataError, match="only 2 samples have a known class"):
+        few.load_data(experiment(tmp_path, num_samples=2, num_labeled=1))
+
+
+def test_datasets_without_true_classes_are_refused(tmp_path: Path) -> None:
+    train_x, _ = blocks(30, 0)
+    relay = TrainingRelay()
     unlabelled = CompareService(
         InMemoryDataSource(VOCAB, train_x, None, train_x, None),
         FakeModelRepository([relay]),
