@@ -153,7 +153,7 @@ def labels_from_rows(
         if name not in vocabulary:
             shown = ", ".join(vocabulary.names[:20]) + (", ..." if len(vocabulary) > 20 else "")
             raise LabelError(
-                f"{where}: class {name!r} is not in the vocabulary ({shown}); "
+                f"{where}: class {one_line(repr(name))} is not in the vocabulary ({shown}); "
                 "correct the class name or remove the row"
             )
         if serial in first_row:
@@ -495,7 +495,7 @@ def _history_record(
         raise TypeError(f"index {entry.index} where {position or 'a count'} was expected")
     for name in (entry.previous, entry.new):
         if name is not None and name not in vocabulary:
-            raise TypeError(f"class {name!r} is not in the vocabulary")
+            raise TypeError(f"class {one_line(repr(name))} is not in the vocabulary")
     return entry, entry.batch_id, _field(fields, "labels_sha256", str)
 
 
@@ -599,6 +599,13 @@ def _read_bytes(path: Path) -> bytes | None:
         return None
     except OSError as error:
         raise _read_error(path, error) from error
+
+
+def one_line(value: object, limit: int = 80) -> str:
+    """`value` as text for a message: on one line, cut to about `limit` characters (a value
+    read from a file can be a megabyte long, or a library's error span several lines)."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _read_error(path: Path, error: OSError) -> LabelError:

@@ -6,7 +6,7 @@ import csv
 import io
 import re
 
-from ssvae.adapters.labels._store import LabelFile, LabelFileStore, LabelRows
+from ssvae.adapters.labels._store import LabelFile, LabelFileStore, LabelRows, one_line
 from ssvae.domain.errors import LabelError
 from ssvae.domain.labels import MAX_SERIAL, LabelSet
 
@@ -35,7 +35,7 @@ class CsvLabelFile(LabelFile):
             header = next(reader, [])
             if tuple(header) != HEADER:
                 raise LabelError(
-                    f"{origin} line 1: the header is {','.join(header)!r}; "
+                    f"{origin} line 1: the header is {one_line(repr(','.join(header)))}; "
                     "the first line must be exactly Serial,label"
                 )
             for row in reader:
@@ -50,7 +50,7 @@ class CsvLabelFile(LabelFile):
                 serial_text, name = row[0].strip(), row[1].strip()
                 if not _SERIAL.fullmatch(serial_text):
                     raise LabelError(
-                        f"{where}: serial {row[0]!r} is not a non-negative integer; "
+                        f"{where}: serial {one_line(repr(row[0]))} is not a non-negative integer; "
                         "correct it or remove the row"
                     )
                 if len(serial_text.lstrip("0")) > MAX_SERIAL_DIGITS:
@@ -64,7 +64,7 @@ class CsvLabelFile(LabelFile):
                 lines.append(reader.line_num)
         except csv.Error as error:
             raise LabelError(
-                f"{origin} line {reader.line_num}: not valid CSV ({error}); "
+                f"{origin} line {reader.line_num}: not valid CSV ({one_line(error)}); "
                 "correct the quoting on that line"
             ) from None
         return LabelRows(serials, names, lambda row: f"line {lines[row]}")

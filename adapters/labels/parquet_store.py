@@ -7,7 +7,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ssvae.adapters.labels._store import LabelFile, LabelFileStore, LabelRows
+from ssvae.adapters.labels._store import LabelFile, LabelFileStore, LabelRows, one_line
 from ssvae.domain.errors import LabelError
 from ssvae.domain.labels import LabelSet
 
@@ -23,9 +23,12 @@ class ParquetLabelFile(LabelFile):
             # ParquetFile, not read_table: read_table imports pandas (almost a second).
             table = pq.ParquetFile(pa.BufferReader(data)).read()
         except (pa.ArrowException, OSError) as error:
-            raise LabelError(f"{origin} is not a readable Parquet file ({error}); {_FIX}") from None
+            raise LabelError(
+                f"{origin} is not a readable Parquet file ({one_line(error, 160)}); {_FIX}"
+            ) from None
         if sorted(table.column_names) != ["Serial", "label"]:
-            raise LabelError(f"{origin} has the columns {table.column_names}; {_FIX}")
+            shown = one_line(", ".join(table.column_names[:10]), 160)
+            raise LabelError(f"{origin} has the columns {shown}; {_FIX}")
         serial_type = table.schema.field("Serial").type
         label_type = table.schema.field("label").type
         if not pa.types.is_integer(serial_type):
