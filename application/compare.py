@@ -281,6 +281,15 @@ class CompareService:
         seconds = self.clock() - start
         if report.stop_reason == "interrupted":
             return self._interrupted(plan, recorder, seconds, report.history)
+        if report.diverged:  # a blown-up model is no result: neither evaluated nor saved
+            return ModelOutcome(
+                plan=plan,
+                status=FAILED,
+                message=report.message,
+                history=report.history,
+                stop_reason=report.stop_reason,
+                seconds=seconds,
+            )
         try:
             progress.stage(f"evaluating {plan.name}")
             evaluation = self._evaluate(model, data, seed)

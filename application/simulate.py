@@ -41,7 +41,7 @@ from ssvae.application.query import (
 from ssvae.domain.acquisition import check_prior_serves
 from ssvae.domain.comparison import select_labelled, select_subset
 from ssvae.domain.data import DatasetInfo, Samples
-from ssvae.domain.errors import DataError, SsvaeError
+from ssvae.domain.errors import DataError, SsvaeError, TrainingDivergedError
 from ssvae.domain.labels import LabelSet
 from ssvae.domain.model import ModelRepository, SsvaeModel, TrainingReport
 from ssvae.domain.ports import DEFAULT_SCORE_SAMPLES, DataSource, text_catalog
@@ -274,9 +274,7 @@ class SimulateService:
         model = self.repository.create(spec)
         seconds = 0.0
         if settings.initial_epochs > 0:
-            report = model.fit(data.pool, labels, settings.initial_epochs)
-            if report.stop_reason == "interrupted":
-                raise KeyboardInterrupt
+            report = _checked(model.fit(data.pool, labels, settings.initial_epochs))
             seconds = report.seconds
         checkpoint = directory / "checkpoints" / f"seed-{seed}-initial"
         self.repository.save(model, checkpoint)
@@ -412,7 +410,16 @@ class SimulateService:
     ) -> TrainingReport:
         """A loaded checkpoint (round 1) or a new model (retrain scratch) starts with fit;
         a warm model continues with fit_more."""
-        report = model.fit(pool, labels, epochs) if fresh else model.fit_more(epochs, labels)
-        if report.stop_reason == "interrupted":
-            raise KeyboardInterrupt
-        return report
+        return _checked(
+            model.fit(pool, labels, epochs) if fresh else model.fit_more(epochs, labels)
+        )
+
+
+def _checked(report: TrainingReport) -> TrainingReport:
+    """`report`, unless training was interrupted (KeyboardInterrupt) or blew up (an error:
+    the learning curves of a diverged model would measure the blow-up, not the policy)."""
+    if report.stop_reason == "interrupted":
+        raise KeyboardInterrupt
+    if report.diverged:
+        raise TrainingDivergedError(report.message)
+    return report

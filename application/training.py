@@ -25,12 +25,18 @@ from ssvae.application.query import PREDICT_CHUNK, predict_pool, tau_of
 from ssvae.application.workspace import WorkspaceService, total_epochs
 from ssvae.domain.comparison import TrainingRelay
 from ssvae.domain.data import Samples
-from ssvae.domain.errors import SsvaeError
+from ssvae.domain.errors import SsvaeError, TrainingDivergedError
 from ssvae.domain.labels import LabelSet
 from ssvae.domain.model import ModelRepository, SsvaeModel, TrainingCallback, TrainingReport
 from ssvae.domain.ports import LabelStore
 from ssvae.domain.stopping import StopDecision, StoppingRule, should_stop
-from ssvae.domain.workspace import TrainingLock, Workspace, WorkspaceRound, stop_set_rows
+from ssvae.domain.workspace import (
+    SPEC_FILE,
+    TrainingLock,
+    Workspace,
+    WorkspaceRound,
+    stop_set_rows,
+)
 
 
 @attrs.frozen(eq=False)
@@ -121,6 +127,20 @@ class TrainService:
         finally:
             if self.relay is not None and listener is not None:
                 self.relay.detach(listener)
+        if report.diverged:
+            # The previous checkpoint stays rather than the diverged run's last good state: it
+            # ends a recorded round, so the checkpoint, the rounds and the stopping criteria's
+            # predictions still agree, and a retry starts from it. The diverged model is not
+            # kept loaded either.
+            spec_file = workspace.directory / SPEC_FILE
+            kept = (
+                f"nothing was saved: the checkpoint of round {len(workspace.metadata.rounds)} "
+                f"stays, with its settings (to change them, edit {spec_file} and train a new "
+                "model: ssvae train --fresh)"
+                if workspace.has_model
+                else f"nothing was saved (the settings are in {spec_file})"
+            )
+            raise TrainingDivergedError(f"{report.message}; {kept}")
         self.repository.save(model, workspace.checkpoint_dir)
         round_ = self._round(workspace, model, pool, labels, report)
         history = (*workspace.metadata.rounds, round_)

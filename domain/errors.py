@@ -21,3 +21,7 @@ class DataError(SsvaeError, ValueError):
 
 class ConcurrentWriteError(SsvaeError):
     """Another process holds the write lock of a store."""
+
+
+class TrainingDivergedError(SsvaeError):
+    """Training blew up (NaN/Inf or a loss far above its running level); nothing was saved."""

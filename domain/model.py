@@ -55,16 +55,27 @@ class EpochRecord:
     metrics: Mapping[str, float]
 
 
+# Stop reasons of a run whose loss blew up (NaN/Inf, or far above its running level): the
+# model is back at its last good state, and the run is a failure, not a result.
+DIVERGED_STOPS = ("non_finite_loss", "diverged")
+
+
 @attrs.frozen
 class TrainingReport:
     """What a call to fit or fit_more did."""
 
     epochs_run: int
     history: tuple[EpochRecord, ...]
-    stop_reason: str  # "max_epochs", "early_stopping", "non_finite_loss", "interrupted"
+    # "max_epochs", "early_stopping", "interrupted", or one of DIVERGED_STOPS
+    stop_reason: str
     best_epoch: int
     seconds: float
     message: str = ""  # one line for the user, e.g. why training stopped early
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the loss blew up, so the run's parameters are not a trained model."""
+        return self.stop_reason in DIVERGED_STOPS
 
 
 class TrainingCallback(Protocol):

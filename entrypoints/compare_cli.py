@@ -308,3 +308,9 @@ def compare(
         click.echo(f"interrupted: partial report written to {report}", err=True)
         sys.exit(130)
     click.echo(f"report: {report}")
+    from ssvae.domain.comparison import FAILED
+
+    failed = [f"{o.name} failed: {o.message}" for o in run.result.outcomes if o.status == FAILED]
+    if failed:  # the report has the others' results, but a model did not train
+        click.echo(f"error: {'; '.join(failed)}", err=True)
+        sys.exit(1)

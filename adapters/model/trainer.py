@@ -33,7 +33,7 @@ from ssvae.adapters.model.losses import (
 )
 from ssvae.adapters.model.modules import SsvaeNetwork
 from ssvae.adapters.model.scores import score_batch
-from ssvae.domain.model import EpochRecord, TrainingCallback, TrainingReport
+from ssvae.domain.model import DIVERGED_STOPS, EpochRecord, TrainingCallback, TrainingReport
 from ssvae.domain.spec import ModelSpec
 
 Array = jax.Array
@@ -316,6 +316,62 @@ def monitored_metric(spec: ModelSpec, data: TrainingData) -> tuple[str, str]:
     return spec.monitor, ""
 
 
+# How far above its running level a step's loss must rise to count as diverged, in units of
+# the loss's own scale (see DivergenceGuard). Across the MNIST and the text presets as
+# shipped no step loss rose more than 0.03 scales above the running minimum, while a run
+# with learning_rate=1.0 and no clipping reached 7e6 scales (benchmarks/README.md,
+# "Divergence"). 100 sits over three orders of magnitude from either.
+DIVERGENCE_FACTOR = 100.0
+# The smallest scale: a loss near zero (a Gaussian likelihood crossing it) says nothing of
+# how large a blow-up is; one nat per sample is negligible beside any real one.
+MIN_LOSS_SCALE = 1.0
+
+
+class DivergenceGuard:
+    """Says when the training loss has blown up: NaN or Inf, or far above its running level.
+
+    The level is the lowest step loss of the run so far; the scale is the largest of |level|,
+    |the run's first step loss| (the loss at the parameters the run starts from, computed
+    before any update) and MIN_LOSS_SCALE. A step loss above level + factor * scale has
+    diverged. The first loss anchors the scale, so a run that blows up in its first epoch,
+    before any epoch's mean exists, is caught too; the minimum, not a mean, is the level, so
+    a slow climb cannot drag the level up with it.
+    """
+
+    def __init__(self, factor: float = DIVERGENCE_FACTOR) -> None:
+        self.factor = factor
+        self.first: float | None = None
+        self.level = math.inf
+
+    @property
+    def limit(self) -> float:
+        """The highest step loss that has not diverged."""
+        if self.first is None:
+            return math.inf
+        scale = max(abs(self.level), abs(self.first), MIN_LOSS_SCALE)
+        return self.level + self.factor * scale
+
+    def diverged(self, loss: float) -> bool:
+        """Record one step's loss; True when it is non-finite or above the limit."""
+        if not math.isfinite(loss):
+            return True
+        if self.first is None:
+            self.first = loss
+        if loss > self.limit:
+            return True
+        self.level = min(self.level, loss)
+        return False
+
+
+@attrs.frozen
+class Blowup:
+    """Where an epoch diverged: its step (0-based) and loss (NaN: not finite)."""
+
+    step: int
+    loss: float
+    limit: float
+
+
 @attrs.define
 class Trainer:
     """Runs epochs of the jitted step with early stopping, NaN guard and callbacks."""
@@ -353,25 +409,27 @@ class Trainer:
         return order, picks, steps
 
     def run(self, state: TrainState, data: TrainingData, epochs: int) -> TrainingReport:
-        """Train `state` in place for at most `epochs` epochs; the report says why it stopped."""
+        """Train `state` in place for at most `epochs` epochs; the report says why it stopped.
+
+        A diverged run (see DivergenceGuard) puts `state` back where it was after its last
+        good epoch (or at the start), and reports "diverged" or "non_finite_loss"."""
         start = time.perf_counter()
         monitor, note = monitored_metric(self.spec, data)
         stopper = EarlyStopping(monitor, self.spec.patience)
+        guard = DivergenceGuard()
         use_best = self.spec.patience > 0 and len(data.val_rows) > 0
         best = (state.params, state.opt_state)
+        last_good = attrs.evolve(state)  # arrays are immutable: a snapshot costs no copy
         history: list[EpochRecord] = []
         reason, message = "max_epochs", ""
         try:
             for _ in range(epochs):
-                record, bad_step = self._epoch(state, data)
-                if record is None:
-                    reason = "non_finite_loss"
-                    message = (
-                        f"training stopped in epoch {state.epoch + 1}: the loss became NaN or "
-                        f"Inf near step {bad_step + 1}; the last good parameters are kept. "
-                        "Check the data for NaN/Inf values or lower the learning rate."
-                    )
+                outcome = self._epoch(state, data, guard)
+                if isinstance(outcome, Blowup):
+                    reason, message = self._diverged(outcome, state, last_good)
                     break
+                record = outcome
+                last_good = attrs.evolve(state)
                 history.append(record)
                 for callback in self.callbacks:
                     callback.on_epoch_end(record)
@@ -388,7 +446,7 @@ class Trainer:
                     break
         except KeyboardInterrupt:
             reason, message = "interrupted", "training interrupted; the last finished step is kept"
-        if use_best and stopper.best_epoch > 0 and reason != "non_finite_loss":
+        if use_best and stopper.best_epoch > 0 and reason not in DIVERGED_STOPS:
             state.params, state.opt_state = best
         report = TrainingReport(
             epochs_run=len(history),
@@ -402,8 +460,32 @@ class Trainer:
             callback.on_train_end(report)
         return report
 
-    def _epoch(self, state: TrainState, data: TrainingData) -> tuple[EpochRecord | None, int]:
-        """One epoch; (its record, -1), or (None, the step) when the loss went non-finite."""
+    @staticmethod
+    def _diverged(blowup: Blowup, state: TrainState, last_good: TrainState) -> tuple[str, str]:
+        """Put `state` back to `last_good`; (the stop reason, the one line that says so)."""
+        where = f"in epoch {state.epoch + 1} near step {blowup.step + 1}"
+        kept = (
+            f"the state after epoch {last_good.epoch} is kept"
+            if last_good.epoch > 0
+            else "the starting state is kept"
+        )
+        state.params, state.opt_state = last_good.params, last_good.opt_state
+        state.step, state.epoch = last_good.step, last_good.epoch
+        if not math.isfinite(blowup.loss):
+            return "non_finite_loss", (
+                f"training stopped {where}: the loss became NaN or Inf; {kept}. Check the data "
+                "for NaN/Inf values, or lower learning_rate or set grad_clip_norm (e.g. 1.0)"
+            )
+        return "diverged", (
+            f"training diverged {where}: the loss reached {blowup.loss:.3g}, far above its "
+            f"running level (limit {blowup.limit:.3g}); {kept}. Lower learning_rate or set "
+            "grad_clip_norm (e.g. 1.0)"
+        )
+
+    def _epoch(
+        self, state: TrainState, data: TrainingData, guard: DivergenceGuard
+    ) -> EpochRecord | Blowup:
+        """One epoch: its record, or where it diverged (`state` is then left mid-epoch)."""
         epoch = state.epoch
         epoch_start = time.perf_counter()
         order, picks, steps = self.epoch_batches(epoch, data)
@@ -418,6 +500,7 @@ class Trainer:
             "alpha": np.float32(data.alpha(self.spec)),
         }
         collected: list[dict[str, Array]] = []
+        checked = 0  # steps whose loss the guard has seen
         for s in range(steps):
             batch = sharding.put_batch(
                 self.mesh,
@@ -435,9 +518,12 @@ class Trainer:
             collected.append(metrics)
             if (s + 1) % self.progress_every == 0 or s + 1 == steps:
                 # Syncing only every few steps keeps dispatch asynchronous in between.
-                recent = jax.device_get([m["finite"] for m in collected[-self.progress_every :]])
-                if min(float(v) for v in recent) < 1.0:
-                    return None, s
+                recent = jax.device_get([(m["finite"], m["loss"]) for m in collected[checked:]])
+                for offset, (finite, loss) in enumerate(recent):
+                    value = float(loss) if float(finite) == 1.0 else math.nan
+                    if guard.diverged(value):
+                        return Blowup(checked + offset, value, guard.limit)
+                checked = len(collected)
                 for callback in self.callbacks:
                     callback.on_step(epoch, s + 1, steps, float(metrics["loss"]))
         record_metrics = _mean_metrics(collected)
@@ -446,4 +532,4 @@ class Trainer:
         record_metrics["seconds"] = seconds
         record_metrics["samples_per_second"] = steps * order.shape[1] / seconds
         state.epoch += 1
-        return EpochRecord(epoch=state.epoch, metrics=record_metrics), -1
+        return EpochRecord(epoch=state.epoch, metrics=record_metrics)
