@@ -199,6 +199,7 @@ def _read_checkpoint(directory: Path) -> CheckpointContent:
     num_leaves, step, epoch = (meta[name] for name in ("num_leaves", "step", "epoch"))
     names = [f"leaf_{i:05d}" for i in range(num_leaves)]
     arrays = _read_arrays(arrays_path, [*names, "prng_key"], optional=("tau",))
+    _check_arrays(arrays_path, arrays, names, spec)
     return CheckpointContent(
         spec=spec,
         leaves=[arrays[name] for name in names],
@@ -241,7 +242,50 @@ def _read_meta(meta_path: Path) -> dict[str, Any]:
             )
     if not isinstance(meta.get("spec"), dict):
         raise CheckpointError(f"{meta_path}: the model spec is missing; retrain the model")
+    if not isinstance(meta.get("fingerprint", ""), str) or not _is_history(meta.get("history", [])):
+        raise CheckpointError(
+            f"{meta_path}: the fingerprint or training history is malformed; retrain the model"
+        )
     return meta
+
+
+def _is_history(history: Any) -> bool:
+    """Whether `history` is a list of {"epoch": int, "metrics": {name: number}}."""
+
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    return isinstance(history, list) and all(
+        isinstance(record, dict)
+        and isinstance(record.get("epoch"), int)
+        and isinstance(record.get("metrics"), dict)
+        and all(number(v) for v in record["metrics"].values())
+        for record in history
+    )
+
+
+def _check_arrays(
+    path: Path, arrays: dict[str, np.ndarray], names: list[str], spec: ModelSpec
+) -> None:
+    """Numbers of the kinds and shapes the model reads, so a restored model can run."""
+    for name in names:
+        if arrays[name].dtype.kind not in "biuf":
+            raise CheckpointError(
+                f"{path}: {name} holds {arrays[name].dtype} values, not numbers; retrain the model"
+            )
+    key = arrays["prng_key"]
+    if key.shape != (2,) or key.dtype.kind not in "iu":
+        raise CheckpointError(
+            f"{path}: the PRNG key has shape {key.shape} and type {key.dtype}, not two "
+            "unsigned integers; retrain the model"
+        )
+    tau = arrays.get("tau")
+    wanted = (spec.num_components, spec.num_classes)
+    if tau is not None and (tau.shape != wanted or tau.dtype.kind != "f"):
+        raise CheckpointError(
+            f"{path}: the component-label map has shape {tau.shape} ({tau.dtype}), the model "
+            f"needs {wanted} floats; retrain the model"
+        )
 
 
 def _read_arrays(path: Path, names: list[str], optional: tuple[str, ...]) -> dict[str, np.ndarray]:

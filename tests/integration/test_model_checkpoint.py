@@ -28,6 +28,7 @@ from ssvae.adapters.model.checkpoint import (
     save_checkpoint,
 )
 from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
+from ssvae.domain.model import EpochRecord
 from ssvae.domain.spec import ModelSpec
 
 SPEC = ModelSpec(input_shape=(4,), num_classes=2, latent_dim=2, hidden_sizes=(4,))
@@ -47,7 +48,7 @@ def save(directory: Path, step: int) -> None:
         key=np.array([step, step], np.uint32),
         step=step,
         epoch=step,
-        tau=np.full((2, 2), step, np.float32),
+        tau=np.full((SPEC.num_components, SPEC.num_classes), step, np.float32),
         extra={"fingerprint": f"save {step}"},
     )
 
@@ -141,9 +142,14 @@ def test_a_model_loads_after_a_kill_between_the_two_renames(
 
 
 def valid_files() -> tuple[bytes, bytes]:
+    """The files of a model's checkpoint with every part filled: tau, history, fingerprint."""
+    model = JaxSsvaeModel(SPEC.evolve(prior="mixture", num_components=3))
+    model.tau = np.full((3, SPEC.num_classes), 0.5, np.float32)
+    model.history = [EpochRecord(epoch=1, metrics={"loss": 3.5, "val_loss": 4.0})]
+    model.fingerprint = "f" * 32
     directory = Path(tempfile.mkdtemp())
     try:
-        save(directory / "c", 5)
+        model.save(directory / "c")
         return (directory / "c" / META).read_bytes(), (directory / "c" / ARRAYS).read_bytes()
     finally:
         shutil.rmtree(directory)
@@ -182,8 +188,9 @@ def damaged_checkpoints(draw: st.DrawFn) -> tuple[bytes, bytes]:
             lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner),
             max_leaves=6,
         )
-        name = draw(st.sampled_from([*document, *document["spec"]]))
-        target = document if name in document else document["spec"]
+        record = document["history"][0]
+        target = draw(st.sampled_from([document, document["spec"], record, record["metrics"]]))
+        name = draw(st.sampled_from(sorted(target)))
         target[name] = draw(json_values)
         if draw(st.booleans()):
             target.pop(name)
@@ -211,14 +218,16 @@ def damaged_checkpoints(draw: st.DrawFn) -> tuple[bytes, bytes]:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(damaged_checkpoints())
-def test_a_damaged_checkpoint_loads_or_says_why_in_one_line(files: tuple[bytes, bytes]) -> None:
+def test_a_damaged_checkpoint_restores_or_says_why_in_one_line(
+    files: tuple[bytes, bytes],
+) -> None:
     directory = Path(tempfile.mkdtemp())
     try:
         (directory / META).write_bytes(files[0])
         (directory / ARRAYS).write_bytes(files[1])
         tracemalloc.start()
         try:
-            load_checkpoint(directory)
+            JaxSsvaeModel.restore(directory)
         except CheckpointError as error:
             message = str(error)
             assert "\n" not in message and str(directory) in message and len(message) < 600
