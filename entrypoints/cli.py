@@ -24,7 +24,7 @@ class SsvaeGroup(click.Group):
             sys.exit(1)
 
 
-class SerialType(click.ParamType):
+class SerialType(click.ParamType[int]):
     """A serial on the command line: digits, at most as long as an int64. A bad one is a
     LabelError (one line), where click's int would echo a 5,000-digit argument in full."""
 

@@ -473,11 +473,15 @@ class LabelPage:
             try:
                 update = run()
             except SsvaeError as error:
-                failure = error
-                document.add_next_tick_callback(lambda: self._run(_raising(failure)))
-                return
+                action: Callable[[], Any] = _raising(error)
+            else:
+                action = lambda: update  # noqa: E731
+
+            def show() -> None:
+                self._run(action)
+
             # Bokeh documents may be changed from another thread only through a callback.
-            document.add_next_tick_callback(lambda: self._run(lambda: update))
+            document.add_next_tick_callback(show)
 
         threading.Thread(target=work, name="ssvae-undo", daemon=True).start()
 
