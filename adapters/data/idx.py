@@ -34,6 +34,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # header that declares more is refused before anything is allocated for it.
 _MAX_DEFLATE_RATIO = 1032
 _CHUNK = 1 << 20
+_MAX_NDIM = 64  # numpy's limit on an array's dimensions
 _FIX = "download it again or replace it with an intact copy"
 
 
@@ -76,12 +77,19 @@ def parse_idx_header(data: bytes, path: Path) -> tuple[np.dtype[np.generic], tup
         )
     ndim = data[3]
     header = 4 + 4 * ndim
-    if ndim == 0:
-        raise DataError(f"{path}: IDX header declares 0 dimensions; {_FIX}")
+    if ndim == 0 or ndim > _MAX_NDIM:
+        raise DataError(
+            f"{path}: IDX header declares {ndim} dimensions, readable are 1 to {_MAX_NDIM}; {_FIX}"
+        )
     if len(data) < header:
         raise DataError(f"{path}: truncated IDX header ({len(data)} of {header} bytes); {_FIX}")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    return _DTYPES[data[2]], shape, header
+    dtype = _DTYPES[data[2]]
+    # numpy refuses a shape whose non-zero dimensions multiply past its index range, even
+    # with a zero among them.
+    if math.prod(d for d in shape if d) * dtype.itemsize > np.iinfo(np.intp).max:
+        raise DataError(f"{path}: IDX header shape {_shown(shape)} is too large; {_FIX}")
+    return dtype, shape, header
 
 
 def decode_idx(data: bytes, path: Path) -> npt.NDArray[np.generic]:

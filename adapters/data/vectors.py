@@ -17,7 +17,11 @@ full: a malformed row is reported as the file shows it, by its line (CSV, the he
 from __future__ import annotations
 
 import csv
+import math
 import threading
+import tokenize
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,11 @@ ID_COLUMNS = ("id", "serial")
 VECTOR_COLUMNS = ("vector", "embedding", "embeddings", "x")
 LABEL_COLUMNS = ("label", "labels", "y", "class")
 SUFFIXES = (".npy", ".npz", ".parquet", ".pq", ".csv")
+NPZ_ARRAYS = ("x", "embeddings", "ids", "serials", "y", "labels")
+_NPY_HEADERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 
 
 @attrs.frozen(eq=False)
@@ -116,6 +125,8 @@ class VectorDataSource:
             if self._info is not None:
                 return
             raw = {split: _read(path, self._columns) for split, path in self._paths.items()}
+            for data in raw.values():
+                _check_2d(data)  # labels are matched to rows next
             vocabulary, indices = _vocabulary(raw, self._classes)
             splits = {split: _validate(raw[split], indices[split]) for split in raw}
             widths = {split: data.x.shape[1] for split, data in splits.items()}
@@ -158,25 +169,91 @@ def _read(path: Path, columns: tuple[str | None, str | None, str | None]) -> _Ra
 
 def _load_npy(path: Path) -> npt.NDArray[Any]:
     try:
-        return np.asarray(np.load(path, allow_pickle=False))
+        with path.open("rb") as handle:
+            return _read_npy(handle, path.stat().st_size, str(path))
+    except DataError:
+        raise
     except (OSError, ValueError, EOFError) as error:
-        raise DataError(f"{path}: not a readable .npy array ({error})") from None
+        raise DataError(f"{path}: not a readable .npy array ({_short(error)})") from None
 
 
 def _read_npz(path: Path) -> _RawSplit:
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: np.asarray(archive[key]) for key in archive.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise DataError(f"{path}: not a readable .npz archive ({error})") from None
+        with zipfile.ZipFile(path) as archive:
+            members = {
+                info.filename.removesuffix(".npy"): info
+                for info in archive.infolist()
+                if info.filename.endswith(".npy")
+            }
+            # Only the arrays a vector dataset uses are read: others may be of any size.
+            arrays = {
+                key: _read_npz_member(archive, info, path)
+                for key, info in members.items()
+                if key in NPZ_ARRAYS
+            }
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise DataError(f"{path}: not a readable .npz archive ({_short(error)})") from None
+    except (NotImplementedError, RuntimeError) as error:  # compression or encryption
+        raise DataError(f"{path}: .npz archive cannot be read ({_short(error)})") from None
     vectors = _first(arrays, ("x", "embeddings"))
     if vectors is None:
         raise DataError(
-            f"{path}: no array 'x' or 'embeddings' (found: {', '.join(arrays) or 'none'})"
+            f"{path}: no array 'x' or 'embeddings' (found: {', '.join(members) or 'none'})"
         )
     return _RawSplit(
         path, vectors, _first(arrays, ("ids", "serials")), _first(arrays, ("y", "labels"))
     )
+
+
+def _read_npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> Any:
+    # Deflate expands at most about 1032-fold: a member claiming more is corrupt or a bomb.
+    if info.file_size > 1032 * info.compress_size + 1024:
+        raise DataError(
+            f"{path}: member {info.filename} claims {info.file_size} bytes from "
+            f"{info.compress_size} compressed ones; the archive is corrupt"
+        )
+    with archive.open(info) as member:
+        return _read_npy(member, info.file_size, f"{path}: {info.filename}")
+
+
+def _read_npy(handle: Any, size: int, where: str) -> npt.NDArray[Any]:
+    """The array in the .npy stream `handle` of `size` bytes, its header checked first.
+
+    numpy allocates the whole array the header declares before reading the data, so a
+    header that claims more than the stream holds is refused here, before numpy sees it.
+    """
+    version = np.lib.format.read_magic(handle)
+    read_header = _NPY_HEADERS.get(version)
+    if read_header is None:
+        raise ValueError(f".npy format version {version} is not supported; save with numpy")
+    try:
+        shape, _, dtype = read_header(handle)
+    except (SyntaxError, TypeError, KeyError, OverflowError, tokenize.TokenError) as error:
+        # numpy parses the header as a Python literal: a damaged one fails in these ways too.
+        raise ValueError(f"damaged header ({type(error).__name__})") from None
+    if dtype.hasobject:
+        raise ValueError("it holds Python objects, which are not read; save numbers or text")
+    needed = math.prod(shape) * dtype.itemsize
+    if needed > size - handle.tell():
+        raise DataError(
+            f"{where}: header declares shape {_shown(shape)} of {dtype}, {needed} bytes, but "
+            f"only {max(size - handle.tell(), 0)} follow (truncated or corrupt)"
+        )
+    handle.seek(0)
+    return np.asarray(np.lib.format.read_array(handle, allow_pickle=False))
+
+
+def _short(error: BaseException) -> str:
+    """An error's text cut to one short line: library messages may quote whole headers."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _shown(shape: tuple[int, ...]) -> str:
+    text = str(shape)
+    return text if len(text) <= 80 else text[:76] + " ...)"
 
 
 def _first(arrays: dict[str, npt.NDArray[Any]], keys: Sequence[str]) -> npt.NDArray[Any] | None:
@@ -192,7 +269,7 @@ def _read_parquet(
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as error:
-        raise DataError(f"{path}: not a readable Parquet file ({error})") from None
+        raise DataError(f"{path}: not a readable Parquet file ({_short(error)})") from None
     names = table.column_names
     id_name = _required_column(path, names, id_column, ID_COLUMNS, "id")
     vector_name = _required_column(path, names, vector_column, VECTOR_COLUMNS, "vector")
@@ -359,8 +436,14 @@ def _csv_id(path: Path, line: int, cell: str) -> int:
     text = cell.strip()
     if not text:
         raise DataError(f"{path}: line {line}: id is missing; give every row an integer id >= 0")
-    if not text.isdigit() or int(text) > np.iinfo(np.int64).max:
-        raise DataError(f"{path}: line {line}: id {cell!r} is not an integer >= 0")
+    # ASCII digits only: str.isdigit also accepts '²', which int() refuses; and at most 19
+    # of them, since longer ones exceed int64 (and int() refuses over 4,300 digits).
+    if (
+        not (text.isascii() and text.isdigit())
+        or len(text.lstrip("0")) > 19
+        or (int(text) > np.iinfo(np.int64).max)
+    ):
+        raise DataError(f"{path}: line {line}: id {cell[:30]!r} is not an integer >= 0")
     return int(text)
 
 
@@ -393,10 +476,7 @@ def _is_number(text: str) -> bool:
 def _validate(raw: _RawSplit, labels: npt.NDArray[np.int64] | None) -> _Split:
     """Check vectors and ids row by row; sort everything by id."""
     path, vectors = raw.path, raw.vectors
-    if vectors.ndim != 2:
-        raise DataError(
-            f"{path}: vectors have shape {vectors.shape}; expected a 2-D array (rows, features)"
-        )
+    _check_2d(raw)
     if vectors.dtype.kind not in "fiu":
         raise DataError(f"{path}: vectors are {vectors.dtype}; expected numbers")
     count, width = vectors.shape
@@ -414,6 +494,14 @@ def _validate(raw: _RawSplit, labels: npt.NDArray[np.int64] | None) -> _Split:
     order = np.argsort(ids, kind="stable")
     sorted_labels = labels[order] if labels is not None else None
     return _Split(serials=ids[order], x=x[order], labels=sorted_labels)
+
+
+def _check_2d(raw: _RawSplit) -> None:
+    if raw.vectors.ndim != 2:
+        raise DataError(
+            f"{raw.path}: vectors have shape {_shown(raw.vectors.shape)}; expected a 2-D array "
+            "(rows, features)"
+        )
 
 
 def _check_ids(
