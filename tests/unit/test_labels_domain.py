@@ -308,3 +308,10 @@ def test_validate_changes_rejects_exactly_the_serials_outside_the_dataset(pairs)
 def test_describe_serials():
     assert describe_serials(SERIALS) == "the dataset has 20 serials, from 100 to 119"
     assert describe_serials(np.array([], dtype=np.int64)) == "the dataset has no serials"
+
+
+@pytest.mark.parametrize("serial", [2**63, 10**30, 10**5000], ids=["2^63", "10^30", "10^5000"])
+def test_a_serial_past_int64_is_a_short_label_error(serial):
+    with pytest.raises(LabelError, match="is not in the dataset") as raised:
+        validate_changes([LabelChange(serial, "cat")], VOCABULARY, np.arange(10, dtype=np.int64))
+    assert len(str(raised.value)) < 200
