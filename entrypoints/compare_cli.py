@@ -286,6 +286,10 @@ def compare(
             raise SettingsError(f"{test_vectors}: file not found; check the --test-vectors path")
         data = attrs.evolve(data, test_path=test_vectors)
     app = bootstrap(AppSettings(data=data))
+    sources = app.dataset_service().describe().sources
+    if len(sources) > 1:  # a --data-dir that lacks files: say which came from elsewhere
+        for source in sources:
+            click.echo(f"data: {source}", err=True)
     progress = ProgressBar(experiment.models)
     click.echo(
         f"comparing {', '.join(p.name for p in experiment.models)} on {data.name}: "

@@ -1,4 +1,5 @@
-"""`ssvae compare --vectors`: a user's vectors, their classes from the file's label column.
+"""`ssvae compare` on a user's data: vectors (classes from the file's label column), and a
+--data-dir that lacks some files.
 
 In-process: the real container, vector source, experiment reader and report writer run; only
 the model repository and generator are fakes swapped in through the container. The same
@@ -8,6 +9,7 @@ command with real models runs as a subprocess in tests/e2e/test_data_inputs_cli.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from click.testing import CliRunner
 from fakes import FakeModelGenerator, FakeModelRepository
 
 import ssvae.application.bootstrap as bootstrap_module
+from ssvae.adapters.data.mnist import embedded_data_dir
 from ssvae.application.compare import HELD_OUT_FRACTION
 from ssvae.entrypoints.cli import main
 
@@ -121,3 +124,21 @@ def test_bad_vector_arguments_are_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_compare_says_where_each_file_came_from_when_a_data_dir_lacks_some(
+    tmp_path: Path, fake_models: list[FakeModelRepository]
+) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        shutil.copy(embedded_data_dir() / f"{stem}.gz", mine)
+    result = compare(tmp_path, "--data-dir", str(mine), "--num-test", "30")
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.stderr.splitlines() if line.startswith("data: ")]
+    assert said == [
+        f"data: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz from {embedded_data_dir()}",
+        f"data: t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz from {mine}",
+    ]
+    quiet = compare(tmp_path / "again", "--num-test", "30")  # one source: nothing to say
+    assert quiet.exit_code == 0 and "data: " not in quiet.stderr
