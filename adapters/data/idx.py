@@ -12,7 +12,7 @@ import math
 import os
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,12 @@ _MAX_DEFLATE_RATIO = 1032
 _CHUNK = 1 << 20
 _MAX_NDIM = 64  # numpy's limit on an array's dimensions
 _FIX = "download it again or replace it with an intact copy"
+
+
+class _Readable(Protocol):
+    """A binary stream: a file, or a GzipFile over one."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 def is_gzip(data: bytes) -> bool:
@@ -142,7 +148,7 @@ def _read_file(path: Path) -> bytes:
         raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
 
 
-def _read_header(stream: BinaryIO) -> bytes:
+def _read_header(stream: _Readable) -> bytes:
     """The magic number and the dimensions (at most 4 + 4 * 255 bytes) of an IDX stream."""
     head = stream.read(4)
     if len(head) == 4:
@@ -150,7 +156,7 @@ def _read_header(stream: BinaryIO) -> bytes:
     return head
 
 
-def _read_at_most(stream: BinaryIO, limit: int) -> bytes:
+def _read_at_most(stream: _Readable, limit: int) -> bytes:
     """Up to `limit` bytes of `stream`, read in chunks: memory follows what the stream holds,
     never `limit` itself (a read of n bytes allocates n bytes up front)."""
     body = bytearray()
