@@ -234,3 +234,30 @@ def test_fashion_mnist_without_download_reports_the_unusable_files(tmp_path: Pat
     )
     with pytest.raises(DataError, match=r"unusable: .*train-images-idx3-ubyte\.gz.*md5 differs"):
         source.describe()
+
+
+def test_a_local_file_that_fails_its_md5_on_load_gives_way_to_the_download(
+    server: Server, tmp_path: Path
+) -> None:
+    # Same names and shapes, other contents: accepted for now by its header, refused on load.
+    arrays, impostor = _dataset(seed=4), _dataset(seed=5)
+    checksums = _publish(server, "/m/", arrays)
+    checksums |= {stem: hashlib.md5(encode_idx(a)).hexdigest() for stem, a in arrays.items()}
+    local = tmp_path / "local"
+    local.mkdir()
+    for stem, array in impostor.items():
+        (local / f"{stem}.gz").write_bytes(gzip.compress(encode_idx(array), mtime=1))
+    source = IdxDataSource(
+        directories=[local],
+        cache_dir=tmp_path / "cache",
+        download=True,
+        mirrors=[server.url("/m/")],
+        checksums=checksums,
+    )
+    assert source.describe().size("train") == N_TRAIN and server.requests == []
+    np.testing.assert_array_equal(source.load("train").y, arrays["train-labels-idx1-ubyte"])
+    assert sorted(server.requests) == [
+        "/m/train-images-idx3-ubyte.gz",
+        "/m/train-labels-idx1-ubyte.gz",
+    ]
+    assert any(str(tmp_path / "cache") in line for line in source.describe().sources)
