@@ -37,10 +37,11 @@ import yaml
 from ssvae.adapters.spec_yaml import (
     PRESET_KEY,
     _key_lines,
-    _SpecLoader,
-    _yaml_error,
+    construct_yaml,
+    load_yaml_node,
     spec_from_mapping,
 )
+from ssvae.adapters.spec_yaml import parse_assignments as parse_spec_assignments
 from ssvae.domain.comparison import (
     DEFAULT_MODELS,
     Experiment,
@@ -48,6 +49,7 @@ from ssvae.domain.comparison import (
     ModelPlan,
     check_model_name,
 )
+from ssvae.domain.echo import short_repr
 from ssvae.domain.errors import SpecError
 from ssvae.domain.spec import PRESETS
 
@@ -124,7 +126,8 @@ def _model_entries(node: yaml.Node, values: Any, source: str) -> list[_Located]:
             entries.append(_Located(item, line))
         else:
             raise ExperimentError(
-                f"{_where(source, line)}: model entry {item!r} is invalid: give a preset name "
+                f"{_where(source, line)}: model entry {short_repr(item)} is invalid: give a "
+                "preset name "
                 f"({', '.join(PRESETS)}) or a mapping with 'preset' and spec fields"
             )
     return entries
@@ -143,26 +146,25 @@ class _ExperimentFile:
 
 def read_experiment_text(text: str, source: str) -> _ExperimentFile:
     """The file's values and lines, with unknown top-level keys rejected."""
-    loader = _SpecLoader(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
+        loader, root = load_yaml_node(text, source)
+    except SpecError as error:
+        raise ExperimentError(str(error)) from None
+    try:
+        if root is None:
             return _ExperimentFile(source, {}, {}, None, _Located({}))
-        node = _mapping_node(node, source, "an experiment file")
-        try:
-            lines = _key_lines(node, source)
-        except SpecError as error:
-            raise ExperimentError(str(error)) from None
-        data = loader.construct_document(node)
-    except yaml.YAMLError as error:
-        raise ExperimentError(str(_yaml_error(error, source))) from None
+        node = _mapping_node(root, source, "an experiment file")
+        lines = _key_lines(node, source)
+        data = construct_yaml(loader, node, source)
+    except SpecError as error:
+        raise ExperimentError(str(error)) from None
     finally:
         loader.dispose()
     unknown = [k for k in data if k not in TOP_KEYS]
     if unknown:
         key = unknown[0]
         raise ExperimentError(
-            f"{_where(source, lines.get(str(key)))}: unknown experiment key {key!r}"
+            f"{_where(source, lines.get(str(key)))}: unknown experiment key {short_repr(key)}"
             f"{_suggest(str(key), TOP_KEYS)}; known keys: {', '.join(TOP_KEYS)}"
         )
     models = None
@@ -282,20 +284,11 @@ def _check_unique(entries: Sequence[_ModelEntry], source: str) -> None:
 
 
 def parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
-    """`KEY=VALUE` texts (from --set) as a mapping; values are read as YAML scalars."""
-    values: dict[str, Any] = {}
-    for text in assignments:
-        key, sep, raw = text.partition("=")
-        if not sep or not key.strip():
-            raise ExperimentError(
-                f"--set {text!r} is invalid: write KEY=VALUE, e.g. --set batch_size=64"
-            )
-        try:
-            value = yaml.load(raw, Loader=_SpecLoader)  # a SafeLoader subclass
-        except yaml.YAMLError:
-            value = raw
-        values[key.strip()] = value
-    return values
+    """`KEY=VALUE` texts (from --set) as a mapping; values are read as YAML, as in files."""
+    try:
+        return parse_spec_assignments(assignments)
+    except SpecError as error:
+        raise ExperimentError(str(error)) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,7 +305,8 @@ def _top_value(file: _ExperimentFile, flags: Mapping[str, Any], key: str) -> tup
 def _check_epochs(value: Any, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ExperimentError(
-            f"{where}: experiment key 'epochs' = {value!r} is invalid: must be an integer >= 1"
+            f"{where}: experiment key 'epochs' = {short_repr(value)} is invalid: must be an "
+            "integer >= 1"
         )
     return value
 
@@ -342,7 +336,7 @@ def _resolve_spec(
     values.update(assignments)
     for key in assignments:
         lines.pop(key, None)
-    flag_fields = {key: f"--set {key}={assignments[key]!r}" for key in assignments}
+    flag_fields = {key: f"--set {key}={short_repr(assignments[key])}" for key in assignments}
     for key, field in (("epochs", "max_epochs"), ("seed", "seed")):
         if flags.get(key) is not None and field not in flag_fields:
             flag_fields[field] = f"--{key} {flags[key]}"

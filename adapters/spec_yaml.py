@@ -9,9 +9,10 @@ Everything is derived from `attrs.fields(ModelSpec)`, so a new spec field needs 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, override
 
 from ssvae.adapters.files import atomic_write_text
+from ssvae.domain.echo import short_repr
 from ssvae.domain.errors import SpecError
 from ssvae.domain.spec import PRESETS, ModelSpec, fit_to_data, preset
 
@@ -31,14 +33,156 @@ PRESET_KEY = "preset"
 # write learning rates that way, so floats without a dot are accepted too (as YAML 1.2 does).
 _FLOAT_WITHOUT_DOT = re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$")
 
+# What a spec or experiment file (or a --set value) may hold. Both are small: a few dozen
+# values nested 4 levels at most. The limits keep a hostile document cheap to refuse:
+# - an alias (`*name`) repeats a whole node without copying it, so 300 bytes of nested
+#   aliases stand for billions of values, which any later walk (a message's repr, a merge
+#   key `<<`) would build in memory;
+# - PyYAML composes nested collections recursively: 5,000 brackets exhaust Python's stack;
+# - int() refuses more than 4,300 digits (a ValueError) and a long `1:2:...` base-60 number
+#   overflows a float; no spec value needs more than a few dozen characters.
+MAX_VALUES = 10_000
+MAX_NESTING = 32
+MAX_NUMBER_LENGTH = 100
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
+class _TooLarge(SpecError):
+    """A document beyond the loader's limits: `problem` says which, `line` where (1-based)."""
+
+    def __init__(self, problem: str, mark: yaml.Mark | None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.line = mark.line + 1 if mark is not None else None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a node graph that expands to more than MAX_VALUES values, nests deeper than
+    MAX_NESTING or contains itself (`&a [*a]`).
+
+    Aliases make the graph a DAG of shared nodes: each node's expanded size is computed once,
+    children first, so the walk costs the file's size, not the expansion's.
+    """
+    expanded: dict[int, tuple[int, int]] = {}  # id(node) -> (values, levels) once expanded
+    open_nodes: set[int] = set()  # nodes whose children are being expanded: the current path
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            parts = [expanded[id(child)] for child in _children(node)]
+            values = 1 + sum(size for size, _ in parts)
+            levels = 1 + max((depth for _, depth in parts), default=0)
+            if values > MAX_VALUES:
+                raise _TooLarge(
+                    f"this value expands to more than {MAX_VALUES:,} values (aliases such as "
+                    "*name repeat a whole node); a spec or experiment needs a few dozen, so "
+                    "write them out",
+                    node.start_mark,
+                )
+            if levels > MAX_NESTING:
+                raise _TooLarge(
+                    f"values nest more than {MAX_NESTING} levels deep through aliases; a spec "
+                    "or experiment nests 4 at most",
+                    node.start_mark,
+                )
+            expanded[key] = (values, levels)
+        elif key in open_nodes:
+            raise _TooLarge(
+                "this value contains itself through an alias (&name ... *name inside it); "
+                "write the values out",
+                node.start_mark,
+            )
+        elif key not in expanded:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node))
+
+
+def _check_number(node: yaml.ScalarNode) -> None:
+    if len(node.value) > MAX_NUMBER_LENGTH:
+        raise _TooLarge(
+            f"the number {short_repr(node.value, 40)} has {len(node.value):,} characters; "
+            f"write at most {MAX_NUMBER_LENGTH}",
+            node.start_mark,
+        )
+
 
 class _SpecLoader(yaml.SafeLoader):
-    """The safe loader, reading `1e-3` as a float."""
+    """The safe loader, reading `1e-3` as a float, within the limits above.
+
+    Every error is a yaml.YAMLError (the syntax, a value that does not convert) or a
+    `_TooLarge` SpecError (a limit); nothing else escapes.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._nesting = 0
+
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        """Refuse deep `[[[...` while scanning: the scanner's cost grows with the square of
+        the open brackets (it keeps a possible key per level), before any node is composed."""
+        if self.flow_level >= MAX_NESTING:
+            raise _TooLarge(
+                f"values nest more than {MAX_NESTING} levels deep; a spec or experiment nests 4 "
+                "at most",
+                self.get_mark(),
+            )
+        super().fetch_flow_collection_start(token_class)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self._nesting += 1
+        try:
+            if self._nesting > MAX_NESTING:
+                raise _TooLarge(
+                    f"values nest more than {MAX_NESTING} levels deep; a spec or experiment "
+                    "nests 4 at most",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._nesting -= 1
+
+    def compose_document(self) -> yaml.Node:
+        node: yaml.Node = super().compose_document()
+        _check_expansion(node)
+        return node
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """A scalar that does not convert (`2001-13-01`, `!!int ''`) is a YAML error at its line."""
+        try:
+            return super().construct_object(node, deep)
+        except SpecError:
+            raise
+        except (ArithmeticError, LookupError, TypeError, ValueError) as error:
+            what = short_repr(node.value, 40) if isinstance(node, yaml.ScalarNode) else "a value"
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {what} as {kind} ({error})", node.start_mark
+            ) from None
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        _check_number(node)
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> Any:
+        _check_number(node)
+        return super().construct_yaml_float(node)
 
 
-_SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", _FLOAT_WITHOUT_DOT, list("-+0123456789")
-)
+_SpecLoader.add_implicit_resolver(_FLOAT_TAG, _FLOAT_WITHOUT_DOT, list("-+0123456789"))
+_SpecLoader.add_constructor(_INT_TAG, _SpecLoader.construct_yaml_int)
+_SpecLoader.add_constructor(_FLOAT_TAG, _SpecLoader.construct_yaml_float)
 
 
 class _SpecDumper(yaml.SafeDumper):
@@ -132,27 +276,75 @@ def _yaml_error(error: yaml.YAMLError, source_name: str) -> SpecError:
     mark = getattr(error, "problem_mark", None)
     line = mark.line + 1 if mark is not None else None
     problem = getattr(error, "problem", None) or str(error)
+    if isinstance(error, yaml.reader.ReaderError):  # its text names PyYAML's own input
+        char = error.character
+        code = char if isinstance(char, int) else ord(str(char)[:1] or "\0")
+        problem = f"character U+{code:04X} at position {error.position}: {error.reason}"
     context = getattr(error, "context", None)
     context_mark = getattr(error, "context_mark", None)
     if context and context_mark is not None and context_mark.line + 1 != line:
         context = f"{context} started at line {context_mark.line + 1}"
     detail = f"{problem} ({context})" if context else problem
+    detail = " ".join(str(detail).split())  # some YAML errors span lines; a message is one
     return SpecError(f"{_where(source_name, line)}: invalid YAML: {detail}; fix the syntax")
 
 
 def _key_lines(node: yaml.MappingNode, source_name: str) -> dict[str, int]:
-    """The 1-based line of each top-level key; a repeated key is an error (YAML keeps the last)."""
+    """The 1-based line of each top-level key; a repeated key is an error (YAML keeps the last).
+
+    Keys are names: a list or mapping as a key (`? [a, b]`) is refused here, where its line
+    is known.
+    """
     lines: dict[str, int] = {}
     for key_node, _ in node.value:
-        key = str(key_node.value)
         line = key_node.start_mark.line + 1
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise SpecError(
+                f"{source_name}:{line}: a key is a list or mapping; keys are names such as "
+                "latent_dim"
+            )
+        key = str(key_node.value)
         if key in lines:
             raise SpecError(
-                f"{source_name}:{line}: key {key!r} appears twice (lines {lines[key]} and "
-                f"{line}); keep one"
+                f"{source_name}:{line}: key {short_repr(key)} appears twice (lines {lines[key]} "
+                f"and {line}); keep one"
             )
         lines[key] = line
     return lines
+
+
+@contextlib.contextmanager
+def _located_errors(source_name: str) -> Iterator[None]:
+    """YAML errors and limits met inside the block as SpecErrors naming the file and line."""
+    try:
+        yield
+    except yaml.YAMLError as error:
+        raise _yaml_error(error, source_name) from None
+    except _TooLarge as error:
+        raise SpecError(f"{_where(source_name, error.line)}: {error.problem}") from None
+
+
+def load_yaml_node(text: str, source_name: str) -> tuple[_SpecLoader, yaml.Node | None]:
+    """A loader over `text` and the document's root node (None for an empty document).
+
+    SpecError, located, for invalid YAML and for a document beyond the limits. The caller
+    builds the values with `construct_yaml` and disposes the loader.
+    """
+    with _located_errors(source_name):
+        loader = _SpecLoader(text)  # refuses unprintable characters at once
+    try:
+        with _located_errors(source_name):
+            return loader, loader.get_single_node()
+    except SpecError:
+        loader.dispose()
+        raise
+
+
+def construct_yaml(loader: _SpecLoader, node: yaml.Node, source_name: str) -> Any:
+    """The values of `node` (from `load_yaml_node`); SpecError, located, where one does not
+    convert or is too long."""
+    with _located_errors(source_name):
+        return loader.construct_document(node)
 
 
 def parse_spec_yaml(
@@ -162,24 +354,56 @@ def parse_spec_yaml(
 
     For merging command-line flags over a file before `spec_from_mapping`.
     """
-    loader = _SpecLoader(text)
+    loader, node = load_yaml_node(text, source_name)
     try:
-        node = loader.get_single_node()
         if node is None:  # an empty file: every field takes its default
             return {}, {}
         if not isinstance(node, yaml.MappingNode):
-            found = "a list" if isinstance(node, yaml.SequenceNode) else f"{node.value!r}"
+            found = "a list" if isinstance(node, yaml.SequenceNode) else short_repr(node.value)
             raise SpecError(
                 f"{_where(source_name, node.start_mark.line + 1)}: a model spec is a mapping "
                 f"of 'key: value' lines, found {found}"
             )
         lines = _key_lines(node, source_name)
-        data = loader.construct_document(node)
-    except yaml.YAMLError as error:
-        raise _yaml_error(error, source_name) from None
+        data = construct_yaml(loader, node, source_name)
     finally:
         loader.dispose()
     return dict(data), lines
+
+
+def _assigned_value(raw: str) -> Any:
+    """`raw` read as YAML, or `raw` itself where it is not valid YAML."""
+    try:
+        loader = _SpecLoader(raw)
+    except yaml.YAMLError:
+        return raw
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError:
+        return raw
+    finally:
+        loader.dispose()
+
+
+def parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
+    """`KEY=VALUE` texts (from --set) as a mapping; each value is read as YAML (`64`, `[64]`).
+
+    A value that is not valid YAML stays text, for the spec's validation to judge. SpecError
+    for a text without `=`, and for a value beyond the limits that files have too.
+    """
+    values: dict[str, Any] = {}
+    for text in assignments:
+        key, sep, raw = text.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(
+                f"--set {short_repr(text)} is invalid: write KEY=VALUE, e.g. --set batch_size=64"
+            )
+        try:
+            values[key.strip()] = _assigned_value(raw)
+        except _TooLarge as error:
+            raise SpecError(f"--set {key.strip()[:40]}=...: {error.problem}") from None
+
+    return values
 
 
 def _unknown_keys_error(
@@ -195,7 +419,7 @@ def _unknown_keys_error(
         close = difflib.get_close_matches(str(key), known, n=3, cutoff=0.6)
         if close:
             notes.append("did you mean " + " or ".join(repr(c) for c in close) + "?")
-        parts.append(f"{key!r}" + (f" ({'; '.join(notes)})" if notes else ""))
+        parts.append(short_repr(key) + (f" ({'; '.join(notes)})" if notes else ""))
     first_line = key_lines.get(str(unknown[0]))
     return SpecError(
         f"{_where(source_name, first_line)}: unknown model spec key(s) {', '.join(parts)}; "
@@ -225,7 +449,7 @@ def _start_values(
     if not isinstance(preset_name, str) or preset_name not in PRESETS:
         raise SpecError(
             f"{_where(source_name, key_lines.get(PRESET_KEY))}: unknown model preset "
-            f"{preset_name!r}; available presets: {', '.join(PRESETS)}"
+            f"{short_repr(preset_name)}; available presets: {', '.join(PRESETS)}"
         )
     return attrs.asdict(preset(preset_name), recurse=False)
 

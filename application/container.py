@@ -199,6 +199,9 @@ class Container(containers.DeclarativeContainer):
     # Text: `ssvae embed` writes a file's messages as vectors (imported on first use).
     embed_text_file = providers.Object(adapter("ssvae.adapters.text.embed_file:embed_text_file"))
 
+    # `--set NAME=VALUE` texts as spec overrides, read as YAML within the files' limits.
+    spec_assignments = providers.Object(adapter("ssvae.adapters.spec_yaml:parse_assignments"))
+
     # Dashboard: adapter functions it calls by name (imported on first use).
     dashboard_spec_from_yaml = providers.Object(adapter("ssvae.adapters.spec_yaml:spec_from_yaml"))
     dashboard_read_history = providers.Object(

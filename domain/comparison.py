@@ -18,6 +18,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from ssvae.domain.echo import short_repr
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.model import EpochRecord, SsvaeModel, TrainingCallback, TrainingReport
 from ssvae.domain.spec import ModelSpec
@@ -48,7 +49,7 @@ def _int_at_least(low: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
     def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ExperimentError(
-                f"experiment setting '{attribute.name}' = {value!r} is invalid: "
+                f"experiment setting '{attribute.name}' = {short_repr(value)} is invalid: "
                 f"must be an integer >= {low}"
             )
 
@@ -58,7 +59,7 @@ def _int_at_least(low: int) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
 def _sampling(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value not in SAMPLING_METHODS:
         raise ExperimentError(
-            f"experiment setting 'sampling' = {value!r} is invalid: "
+            f"experiment setting 'sampling' = {short_repr(value)} is invalid: "
             f"must be one of {', '.join(SAMPLING_METHODS)}"
         )
 
@@ -66,8 +67,8 @@ def _sampling(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 def _text(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ExperimentError(
-            f"experiment setting '{attribute.name}' = {value!r} is invalid: must be a non-empty "
-            "text"
+            f"experiment setting '{attribute.name}' = {short_repr(value)} is invalid: must be a "
+            "non-empty text"
         )
 
 
@@ -75,8 +76,8 @@ def check_model_name(name: object) -> str:
     """`name` if it can label a model and name its folder; ExperimentError otherwise."""
     if not isinstance(name, str) or not _NAME.match(name) or len(name) > 80:
         raise ExperimentError(
-            f"model name {name!r} is invalid: use up to 80 letters, digits and _ . + = - "
-            "(it names the model's folder), starting with a letter or digit"
+            f"model name {short_repr(name)} is invalid: use up to 80 letters, digits and "
+            "_ . + = - (it names the model's folder), starting with a letter or digit"
         )
     return name
 

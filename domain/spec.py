@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 
+from ssvae.domain.echo import short_repr
 from ssvae.domain.errors import SpecError
 
 ComponentType = Literal["dense", "conv"]
@@ -35,10 +36,16 @@ LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine")
 
 _V = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 T = TypeVar("T")
+# Integer fields fit 64 bits: seeds seed JAX and NumPy generators, which take no more, and a
+# size that does not fit cannot be allocated anyway.
+MAX_INT = 2**63 - 1
 
 
 def _fail(attribute: attrs.Attribute[Any], value: Any, allowed: str) -> SpecError:
-    return SpecError(f"model spec field '{attribute.name}' = {value!r} is invalid: {allowed}")
+    """The value is quoted cut short: it may come from a file, and be enormous."""
+    return SpecError(
+        f"model spec field '{attribute.name}' = {short_repr(value)} is invalid: {allowed}"
+    )
 
 
 def _is_int(value: Any) -> bool:
@@ -46,17 +53,20 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_real(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond the largest float
+        return False
 
 
 def _int_at_least(low: int) -> _V:
     def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not _is_int(value) or value < low:
             raise _fail(attribute, value, f"must be an integer >= {low}")
+        if value > MAX_INT:
+            raise _fail(attribute, value, f"must be an integer from {low} to {MAX_INT}")
 
     return check
 
@@ -95,7 +105,7 @@ def _int_tuple(*, min_len: int, max_len: int, low: int) -> _V:
     def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not isinstance(value, tuple) or not min_len <= len(value) <= max_len:
             raise _fail(attribute, value, text)
-        if not all(_is_int(v) and v >= low for v in value):
+        if not all(_is_int(v) and low <= v <= MAX_INT for v in value):
             raise _fail(attribute, value, text)
 
     return check
@@ -111,7 +121,10 @@ def _to_int_tuple(value: Any) -> Any:
 def _to_float(value: Any) -> Any:
     """YAML writes 1 for 1.0: accept integers where a real number is expected."""
     if _is_int(value):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # beyond the largest float: the validator refuses it
+            return value
     return value
 
 
@@ -452,7 +465,9 @@ def preset(name: str, **overrides: Any) -> ModelSpec:
     conv_channels (16, 32) also apply to a conv encoder or decoder chosen by an override.
     """
     if name not in PRESET_VALUES:
-        raise SpecError(f"unknown model preset {name!r}; available presets: {', '.join(PRESETS)}")
+        raise SpecError(
+            f"unknown model preset {short_repr(name)}; available presets: {', '.join(PRESETS)}"
+        )
     unknown = sorted(set(overrides) - set(ModelSpec.field_names()))
     if unknown:
         raise SpecError(

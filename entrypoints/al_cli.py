@@ -68,25 +68,16 @@ def _split_seeds(_: click.Context, __: click.Parameter, values: Sequence[str]) -
     return tuple(seeds)
 
 
-def _assignments(texts: Sequence[str]) -> dict[str, Any]:
-    """`--set NAME=VALUE` texts as spec overrides; values read as YAML scalars ([64], 0.1)."""
-    import yaml
-
-    overrides: dict[str, Any] = {}
+def _check_assignments(texts: Sequence[str]) -> None:
+    """`--set NAME=VALUE` texts must have a name; the container's `spec_assignments` reads the
+    values (as YAML: [64], 0.1) once the app is built."""
     for text in texts:
-        name, sep, value = text.partition("=")
+        name, sep, _ = text.partition("=")
         if not sep or not name.strip():
             raise click.BadParameter(
-                f"{text!r} is invalid: write NAME=VALUE, e.g. --set batch_size=64",
+                f"{text[:80]!r} is invalid: write NAME=VALUE, e.g. --set batch_size=64",
                 param_hint="--set",
             )
-        try:
-            overrides[name.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise click.BadParameter(
-                f"{text!r}: the value is not a YAML scalar or list", param_hint="--set"
-            ) from None
-    return overrides
 
 
 def _artifacts_option(command: F) -> F:
@@ -250,10 +241,11 @@ def init(
     from ssvae.application.settings import AppSettings
     from ssvae.entrypoints.cli import _data_settings
 
-    overrides = _assignments(assignments)
+    _check_assignments(assignments)
     data = _data_settings(options)
     preset = preset or default_preset(data)
     app = bootstrap(AppSettings(data=data, artifacts_dir=artifacts))
+    overrides = app.spec_assignments()(assignments)
     workspace = app.workspace_service().init(
         preset, data, workspace_id, num_samples=num_samples, seed=seed, overrides=overrides
     )
@@ -577,18 +569,18 @@ def simulate(
     rule = _stopping_rule(options)
     data = _data_settings({key: options.pop(key) for key in DATA_OPTION_NAMES})
     options["preset"] = options.get("preset") or default_preset(data)
-    overrides = _assignments(assignments)
+    _check_assignments(assignments)
+    app = bootstrap(AppSettings(data=data, artifacts_dir=artifacts))
     settings = SimulationSettings(
         policies=policies or ("margin", "random"),
         seeds=seeds or (0,),
-        overrides=overrides,
+        overrides=app.spec_assignments()(assignments),
         dataset=data.name,
         stopping=rule,
         out=str(artifacts / "experiments"),
         command=shlex.join(["ssvae", *sys.argv[1:]]) if sys.argv else "",
         **options,
     )
-    app = bootstrap(AppSettings(data=data, artifacts_dir=artifacts))
     try:
         run = app.simulate_service().run(settings, _RoundPrinter())
     except KeyboardInterrupt:

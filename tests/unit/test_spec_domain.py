@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import pytest
 
+from ssvae.domain.echo import short_repr
 from ssvae.domain.errors import SpecError
 from ssvae.domain.spec import (
     IMAGE_PRESET_VALUES,
@@ -67,9 +68,9 @@ def _bad_cases() -> list[Any]:
 
 
 def _shown(name: str, value: Any) -> str:
-    """The value as the spec's message shows it: after the field's converter."""
+    """The value as the spec's message shows it: after the field's converter, cut short."""
     converter = attrs.fields_dict(ModelSpec)[name].converter
-    return repr(converter(value) if callable(converter) else value)
+    return short_repr(converter(value) if callable(converter) else value)
 
 
 def test_the_spec_has_at_least_25_fields() -> None:
