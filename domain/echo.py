@@ -16,7 +16,7 @@ from typing import Any
 ECHO_LENGTH = 80  # characters of a quoted value; a message stays one readable line
 _ITEMS = 6  # items shown per container level, the rest as '...'
 _LEVELS = 3  # container levels shown, deeper ones as '...'
-_INT_BITS = 128  # larger integers are described by their size (repr of 4,300+ digits raises)
+_INT_BITS = 256  # larger integers are described by their size (repr of 4,300+ digits raises)
 _LOG10_2 = 0.30102999566398120
 
 

@@ -25,9 +25,10 @@ import json
 import math
 import re
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 import numpy as np
@@ -37,6 +38,7 @@ import ssvae.adapters
 from ssvae.adapters.files import atomic_write_bytes
 from ssvae.adapters.text.cache import cached_embed
 from ssvae.domain.data import DatasetInfo, Samples
+from ssvae.domain.echo import short_repr
 from ssvae.domain.errors import DataError, LabelError
 from ssvae.domain.labels import ClassVocabulary
 from ssvae.domain.text import Embedder, texts_fingerprint
@@ -54,6 +56,32 @@ MODELS_CACHE = "text-models"
 # Loghub tasks: the label column, and how many messages a class needs to be one.
 LOGHUB_TASKS: dict[str, tuple[str, int]] = {"system": ("system", 1), "event": ("event_id", 20)}
 _DIGITS = re.compile(r"\s*\+?(\d+)\s*")
+_ID_LIMIT = int(np.iinfo(np.int64).max)
+_ID_DIGITS = len(str(_ID_LIMIT))  # longer digit strings are out of range: never convert them
+# JSON values kept as extra columns nest a few levels at most. Python's json parser and
+# writer recurse in C once per level: ~1,000 levels raise RecursionError, and far fewer can
+# overflow a thread's small stack (a crash, not an exception). Lines are measured before they
+# are parsed, and deeper ones refused with their line number.
+MAX_JSON_NESTING = 64
+# A string (to its closing quote, or the line's end if unclosed: one pass, no backtracking)
+# or a bracket.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+# Digits of one JSON number: ids need 19, and int() refuses more than 4,300 (a ValueError
+# whose advice, sys.set_int_max_str_digits, is no use to someone with a file).
+MAX_JSON_DIGITS = 100
+
+
+class _LongNumber(ValueError):
+    """A JSON number with more than MAX_JSON_DIGITS digits."""
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_DIGITS:
+        raise _LongNumber(text)
+    return int(text)
+
+
 _MIN_STD = 1e-6  # features (nearly) constant on the pool are centred, not blown up
 
 if TYPE_CHECKING:  # scikit-learn and scipy load only when a tfidf model is fitted or read
@@ -146,9 +174,15 @@ def _read_csv(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
 
 
 def _check_header(path: Path, names: Sequence[str]) -> None:
-    repeated = sorted({name for name in names if list(names).count(name) > 1})
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
-        raise DataError(f"{path}: column(s) {', '.join(repeated)} appear twice; rename one")
+        raise DataError(f"{path}: column(s) {_listed(repeated)} appear twice; rename one")
+
+
+def _listed(names: Sequence[str], most: int = 20) -> str:
+    """Column names for a message: the first `most` of them, each cut short."""
+    shown = ", ".join(name[:40] for name in names[:most])
+    return shown + (f", ... ({len(names):,} in all)" if len(names) > most else "")
 
 
 def _read_jsonl(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
@@ -160,8 +194,16 @@ def _read_jsonl(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
+                if _json_nesting(line) > MAX_JSON_NESTING:
+                    _refuse_nesting(path, number)
                 try:
-                    value = json.loads(line)
+                    value = json.loads(line, parse_int=_json_int)
+                except _LongNumber as error:
+                    raise DataError(
+                        f"{path}: line {number}: a number with {len(str(error)):,} characters; "
+                        f"numbers have at most {MAX_JSON_DIGITS} digits (quote it to keep it as "
+                        "text)"
+                    ) from None
                 except ValueError as error:
                     raise DataError(f"{path}: line {number}: not valid JSON ({error})") from None
                 if not isinstance(value, dict):
@@ -178,6 +220,27 @@ def _read_jsonl(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
     return names, columns, np.array(lines, dtype=np.int64)
 
 
+def _json_nesting(line: str) -> int:
+    """How deep the arrays and objects of a JSON line nest, without parsing it (no recursion).
+
+    Brackets inside strings do not count; a line with few brackets needs no closer look.
+    """
+    if line.count("[") + line.count("{") <= MAX_JSON_NESTING:
+        return 0
+    depth = deepest = 0
+    for token in _JSON_TOKEN.findall(line):
+        depth += _BRACKET_STEP.get(token, 0)  # strings step 0
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _refuse_nesting(path: Path, number: int) -> NoReturn:
+    raise DataError(
+        f"{path}: line {number}: values nest more than {MAX_JSON_NESTING} levels deep; "
+        "a message file holds flat values (an id, a text, a label)"
+    )
+
+
 def _read_parquet(path: Path) -> tuple[list[str], dict[str, list[Any]]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -187,7 +250,17 @@ def _read_parquet(path: Path) -> tuple[list[str], dict[str, list[Any]]]:
     except (OSError, pa.ArrowException) as error:
         raise DataError(f"{path}: not a readable Parquet file ({error})") from None
     _check_header(path, table.column_names)
-    return table.column_names, {name: table.column(name).to_pylist() for name in table.column_names}
+    columns: dict[str, list[Any]] = {}
+    for name in table.column_names:
+        try:
+            columns[name] = table.column(name).to_pylist()
+        except (OverflowError, ValueError, pa.ArrowException) as error:
+            # e.g. a date or timestamp beyond Python's datetime range (years 1 to 9999)
+            raise DataError(
+                f"{path}: column {short_repr(name)}: its values cannot be read as Python values "
+                f"({error}); store ids as integers and messages and labels as strings"
+            ) from None
+    return table.column_names, columns
 
 
 def _column(
@@ -197,7 +270,7 @@ def _column(
     if given:
         if given not in names:
             raise DataError(
-                f"{path}: no {role} column {given!r} (columns: {', '.join(names)}); "
+                f"{path}: no {role} column {short_repr(given)} (columns: {_listed(names)}); "
                 f"name an existing one with --{role}-column"
             )
         return given
@@ -218,7 +291,7 @@ def _table(
         if found is None:
             raise DataError(
                 f"{path}: no {role} column {' or '.join(map(repr, defaults))} "
-                f"(columns: {', '.join(names) or 'none'}); add one or name it with --{role}-column"
+                f"(columns: {_listed(names) or 'none'}); add one or name it with --{role}-column"
             )
     assert id_name is not None and text_name is not None
     chosen = [name for name in (id_name, text_name, label_name) if name is not None]
@@ -238,13 +311,14 @@ def _table(
 
 def _ids(table: TextTable, values: list[Any]) -> IntArray:
     ids = np.zeros(len(values), np.int64)
-    limit = np.iinfo(np.int64).max
+    limit = _ID_LIMIT
     for row, value in enumerate(values):
         number: int | None = None
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
         elif isinstance(value, str) and (match := _DIGITS.fullmatch(value)):
-            number = int(match.group(1))
+            digits = match.group(1).lstrip("0") or "0"
+            number = int(digits) if len(digits) <= _ID_DIGITS else _ID_LIMIT + 1
         elif isinstance(value, float) and value.is_integer():
             number = int(value)
         if value is None or value == "":
@@ -252,10 +326,15 @@ def _ids(table: TextTable, values: list[Any]) -> IntArray:
                 f"{table.path}: {table.where(row)}: the id is missing; give every row an "
                 "integer id >= 0"
             )
-        if number is None or number < 0 or number > limit:
+        if number is None or number < 0:
             raise DataError(
-                f"{table.path}: {table.where(row)}: id {value!r} is not an integer >= 0; "
-                "ids name the messages and must be non-negative integers"
+                f"{table.path}: {table.where(row)}: id {short_repr(value)} is not an integer "
+                ">= 0; ids name the messages and must be non-negative integers"
+            )
+        if number > limit:
+            raise DataError(
+                f"{table.path}: {table.where(row)}: id {short_repr(value)} is too large; ids "
+                f"go up to {limit}"
             )
         ids[row] = number
     order = np.argsort(ids, kind="stable")
@@ -274,7 +353,7 @@ def _ids(table: TextTable, values: list[Any]) -> IntArray:
 def _texts(table: TextTable, values: list[Any]) -> list[str]:
     for row, value in enumerate(values):
         if not isinstance(value, str):
-            what = "missing" if value is None else f"{value!r}, not text"
+            what = "missing" if value is None else f"{short_repr(value)}, not text"
             raise DataError(
                 f"{table.path}: {table.where(row)}: the message is {what}; give every row a text"
             )
@@ -296,12 +375,14 @@ def _labels(table: TextTable, values: list[Any]) -> list[str]:
             value = str(value)
         if not isinstance(value, str):
             raise DataError(
-                f"{table.path}: {table.where(row)}: label {value!r} is not a class name; "
+                f"{table.path}: {table.where(row)}: label {short_repr(value)} is not a class "
+                "name; "
                 "write a class name, or leave it empty for unknown"
             )
         if value != value.strip():
             raise DataError(
-                f"{table.path}: {table.where(row)}: label {value!r} has spaces around it; "
+                f"{table.path}: {table.where(row)}: label {short_repr(value)} has spaces around "
+                "it; "
                 "remove them (or leave the label empty for unknown)"
             )
         labels.append(value)
@@ -368,7 +449,8 @@ def _class_indices(
         if label not in vocabulary:
             shown = ", ".join(vocabulary.names[:20]) + (", ..." if len(vocabulary) > 20 else "")
             raise DataError(
-                f"{table.path}: {table.where(row)}: label {label!r} is not a class ({shown}); "
+                f"{table.path}: {table.where(row)}: label {short_repr(label)} is not a class "
+                f"({shown}); "
                 "fix the label or give the class names with --classes"
             )
         indices[row] = vocabulary.index(label)
