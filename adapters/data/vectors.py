@@ -268,9 +268,15 @@ def _read_parquet(
 
     try:
         table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as error:
+        names = table.column_names  # decoded here: a damaged name is not UTF-8
+    except (OSError, ValueError, pa.ArrowException) as error:
         raise DataError(f"{path}: not a readable Parquet file ({_short(error)})") from None
-    names = table.column_names
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(
+            f"{path}: column name(s) {', '.join(map(repr, repeated))} appear more than once; "
+            "give every column its own name"
+        )
     id_name = _required_column(path, names, id_column, ID_COLUMNS, "id")
     vector_name = _required_column(path, names, vector_column, VECTOR_COLUMNS, "vector")
     label_name = _column(path, names, label_column, LABEL_COLUMNS, "label", required=False)
@@ -370,6 +376,12 @@ def _parquet_labels(path: Path, array: Any, name: str) -> npt.NDArray[Any]:
         array = array.cast(kind.value_type)
         kind = array.type
     if pa.types.is_integer(kind):
+        try:  # int64 first: -1 marks a missing label, which an unsigned column cannot hold
+            array = array.cast(pa.int64())
+        except pa.ArrowInvalid:
+            raise DataError(
+                f"{path}: label column {name!r} holds class indices too large to be classes"
+            ) from None
         return np.asarray(array.fill_null(-1).to_numpy(zero_copy_only=False))
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return np.array(array.to_pylist(), dtype=object)

@@ -305,3 +305,30 @@ def test_the_csv_reader_gives_vectors_or_a_data_error(tmp_path: Path, text: str)
     path = tmp_path / "v.csv"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     describe(path)
+
+
+def _parquet(table: pa.Table, **options: Any) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, **options)
+    return buffer.getvalue()
+
+
+def test_parquet_cases_the_fuzzing_found(tmp_path: Path) -> None:
+    vectors = pa.array([[1.0, 2.0], [3.0, 4.0]], pa.list_(pa.float32()))
+    ids = pa.array([0, 1], pa.int64())
+    cases = {
+        # A column name that is not UTF-8 fails only when the names are decoded.
+        "name": _parquet(
+            pa.table({"id": ids, "vector": vectors, "zz": ids}), store_schema=False
+        ).replace(b"zz", b"\xe9d"),
+        "twice": _parquet(pa.Table.from_arrays([ids, vectors, ids], ["id", "vector", "id"])),
+        # Unsigned class indices with a missing one: -1 (missing) does not fit a uint64.
+        "unsigned": _parquet(
+            pa.table({"id": ids, "vector": vectors, "label": pa.array([1, None], pa.uint64())})
+        ),
+    }
+    for name, data in cases.items():
+        path = tmp_path / f"{name}.parquet"
+        path.write_bytes(data)
+        info = describe(path)
+        assert info is None or name == "unsigned", name
