@@ -36,6 +36,9 @@ MEMORY_LIMIT = 32 << 20  # bytes: every fuzzed file is a few KiB, so this is gen
 
 @contextmanager
 def bounded_memory(limit: int = MEMORY_LIMIT) -> Iterator[None]:
+    """Python's (and numpy's) allocations stay under `limit`, and so do Arrow's, which
+    tracemalloc does not see: the pool's high-water mark must not rise past it."""
+    arrow_peak = pa.default_memory_pool().max_memory()
     tracemalloc.start()
     try:
         yield
@@ -43,6 +46,7 @@ def bounded_memory(limit: int = MEMORY_LIMIT) -> Iterator[None]:
     finally:
         tracemalloc.stop()
     assert peak < limit, f"peak {peak} bytes"
+    assert pa.default_memory_pool().max_memory() < arrow_peak + limit
 
 
 def valid_or_data_error(read: Callable[[], Any]) -> Any:
