@@ -245,8 +245,8 @@ def _entry(located: _Located, source: str) -> _ModelEntry:
 def _unknown_model(name: str, defined: Sequence[str]) -> ExperimentError:
     extra = f"; models defined in the experiment file: {', '.join(defined)}" if defined else ""
     return ExperimentError(
-        f"unknown model {name!r}{_suggest(name, [*PRESETS, *defined])}; available presets: "
-        f"{', '.join(PRESETS)}{extra}"
+        f"unknown model {short_repr(name)}{_suggest(name, [*PRESETS, *defined])}; available "
+        f"presets: {', '.join(PRESETS)}{extra}"
     )
 
 
@@ -277,8 +277,8 @@ def _check_unique(entries: Sequence[_ModelEntry], source: str) -> None:
             first = seen[entry.name].line
             where = f" (first at line {first})" if first is not None else ""
             raise ExperimentError(
-                f"{_where(source, entry.line)}: model name {entry.name!r} appears twice{where}; "
-                "give each model its own 'name'"
+                f"{_where(source, entry.line)}: model name {short_repr(entry.name)} appears "
+                f"twice{where}; give each model its own 'name'"
             )
         seen[entry.name] = entry
 
@@ -362,15 +362,15 @@ def _relocated(
     """
     message = str(error)
     if not message.startswith(f"{source}: "):
-        return SpecError(f"{message} (model {model!r})")  # located already
+        return SpecError(f"{message} (model {short_repr(model)})")  # located already
     bare = message[len(source) + 2 :]
     for field in re.findall(r"'([A-Za-z_][A-Za-z0-9_]*)'", bare):
         if field in flag_fields:
-            return SpecError(f"{flag_fields[field]}: {bare} (model {model!r})")
+            return SpecError(f"{flag_fields[field]}: {bare} (model {short_repr(model)})")
     for field, line in lines.items():
         if re.search(rf"\b{re.escape(field)}\b", bare):
-            return SpecError(f"{source}:{line}: {bare} (model {model!r})")
-    return SpecError(f"{message} (model {model!r})")
+            return SpecError(f"{source}:{line}: {bare} (model {short_repr(model)})")
+    return SpecError(f"{message} (model {short_repr(model)})")
 
 
 class YamlExperimentReader:

@@ -164,7 +164,7 @@ class _SpecLoader(yaml.SafeLoader):
             return super().construct_object(node, deep)
         except SpecError:
             raise
-        except (ArithmeticError, LookupError, TypeError, ValueError) as error:
+        except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError) as error:
             what = short_repr(node.value, 40) if isinstance(node, yaml.ScalarNode) else "a value"
             kind = str(node.tag).rsplit(":", 1)[-1]
             raise yaml.constructor.ConstructorError(
@@ -180,9 +180,20 @@ class _SpecLoader(yaml.SafeLoader):
         return super().construct_yaml_float(node)
 
 
+def _refuse_collection_tag(loader: _SpecLoader, node: yaml.Node) -> None:
+    """Sets and ordered pairs (`!!set`, `!!omap`, `!!pairs`) are neither lists nor mappings:
+    a file whose top level is one would pass the node checks and fail where a mapping is read."""
+    kind = str(node.tag).rsplit(":", 1)[-1]
+    raise yaml.constructor.ConstructorError(
+        None, None, f"!!{kind} is not supported; write a list or a mapping", node.start_mark
+    )
+
+
 _SpecLoader.add_implicit_resolver(_FLOAT_TAG, _FLOAT_WITHOUT_DOT, list("-+0123456789"))
 _SpecLoader.add_constructor(_INT_TAG, _SpecLoader.construct_yaml_int)
 _SpecLoader.add_constructor(_FLOAT_TAG, _SpecLoader.construct_yaml_float)
+for _tag in ("set", "omap", "pairs"):
+    _SpecLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse_collection_tag)
 
 
 class _SpecDumper(yaml.SafeDumper):
@@ -286,6 +297,8 @@ def _yaml_error(error: yaml.YAMLError, source_name: str) -> SpecError:
         context = f"{context} started at line {context_mark.line + 1}"
     detail = f"{problem} ({context})" if context else problem
     detail = " ".join(str(detail).split())  # some YAML errors span lines; a message is one
+    if len(detail) > 300:  # PyYAML quotes tags and anchors whole, whatever their length
+        detail = detail[:297] + "..."
     return SpecError(f"{_where(source_name, line)}: invalid YAML: {detail}; fix the syntax")
 
 

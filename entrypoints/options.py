@@ -175,9 +175,18 @@ def data_settings(options: Mapping[str, Any]) -> Any:
     # missing file at once instead of when it first reads the data.
     for name in ("input", "test_input", "vectors"):
         path = given(name)
-        if path is not None and not Path(path).is_file():
-            flag = "--" + name.replace("_", "-")
-            raise SettingsError(f"{path}: file not found; check the {flag} path")
+        if path is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        shown = str(path) if len(str(path)) <= 200 else str(path)[:100] + "..." + str(path)[-40:]
+        try:
+            found = Path(path).is_file()
+        except OSError as error:  # e.g. a name too long for the file system: not "not found"
+            raise SettingsError(
+                f"{shown}: cannot be opened ({error.strerror or error}); check the {flag} path"
+            ) from None
+        if not found:
+            raise SettingsError(f"{shown}: file not found; check the {flag} path")
 
     common: dict[str, Any] = {"download": bool(given("download")), "directory": given("data_dir")}
     if given("cache_dir") is not None:

@@ -142,6 +142,12 @@ def read_text_table(
     return _table(path, names, cells, lines, _Columns(id_column, text_column, label_column))
 
 
+def _detail(error: Exception) -> str:
+    """A library's error text for a one-line message: Arrow's span lines, and may be long."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 def _read_csv(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
     """Columns as strings and the line each record starts on (quoted texts may span lines)."""
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))  # long log lines are fine
@@ -166,9 +172,11 @@ def _read_csv(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
                     lines.append(start)
                 start = reader.line_num + 1
     except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error}); save the file as UTF-8") from None
+        raise DataError(
+            f"{path}: not UTF-8 text ({_detail(error)}); save the file as UTF-8"
+        ) from None
     except csv.Error as error:
-        raise DataError(f"{path}: line {start}: not valid CSV ({error})") from None
+        raise DataError(f"{path}: line {start}: not valid CSV ({_detail(error)})") from None
     columns = {name: [record[i] for record in records] for i, name in enumerate(header)}
     return header, columns, np.array(lines, dtype=np.int64)
 
@@ -205,7 +213,9 @@ def _read_jsonl(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
                         "text)"
                     ) from None
                 except ValueError as error:
-                    raise DataError(f"{path}: line {number}: not valid JSON ({error})") from None
+                    raise DataError(
+                        f"{path}: line {number}: not valid JSON ({_detail(error)})"
+                    ) from None
                 if not isinstance(value, dict):
                     raise DataError(
                         f"{path}: line {number}: holds a {type(value).__name__}; each line "
@@ -214,7 +224,9 @@ def _read_jsonl(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
                 objects.append(value)
                 lines.append(number)
     except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error}); save the file as UTF-8") from None
+        raise DataError(
+            f"{path}: not UTF-8 text ({_detail(error)}); save the file as UTF-8"
+        ) from None
     names: list[str] = list(dict.fromkeys(key for value in objects for key in value))
     columns = {name: [value.get(name) for value in objects] for name in names}
     return names, columns, np.array(lines, dtype=np.int64)
@@ -248,7 +260,7 @@ def _read_parquet(path: Path) -> tuple[list[str], dict[str, list[Any]]]:
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as error:
-        raise DataError(f"{path}: not a readable Parquet file ({error})") from None
+        raise DataError(f"{path}: not a readable Parquet file ({_detail(error)})") from None
     _check_header(path, table.column_names)
     columns: dict[str, list[Any]] = {}
     for name in table.column_names:
@@ -258,7 +270,7 @@ def _read_parquet(path: Path) -> tuple[list[str], dict[str, list[Any]]]:
             # e.g. a date or timestamp beyond Python's datetime range (years 1 to 9999)
             raise DataError(
                 f"{path}: column {short_repr(name)}: its values cannot be read as Python values "
-                f"({error}); store ids as integers and messages and labels as strings"
+                f"({_detail(error)}); store ids as integers and messages and labels as strings"
             ) from None
     return table.column_names, columns
 
@@ -533,8 +545,8 @@ class Scaling:
                 scale = archive["scale"].astype(np.float32)
         except (OSError, ValueError, KeyError) as error:
             raise DataError(
-                f"{path}: the scaling statistics are unreadable ({error}); delete the file to "
-                "recompute them from the pool"
+                f"{path}: the scaling statistics are unreadable ({_detail(error)}); delete the "
+                "file to recompute them from the pool"
             ) from None
         if mean.shape != (dimension,) or scale.shape != (dimension,) or not np.all(scale > 0):
             raise DataError(

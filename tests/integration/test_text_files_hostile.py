@@ -176,3 +176,9 @@ def test_a_header_of_30000_columns_is_listed_short(tmp_path: Path) -> None:
     path.write_text(",".join(names) + "\n" + ",".join(["x"] * len(names)) + "\n")
     message = _refused(path, r"no id column 'id' or 'serial' \(columns: c0, c1, .*30,000 in all")
     assert "c29999" not in message
+
+
+def test_a_damaged_parquet_file_is_one_line_though_arrow_says_more(tmp_path: Path) -> None:
+    path = tmp_path / "messages.parquet"
+    path.write_bytes(b"PAR1" + b"\x00" * 64 + b"PAR1")
+    _refused(path, r"not a readable Parquet file \(.*thrift")

@@ -227,12 +227,28 @@ def test_an_integer_beyond_the_largest_float_is_refused_where_a_number_is_expect
 
 @pytest.mark.parametrize(
     "text",
-    ["seed: 2001-13-01\n", "seed: !!int ''\n", "seed: !!float ''\n", "seed: 1\x00\n"],
-    ids=["impossible date", "empty int", "empty float", "NUL character"],
+    [
+        "seed: 2001-13-01\n",
+        "seed: !!int ''\n",
+        "seed: !!float ''\n",
+        "seed: !!timestamp x\n",
+        "seed: 1\x00\n",
+        "!!set {seed}\n",
+        "seed: !!omap [a: 1]\n",
+        "seed: !!" + "t" * 5000 + " 1\n",
+    ],
+    ids=["impossible date", "empty int", "empty float", "not a time", "NUL", "set", "omap", "tag"],
 )
 def test_a_scalar_that_does_not_convert_is_a_located_yaml_error(text: str) -> None:
     error, _ = _peak(lambda: spec_from_yaml(text, "odd.yaml"))
     assert _one_line(error, SpecError).startswith("odd.yaml")
+
+
+def test_an_experiment_echoes_a_long_model_name_short(tmp_path: Path) -> None:
+    path = tmp_path / "experiment.yaml"
+    path.write_text("models: [" + "x" * 5000 + "]\n", encoding="utf-8")
+    error, _ = _peak(lambda: YamlExperimentReader().resolve(path, {}))
+    assert "unknown model preset" in _one_line(error)
 
 
 def test_a_list_as_a_key_is_refused_with_its_line() -> None:
@@ -310,3 +326,15 @@ def _cli_peak(args: list[str]) -> tuple[Any, int]:
 def _no_tracemalloc_left() -> Iterator[None]:
     yield
     assert not tracemalloc.is_tracing()
+
+
+@pytest.mark.parametrize("flag", ["--input", "--test-input", "--vectors"])
+def test_a_path_too_long_for_the_file_system_is_one_line(tmp_path: Path, flag: str) -> None:
+    long_path = str(tmp_path / ("a" * 300 + ".csv"))
+    args = ["data", "describe", flag, long_path]
+    if flag == "--test-input":
+        (tmp_path / "m.csv").write_text("id,text\n1,a\n", encoding="utf-8")
+        args = [*args, "--input", str(tmp_path / "m.csv")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and result.output.count("\n") == 1, result.output
+    assert "cannot be opened (File name too long)" in result.output and flag in result.output
