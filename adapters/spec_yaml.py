@@ -140,22 +140,23 @@ class _SpecLoader(yaml.SafeLoader):
             )
         super().fetch_flow_collection_start(token_class)
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         self._nesting += 1
         try:
             if self._nesting > MAX_NESTING:
                 raise _TooLarge(
                     f"values nest more than {MAX_NESTING} levels deep; a spec or experiment "
                     "nests 4 at most",
-                    self.peek_event().start_mark,
+                    self.peek_event().start_mark,  # type: ignore[no-untyped-call]
                 )
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._nesting -= 1
 
-    def compose_document(self) -> yaml.Node:
-        node: yaml.Node = super().compose_document()
-        _check_expansion(node)
+    def compose_document(self) -> yaml.Node | None:
+        node = super().compose_document()
+        if node is not None:
+            _check_expansion(node)
         return node
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
