@@ -34,16 +34,17 @@ from ssvae.entrypoints.cli import main
 PEAK_BYTES = 4 * 2**20  # a refusal costs kilobytes; expanding the bomb costs gigabytes
 
 
-def _bomb_list(levels: int = 9, width: int = 9) -> str:
-    """A flow list whose last level, expanded, holds width**levels strings."""
-    anchors = ", ".join(["&a0 [" + ", ".join(['"lol"'] * width) + "]"])
-    for level in range(1, levels):
-        anchors += f", &a{level} [" + ", ".join([f"*a{level - 1}"] * width) + "]"
-    return f"[{anchors}]"
+def _bomb_list() -> str:
+    """Billion laughs as one flow list: anchor a holds 9 strings, each next anchor 9 aliases of
+    the one before, so that the last stands for 9**9 (387 million) strings."""
+    parts = ["&a [" + ",".join(["lol"] * 9) + "]"]
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        parts.append(f"&{name} [" + ",".join([f"*{previous}"] * 9) + "]")
+    return "[" + ",".join(parts) + "]"
 
 
 def _bomb_mapping(key: str) -> str:
-    """The classic billion laughs: one anchor per line (a to i), the last under `key`."""
+    """The same, one anchor per line (keys a to i), the last under `key`."""
     lines = ["a: &a [" + ",".join(["lol"] * 9) + "]"]
     for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
         lines.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
@@ -51,7 +52,7 @@ def _bomb_mapping(key: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-BOMB_SPEC = _bomb_mapping("hidden_sizes")
+BOMB_SPEC = f"hidden_sizes: {_bomb_list()}\n"  # 9 items: too many, so the spec echoes it
 DEEP = 5000
 
 
@@ -94,9 +95,7 @@ def test_a_spec_file_alias_bomb_is_refused_with_its_line_in_little_memory(tmp_pa
 
 
 def test_an_alias_bomb_in_experiment_overrides_is_refused(tmp_path: Path) -> None:
-    text = "models: [standard]\noverrides:\n" + "".join(
-        f"  {line}\n" for line in _bomb_mapping("hidden_sizes").splitlines()
-    )
+    text = f"models: [standard]\noverrides:\n  hidden_sizes: {_bomb_list()}\n"
     path = tmp_path / "experiment.yaml"
     path.write_text(text, encoding="utf-8")
     error, peak = _peak(lambda: YamlExperimentReader().resolve(path, {}))
@@ -135,6 +134,12 @@ def test_the_dashboard_refuses_an_uploaded_bomb_and_creates_nothing(tmp_path: Pa
     assert message.startswith("bomb.yaml:")
     assert peak < PEAK_BYTES
     assert not (artifacts / "models" / "b").exists()
+
+
+def test_the_bomb_under_unknown_keys_is_refused_too() -> None:
+    error, peak = _peak(lambda: spec_from_yaml(_bomb_mapping("hidden_sizes"), "s.yaml"))
+    assert f"more than {MAX_VALUES:,} values" in _one_line(error, SpecError)
+    assert peak < PEAK_BYTES
 
 
 def test_aliases_within_the_limit_still_work() -> None:
