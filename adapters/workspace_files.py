@@ -19,6 +19,7 @@ from typing import Any
 import filelock
 
 from ssvae.adapters.files import atomic_write_text
+from ssvae.adapters.json_limits import JsonLimitError, load_json_bounded
 from ssvae.adapters.spec_yaml import load_spec, save_spec
 from ssvae.domain.errors import ConcurrentWriteError, SsvaeError
 from ssvae.domain.spec import ModelSpec
@@ -195,8 +196,8 @@ class FileWorkspaceStore:
                     "create a workspace with ssvae init"
                 )
         try:
-            parsed = json.loads(metadata_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            parsed = load_json_bounded(metadata_path.read_bytes())
+        except (OSError, JsonLimitError) as error:
             raise WorkspaceError(
                 f"{metadata_path} cannot be read ({error}); restore it or create a new "
                 "workspace with ssvae init"

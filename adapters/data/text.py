@@ -28,7 +28,7 @@ import threading
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -36,6 +36,12 @@ import numpy.typing as npt
 
 import ssvae.adapters
 from ssvae.adapters.files import atomic_write_bytes
+from ssvae.adapters.json_limits import (
+    JsonLimitError,
+    JsonNestingError,
+    JsonNumberError,
+    load_json_bounded,
+)
 from ssvae.adapters.text.cache import cached_embed
 from ssvae.domain.data import DatasetInfo, Samples
 from ssvae.domain.echo import short_repr
@@ -58,30 +64,6 @@ LOGHUB_TASKS: dict[str, tuple[str, int]] = {"system": ("system", 1), "event": ("
 _DIGITS = re.compile(r"\s*\+?(\d+)\s*")
 _ID_LIMIT = int(np.iinfo(np.int64).max)
 _ID_DIGITS = len(str(_ID_LIMIT))  # longer digit strings are out of range: never convert them
-# JSON values kept as extra columns nest a few levels at most. Python's json parser and
-# writer recurse in C once per level: ~1,000 levels raise RecursionError, and far fewer can
-# overflow a thread's small stack (a crash, not an exception). Lines are measured before they
-# are parsed, and deeper ones refused with their line number.
-MAX_JSON_NESTING = 64
-# A string (to its closing quote, or the line's end if unclosed: one pass, no backtracking)
-# or a bracket.
-_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{}]', re.DOTALL)
-_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
-# Digits of one JSON number: ids need 19, and int() refuses more than 4,300 (a ValueError
-# whose advice, sys.set_int_max_str_digits, is no use to someone with a file).
-MAX_JSON_DIGITS = 100
-
-
-class _LongNumber(ValueError):
-    """A JSON number with more than MAX_JSON_DIGITS digits."""
-
-
-def _json_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_JSON_DIGITS:
-        raise _LongNumber(text)
-    return int(text)
-
-
 _MIN_STD = 1e-6  # features (nearly) constant on the pool are centred, not blown up
 
 if TYPE_CHECKING:  # scikit-learn and scipy load only when a tfidf model is fitted or read
@@ -202,19 +184,11 @@ def _read_jsonl(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
-                if _json_nesting(line) > MAX_JSON_NESTING:
-                    _refuse_nesting(path, number)
                 try:
-                    value = json.loads(line, parse_int=_json_int)
-                except _LongNumber as error:
+                    value = load_json_bounded(line)
+                except JsonLimitError as error:
                     raise DataError(
-                        f"{path}: line {number}: a number with {len(str(error)):,} characters; "
-                        f"numbers have at most {MAX_JSON_DIGITS} digits (quote it to keep it as "
-                        "text)"
-                    ) from None
-                except ValueError as error:
-                    raise DataError(
-                        f"{path}: line {number}: not valid JSON ({_detail(error)})"
+                        f"{path}: line {number}: {error}{_json_advice(error)}"
                     ) from None
                 if not isinstance(value, dict):
                     raise DataError(
@@ -232,25 +206,13 @@ def _read_jsonl(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
     return names, columns, np.array(lines, dtype=np.int64)
 
 
-def _json_nesting(line: str) -> int:
-    """How deep the arrays and objects of a JSON line nest, without parsing it (no recursion).
-
-    Brackets inside strings do not count; a line with few brackets needs no closer look.
-    """
-    if line.count("[") + line.count("{") <= MAX_JSON_NESTING:
-        return 0
-    depth = deepest = 0
-    for token in _JSON_TOKEN.findall(line):
-        depth += _BRACKET_STEP.get(token, 0)  # strings step 0
-        deepest = max(deepest, depth)
-    return deepest
-
-
-def _refuse_nesting(path: Path, number: int) -> NoReturn:
-    raise DataError(
-        f"{path}: line {number}: values nest more than {MAX_JSON_NESTING} levels deep; "
-        "a message file holds flat values (an id, a text, a label)"
-    )
+def _json_advice(error: JsonLimitError) -> str:
+    """How to fix a line past the JSON limits (none for a line that is simply not JSON)."""
+    if isinstance(error, JsonNestingError):
+        return "; a message file holds flat values (an id, a text, a label)"
+    if isinstance(error, JsonNumberError):
+        return " (quote it to keep it as text)"
+    return ""
 
 
 def _read_parquet(path: Path) -> tuple[list[str], dict[str, list[Any]]]:

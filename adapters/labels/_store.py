@@ -62,6 +62,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ssvae.adapters.files import atomic_write_bytes
+from ssvae.adapters.json_limits import load_json_bounded
 from ssvae.adapters.labels.classes_file import classes_path, read_vocabulary, write_vocabulary
 from ssvae.domain.errors import ConcurrentWriteError, LabelError
 from ssvae.domain.labels import (
@@ -408,7 +409,7 @@ class LabelFileStore:
         self, vocabulary: ClassVocabulary, line: bytes, position: int | None, offset: int
     ) -> _Logged:
         try:
-            fields = json.loads(line)
+            fields = load_json_bounded(line)
             entry, batch, labels_sha256 = _history_record(fields, position, vocabulary)
         except (ValueError, TypeError, RecursionError) as error:  # JSON, UTF-8, field errors
             where = "the last line" if position is None else f"line {position + 1}"

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from ssvae.adapters.files import atomic_write_bytes
+from ssvae.adapters.json_limits import load_json_bounded
 from ssvae.domain.errors import LabelError
 from ssvae.domain.labels import ClassVocabulary
 
@@ -41,7 +42,7 @@ def read_vocabulary(path: Path, base: ClassVocabulary) -> ClassVocabulary:
             f"cannot read {path}: {error.strerror or error}; check that it is a readable file"
         ) from None
     try:
-        fields = json.loads(data)
+        fields = load_json_bounded(data)
         if not isinstance(fields, dict) or fields.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"expected an object with format_version {FORMAT_VERSION}")
         names = fields.get("classes")

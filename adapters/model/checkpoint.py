@@ -39,6 +39,7 @@ import attrs
 import jax
 import numpy as np
 
+from ssvae.adapters.json_limits import JsonLimitError, load_json_bounded
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.spec import ModelSpec
 
@@ -219,8 +220,8 @@ def _first_line(error: BaseException) -> str:
 def _read_meta(meta_path: Path) -> dict[str, Any]:
     """meta.json as a dict whose format version, counters and spec have the right types."""
     try:
-        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
-    except (OSError, ValueError, RecursionError) as error:
+        meta = load_json_bounded(meta_path.read_bytes())
+    except (OSError, JsonLimitError) as error:
         raise CheckpointError(
             f"{meta_path}: unreadable checkpoint metadata ({_first_line(error)}); retrain the model"
         ) from None

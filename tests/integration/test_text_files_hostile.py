@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ssvae.adapters.data.text import MAX_JSON_DIGITS, MAX_JSON_NESTING, read_text_table
+from ssvae.adapters.data.text import read_text_table
+from ssvae.adapters.json_limits import MAX_JSON_DIGITS, MAX_JSON_NESTING
 from ssvae.domain.errors import DataError
 
 ID_LIMIT = 2**63 - 1
