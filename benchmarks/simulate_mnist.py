@@ -1,6 +1,6 @@
 """Simulated-oracle active learning on MNIST: do the policies beat random sampling?
 
-The issue's benchmark (defaults): start from 10 labels (one per class), query 10 per round up
+The benchmark (defaults): start from 10 labels (one per class), query 10 per round up
 to 200 labels, 3 seeds, the whole train split as the pool and the whole test split for
 accuracy. Targets: the best policy reaches 95% test accuracy with at most 150 labels, and
 beats random sampling in area under the learning curve (AULC) by more than the seeds' spread
@@ -67,7 +67,7 @@ class Progress:
 
 
 def verdict(summaries: tuple[PolicySummary, ...]) -> dict[str, Any]:
-    """The two targets of the issue, checked on the summaries."""
+    """The two targets above, checked on the summaries."""
     ranked = sorted((s for s in summaries if s.aulc), key=lambda s: -s.aulc_mean)
     random = next((s for s in summaries if s.policy == "random" and s.aulc), None)
     candidates = [s for s in ranked if s.policy != "random"]

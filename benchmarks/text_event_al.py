@@ -1,7 +1,7 @@
 """Loghub active learning with a simulated oracle, from zero labels: `--task event` (20 a
 round up to 300 labels) or `--task system` (10 a round up to 50 labels).
 
-- event: the issue's target is >= 95% test accuracy (the held-out 20% of the 18,530 messages
+- event: the target is >= 95% test accuracy (the held-out 20% of the 18,530 messages
   of the 99 templates) with at most 300 labels, and a learning curve against random sampling.
   The pool is the 14,824 training messages with a template class (the oracle answers with
   it); the 1,470 messages of rarer templates never enter the pool of a simulation.

@@ -4,7 +4,7 @@ For every pair of held-out systems (45 by default): the pool is the training mes
 other 8 systems, labelled (`--per-class` per system, or all with 0); the score is
 Predictions.ood_score, what the spec's `ood_signal` reads (the text presets: "classifier",
 1 - max_y q(y|x)). AUROC of the score separating the test messages of the 2 held-out systems
-(positives) from the test messages of the 8 (negatives). The issue's target: AUROC >= 0.95
+(positives) from the test messages of the 8 (negatives). The target: AUROC >= 0.95
 for every pair. Each pair also reports both signals: "components" (1 - max_c r_c(x)
 max_y tau[c, y], the component-to-label map) and "classifier".
 

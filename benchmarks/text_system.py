@@ -2,7 +2,7 @@
 
 The pool is the 16,000 training messages (all unlabelled but `--per-class` per system, chosen
 by the seed), the test split the 4,000 held-out messages. Every label trains
-(validation_split 0, a fixed number of epochs). The issue's target: >= 99% test accuracy.
+(validation_split 0, a fixed number of epochs). The target: >= 99% test accuracy.
 
     .venv/bin/python benchmarks/text_system.py [--preset P] [--seeds 0 1 2] [--quick]
 

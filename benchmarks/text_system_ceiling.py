@@ -1,7 +1,7 @@
 """How far can 5 labels per system go on Loghub --task system? Template coverage and the
 leave-template-out accuracy of a fully supervised classifier on the same vectors.
 
-The issue asks for 99% test accuracy with 5 labels per system. A message's system is easy
+The target is 99% test accuracy with 5 labels per system. A message's system is easy
 to learn from labelled messages of its own template (logistic regression with every label:
 99.5%); what decides the figure is how well a classifier carries a system over to templates
 that no label covers. This script measures both halves:

@@ -327,10 +327,10 @@ class ModelSpec:
 
 # Overrides that took plain M2 to ~95% on MNIST with 100 labels (benchmarks/README.md):
 # enumerate only the 3 most probable classes for unlabelled samples (about 3x faster; the
-# rest carries little mass), alpha = 0.1 * pool / labelled as in Kingma 2014 (1.0 since
-# session 4: see SEMI_SUPERVISED_BASE), and a
-# consistency term on the classifier under random 2-pixel translations, which also augment
-# the labelled batch. The presets now carry them (fitted to the data by `preset`), so applying
+# rest carries little mass), alpha = classification_weight * pool / labelled (the ~95% was
+# measured at Kingma 2014's 0.1; 1.0 here, SEMI_SUPERVISED_BASE says why), and a consistency
+# term on the classifier under random 2-pixel translations, which also augment the labelled
+# batch. The presets carry them (fitted to the data by `preset`), so applying
 # them over a preset only changes max_epochs; kept for the benchmarks and `--semi-supervised`.
 SEMI_SUPERVISED_OVERRIDES: Mapping[str, Any] = {
     "enumerate_top_k": 3,
@@ -348,13 +348,13 @@ SEMI_SUPERVISED_BASE: Mapping[str, Any] = {
     # 1.0 (x N / labelled), not Kingma's 0.1: against the consistency term (weight 30) the
     # weaker pull let some seeds settle on a wrong assignment of a few digits. At 5 MNIST
     # labels a class one model's accuracy spread 13.9 points over 4 seeds (mean 82.6%), at 1.0
-    # 2.1 points (mean 92.4%); `ssvae compare`'s default run went from 80.8% / 82.7% to
-    # 89.0% / 87.5% (benchmarks/README.md, benchmarks/mnist_seed_spread.py).
+    # 2.1 points (mean 92.4%); `ssvae compare`'s default run gives 89.0% / 87.5% against
+    # 80.8% / 82.7% at 0.1 (benchmarks/README.md, benchmarks/mnist_seed_spread.py).
     "classification_weight": 1.0,
     "consistency_weight": 30.0,
     "augment_shift": 2,
     # 3x ModelSpec's default: in `ssvae compare`'s 10 short epochs (5,000 images, ~39 steps
-    # each) it lifted the standard preset from 73.7% to 78.0% (benchmarks/README.md).
+    # each) it gives the standard preset 78.0% against 73.7% at 1e-3 (benchmarks/README.md).
     "learning_rate": 3e-3,
     # A small conv classifier q(y|x) (images only): translations, which the consistency term
     # teaches, suit convolutions; 78.0% -> 80.8% there for ~60% more CPU per step.

@@ -47,7 +47,7 @@ SERIAL = SerialType()
 
 
 def _data_settings(options: dict[str, Any]) -> Any:
-    """The DataSettings of the dataset options (kept under this name for the commands)."""
+    """The DataSettings of the dataset options (`al_cli`'s commands import it by this name)."""
     return data_settings(options)
 
 
