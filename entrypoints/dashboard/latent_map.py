@@ -1,9 +1,9 @@
 # mypy: disable-error-code="no-untyped-call"
 # (Panel and Bokeh widgets are param classes whose constructors carry no annotations.)
-"""The latent scatter: a HoloViews Points element rendered once to a WebGL Bokeh figure.
+"""The latent map: the pool as one image the server rasterises, the labelled points on top.
 
-Redraws after a label are patches of single rows of the figure's data source, so a key press
-sends a few bytes to the browser, not 60,000 points.
+A label redraws only the small layer of labelled points, so a key press sends those points
+to the browser, not 60,000; the pool's image is redrawn only by a recolour, a zoom or a pan.
 """
 
 from __future__ import annotations
