@@ -109,7 +109,10 @@ class DataSettings:
     vector_column: str | None = attrs.field(default=None, converter=_optional_text)
     task: str | None = attrs.field(default=None, converter=_optional_text)
     embedder: str = attrs.field(default="tfidf", validator=_one_of(EMBEDDERS))
-    embedder_dim: int = attrs.field(default=256, validator=_at_least(2))
+    # None: 256 tfidf values, or as many as a small pool allows (a workspace records the width)
+    embedder_dim: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_at_least(2))
+    )
     embedder_folder: Path | None = attrs.field(default=None, converter=_optional_path)
     scaling: str = attrs.field(default="l2", validator=_one_of(SCALINGS))
     test_fraction: float = attrs.field(default=0.2, validator=_fraction)

@@ -128,6 +128,10 @@ class WorkspaceService:
         rows = pool_rows(len(serials), num_samples, seed)
         fitted = isinstance(self.source, FittedDataSource)
         record = dataset_settings_record(dataset)
+        if dataset.kind == "text" and dataset.embedder == "tfidf":
+            # The width used, which the default may have narrowed to fit a small pool: the
+            # workspace's later commands rebuild exactly this embedder.
+            record["embedder_dim"] = int(info.sample_shape[0])
         if fitted:
             # Fit (embed the pool) before any folder exists, so a failure leaves nothing.
             self.source.load("train", serials[:1])

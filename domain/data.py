@@ -22,6 +22,9 @@ class DatasetInfo:
     # Where the data came from, one line per place, for people: not part of the dataset's
     # identity (the same files copied elsewhere are the same dataset).
     sources: tuple[str, ...] = attrs.field(default=(), eq=False)
+    # What a person should know about how the data was read (e.g. a vector width narrowed to
+    # what a small file allows), one line each.
+    notes: tuple[str, ...] = attrs.field(default=(), eq=False)
 
     def size(self, split: str) -> int:
         for name, count in self.split_sizes:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from ssvae.domain.spec import PRESETS  # cheap: attrs only
-from ssvae.entrypoints.compare_cli import expand_multi_value_options
+from ssvae.entrypoints.compare_cli import echo_dataset_lines, expand_multi_value_options
 from ssvae.entrypoints.options import DATA_OPTION_NAMES, data_options, default_preset
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -246,6 +246,7 @@ def init(
     preset = preset or default_preset(data)
     app = bootstrap(AppSettings(data=data, artifacts_dir=artifacts))
     overrides = app.spec_assignments()(assignments)
+    echo_dataset_lines(app.dataset_service().describe())
     workspace = app.workspace_service().init(
         preset, data, workspace_id, num_samples=num_samples, seed=seed, overrides=overrides
     )
@@ -571,6 +572,7 @@ def simulate(
     options["preset"] = options.get("preset") or default_preset(data)
     _check_assignments(assignments)
     app = bootstrap(AppSettings(data=data, artifacts_dir=artifacts))
+    echo_dataset_lines(app.dataset_service().describe())
     settings = SimulationSettings(
         policies=policies or ("margin", "random"),
         seeds=seeds or (0,),

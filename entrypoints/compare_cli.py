@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -22,6 +22,22 @@ from ssvae.entrypoints.options import (
 )
 
 MULTI_VALUE_OPTIONS = ("--models",)
+
+if TYPE_CHECKING:  # numpy loads only when a command needs it
+    from ssvae.domain.data import DatasetInfo
+
+
+def echo_dataset_lines(info: DatasetInfo) -> None:
+    """Tell on stderr how the data was read, before a long run on it.
+
+    Which files came from which folder when a --data-dir lacks some (quiet when all come
+    from one place), and the dataset's notes (e.g. a tfidf width narrowed to a small file).
+    """
+    if len(info.sources) > 1:
+        for source in info.sources:
+            click.echo(f"data: {source}", err=True)
+    for note in info.notes:
+        click.echo(f"note: {note}", err=True)
 
 
 def expand_multi_value_options(args: Sequence[str], names: Sequence[str]) -> list[str]:
@@ -286,10 +302,7 @@ def compare(
             raise SettingsError(f"{test_vectors}: file not found; check the --test-vectors path")
         data = attrs.evolve(data, test_path=test_vectors)
     app = bootstrap(AppSettings(data=data))
-    sources = app.dataset_service().describe().sources
-    if len(sources) > 1:  # a --data-dir that lacks files: say which came from elsewhere
-        for source in sources:
-            click.echo(f"data: {source}", err=True)
+    echo_dataset_lines(app.dataset_service().describe())
     progress = ProgressBar(experiment.models)
     click.echo(
         f"comparing {', '.join(p.name for p in experiment.models)} on {data.name}: "

@@ -86,7 +86,8 @@ def text_options(command: F) -> F:
         click.option(
             "--embedder-dim",
             type=click.IntRange(min=2),
-            help="Width of the tfidf vectors (truncated SVD). [default: 256]",
+            help="Width of the tfidf vectors (truncated SVD). [default: 256, or as many as "
+            "fewer messages allow]",
         ),
         click.option(
             "--embedder-folder",

@@ -96,13 +96,8 @@ def embed(cache_dir: Path | None, **options: Any) -> None:
         )
     finally:
         bar.close()
-    if summary.narrowed_from is not None:
-        click.echo(
-            f"note: {summary.rows} messages allow at most {summary.dimension} tfidf values, "
-            f"so the vectors have {summary.dimension} instead of {summary.narrowed_from} "
-            "(--embedder-dim sets the width)",
-            err=True,
-        )
+    if summary.note is not None:
+        click.echo(f"note: {summary.note}", err=True)
     labelled = f", {summary.labelled} labelled" if summary.labelled else ""
     click.echo(
         f"wrote {summary.rows} vectors of {summary.dimension} values{labelled} to "

@@ -538,7 +538,7 @@ class TextDataSource:
         test_fraction: float = 0.2,
         split_seed: int = 0,
         embedder: str = "tfidf",
-        embedder_dim: int = 256,
+        embedder_dim: int | None = None,
         embedder_folder: Path | str | None = None,
         scaling: str = "l2",
         state_dir: Path | str | None = None,
@@ -580,7 +580,10 @@ class TextDataSource:
     # DataSource
 
     def describe(self) -> DatasetInfo:
-        """Name, vector width, split sizes and classes; reads the files, embeds nothing."""
+        """Name, vector width, split sizes and classes; reads the files, embeds nothing.
+
+        Without a tfidf width, a pool too small for the default is fitted to learn its width.
+        """
         self._read()
         assert self._info is not None
         return self._info
@@ -675,9 +678,10 @@ class TextDataSource:
                 if len(held):
                     splits["test"] = _split(train, held, train_labels)
             self._splits = splits
+            dimension = self._dimension()
             self._info = DatasetInfo(
                 name=self.name,
-                sample_shape=(self._dimension(),),
+                sample_shape=(dimension,),
                 vocabulary=vocabulary,
                 split_sizes=tuple((split, len(data.serials)) for split, data in splits.items()),
                 has_true_labels=any(
@@ -685,19 +689,50 @@ class TextDataSource:
                     for data in splits.values()
                 ),
                 kind="text",
+                notes=self._width_notes(dimension),
             )
 
     def _dimension(self) -> int:
         if self.embedder_name == "tfidf":
-            return self._embedder_dim
+            width = self._tfidf_width()
+            if width is not None and not self._saved_tfidf_present():
+                return width
+            return self.embedder().dimension  # fitted (or read back) to learn its width
         from ssvae.adapters.text.minilm import read_config
 
         assert self._embedder_folder is not None
         config = read_config(self._embedder_folder)
         return config.hidden_size * len(config.pooling_modes)
 
+    def _tfidf_width(self) -> int | None:
+        """The tfidf width to fit: the one asked for, else the default where the pool holds
+        enough messages for it; None for as many as a smaller pool allows.
+
+        Only a small pool is fitted to learn its width, so describing a large dataset stays
+        cheap (fitting 20,000 messages takes seconds).
+        """
+        from ssvae.adapters.text.tfidf import DEFAULT_DIM
+
+        if self._embedder_dim is not None:
+            return self._embedder_dim
+        return DEFAULT_DIM if len(self._splits["train"].rows) >= DEFAULT_DIM else None
+
+    def _width_notes(self, dimension: int) -> tuple[str, ...]:
+        from ssvae.adapters.text.tfidf import DEFAULT_DIM, narrowed_note
+
+        if self.embedder_name != "tfidf" or self._embedder_dim is not None:
+            return ()
+        if dimension >= DEFAULT_DIM or self._saved_tfidf_present():
+            return ()  # a workspace's saved width was told when it was created
+        return (narrowed_note(len(self._splits["train"].rows), dimension),)
+
+    def _saved_tfidf_present(self) -> bool:
+        return self._state_dir is not None and (self._state_dir / TFIDF_FILE).is_file()
+
     def _pool_texts(self) -> list[str]:
-        data = self._split("train")
+        if not self._splits:  # while _read() runs, the splits are already there
+            self._read()
+        data = self._splits["train"]
         return [data.table.texts[row] for row in data.rows]
 
     def _tfidf(self) -> Embedder:
@@ -706,14 +741,14 @@ class TextDataSource:
         saved = None if self._state_dir is None else self._state_dir / TFIDF_FILE
         if saved is not None and saved.is_file():
             embedder = TfidfEmbedder.load(saved)
-            if embedder.dimension != self._embedder_dim:
+            if self._embedder_dim is not None and embedder.dimension != self._embedder_dim:
                 raise DataError(
                     f"{saved}: the saved tfidf model gives {embedder.dimension}-D vectors but "
                     f"the dataset settings ask for {self._embedder_dim}; use the same "
                     "--embedder-dim or a new workspace"
                 )
             return embedder
-        return fitted_tfidf(self._pool_texts(), self._embedder_dim, self._cache_dir)
+        return fitted_tfidf(self._pool_texts(), self._tfidf_width(), self._cache_dir)
 
     def _minilm(self) -> Embedder:
         assert self._embedder_folder is not None
@@ -757,10 +792,23 @@ class TextDataSource:
         return Scaling.load(path, self._dimension()) if path.is_file() else None
 
 
-def fitted_tfidf(texts: Sequence[str], dim: int, cache_dir: Path | None = None) -> TfidfEmbedder:
-    """A TfidfEmbedder fitted on `texts`; read from (and written to) cache_dir when given."""
-    from ssvae.adapters.text.tfidf import TfidfEmbedder
+def fitted_tfidf(
+    texts: Sequence[str], dim: int | None, cache_dir: Path | None = None
+) -> TfidfEmbedder:
+    """A TfidfEmbedder fitted on `texts`; read from (and written to) cache_dir when given.
 
+    `dim` None: DEFAULT_DIM values, or as many as the messages allow when they allow fewer
+    (a small file cannot support the default, and the user did not ask for a width).
+    """
+    from ssvae.adapters.text.tfidf import DEFAULT_DIM, TfidfEmbedder, TfidfWidthError
+
+    if dim is None:
+        try:
+            return fitted_tfidf(texts, DEFAULT_DIM, cache_dir)
+        except TfidfWidthError as error:
+            if error.widest < 2:
+                raise
+            return fitted_tfidf(texts, error.widest, cache_dir)
     embedder = TfidfEmbedder(dim=dim)
     if cache_dir is None:
         return embedder.fit(texts)
@@ -843,7 +891,7 @@ def open_text_source(
     test_fraction: float = 0.2,
     split_seed: int = 0,
     embedder: str = "tfidf",
-    embedder_dim: int = 256,
+    embedder_dim: int | None = None,
     embedder_folder: Path | None = None,
     scaling: str = "l2",
     state_dir: Path | None = None,

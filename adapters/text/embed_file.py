@@ -23,11 +23,9 @@ from ssvae.adapters.data.text import (
 )
 from ssvae.adapters.files import atomic_write_bytes
 from ssvae.adapters.text.cache import ProgressEmbedder, cached_embed
-from ssvae.adapters.text.tfidf import TfidfWidthError
+from ssvae.adapters.text.tfidf import DEFAULT_DIM, narrowed_note
 from ssvae.domain.errors import DataError
 from ssvae.domain.text import Embedder
-
-DEFAULT_DIM = 256  # tfidf values when no width is given and the messages allow as many
 
 
 @attrs.frozen
@@ -41,6 +39,13 @@ class EmbedSummary:
     seconds: float
     # Set when no width was asked for and the messages allowed fewer values than the default.
     narrowed_from: int | None = None
+
+    @property
+    def note(self) -> str | None:
+        """One line for the user when the width was narrowed, else None."""
+        if self.narrowed_from is None:
+            return None
+        return narrowed_note(self.rows, self.dimension)
 
 
 def embed_text_file(
@@ -84,13 +89,9 @@ def embed_text_file(
     else:
         width = DEFAULT_DIM if embedder_dim is None else embedder_dim
         stage(f"fitting tfidf ({width} values) on {len(table.texts)} messages")
-        try:
-            model = fitted_tfidf(table.texts, width, cache_dir)
-        except TfidfWidthError as error:
-            if embedder_dim is not None or error.widest < 2:
-                raise
+        model = fitted_tfidf(table.texts, embedder_dim, cache_dir)
+        if model.dimension < width:
             narrowed_from = width
-            model = fitted_tfidf(table.texts, error.widest, cache_dir)
     stage(f"embedding {len(table.texts)} messages")
     chunked = ProgressEmbedder(model, progress)
     if cache_dir is None:

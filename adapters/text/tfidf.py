@@ -278,6 +278,19 @@ class TfidfEmbedder:
         self._char = CharNgrams(state.char_vocabulary)
 
 
+# Values per message unless a width is given: fewer when a small file's messages do not allow
+# as many (`fitted_tfidf` with no width, in adapters/data/text.py).
+DEFAULT_DIM = 256
+
+
+def narrowed_note(texts: int, dimension: int) -> str:
+    """The one line that tells a user the default width was narrowed to fit their messages."""
+    return (
+        f"{texts} messages allow at most {dimension} tfidf values, so the vectors have "
+        f"{dimension} instead of {DEFAULT_DIM} (--embedder-dim sets the width)"
+    )
+
+
 def widest_dim(texts: int, features: int) -> int:
     """The widest SVD that `texts` messages with `features` n-grams allow."""
     return min(texts, features - 1)
