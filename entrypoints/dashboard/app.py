@@ -115,8 +115,10 @@ class ModelApp:
         self.hub = hub
         self.model = model
         self.keys = KeyCatcher()
-        self.label = LabelPage(model.board(), model.info.kind)
-        self.queue = QueuePage(QueueBoard(model.board()), model.info.kind, self._generated())
+        # One board for both pages: a press on either while the other's undo runs is refused.
+        board = model.board()
+        self.label = LabelPage(board, model.info.kind)
+        self.queue = QueuePage(QueueBoard(board), model.info.kind, self._generated())
         self.train = TrainPage(model, self.run_finished)
         self.model_page = ModelPage(hub, model, go_to)
         self.queue.on_update = self._queue_labelled

@@ -179,6 +179,47 @@ def _raising(error: Exception) -> Callable[[], None]:
     return action
 
 
+def browser_document() -> Any | None:
+    """The Bokeh document of the browser session this code serves; None outside one (tests)."""
+    document = pn.state.curdoc
+    return None if document is None or document.session_context is None else document
+
+
+def undo_off_the_event_loop(
+    board: LabelBoard, run: Callable[[Callable[[], Any]], Any], say: Callable[[str], None]
+) -> None:
+    """Undo `board`'s latest batch for a page. In a browser session the undo runs off the
+    event loop, so that presses coming meanwhile reach the board and are refused with a
+    message instead of waiting in a queue to undo changes their author never saw.
+
+    `run(action)` runs an action on the event loop and shows what it did, or its error;
+    `say(text)` shows that the undo is under way.
+    """
+    try:
+        undo = board.reserve_undo()
+    except SsvaeError as error:
+        run(_raising(error))
+        return
+    document = browser_document()
+    if document is None:
+        run(undo)  # no browser session (tests): at once
+        return
+    say("undoing…")
+
+    def work() -> None:
+        try:
+            update = undo()
+        except SsvaeError as error:
+            action: Callable[[], Any] = _raising(error)
+        else:
+            action = lambda: update  # noqa: E731
+
+        # Bokeh documents may be changed from another thread only through a callback.
+        document.add_next_tick_callback(lambda: run(action))
+
+    threading.Thread(target=work, name="ssvae-undo", daemon=True).start()
+
+
 class LabelPage:
     """The Label tab: map, detail, class keys, group labelling with a confirmation."""
 
@@ -455,35 +496,11 @@ class LabelPage:
         self._run(lambda: self.board.press(self.selected, key, ctrl))
 
     def undo(self) -> None:
-        """Undo the latest batch. In a browser session it runs off the event loop, so that
-        presses coming meanwhile reach the board and are refused with a message instead of
-        waiting in a queue to undo changes their author never saw."""
-        try:
-            run = self.board.reserve_undo()
-        except SsvaeError as error:
-            self.status.object = f"<span class='ssvae-error'>{html.escape(str(error))}</span>"
-            return
-        document = pn.state.curdoc
-        if document is None or document.session_context is None:
-            self._run(run)  # no browser session (tests): at once
-            return
-        self.status.object = "undoing…"
+        """Undo the latest batch, off the event loop (`undo_off_the_event_loop`)."""
+        undo_off_the_event_loop(self.board, self._run, self._say_progress)
 
-        def work() -> None:
-            try:
-                update = run()
-            except SsvaeError as error:
-                action: Callable[[], Any] = _raising(error)
-            else:
-                action = lambda: update  # noqa: E731
-
-            def show() -> None:
-                self._run(action)
-
-            # Bokeh documents may be changed from another thread only through a callback.
-            document.add_next_tick_callback(show)
-
-        threading.Thread(target=work, name="ssvae-undo", daemon=True).start()
+    def _say_progress(self, text: str) -> None:
+        self.status.object = html.escape(text)
 
     def _assign_selected(self, class_name: str) -> None:
         if self.selected is None:

@@ -15,7 +15,11 @@ from ssvae.application.dashboard_queue import QueueBoard
 from ssvae.application.dashboard_text import shortened
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.text_examples import TextExamples
-from ssvae.entrypoints.dashboard.label_page import message_html, sample_html
+from ssvae.entrypoints.dashboard.label_page import (
+    message_html,
+    sample_html,
+    undo_off_the_event_loop,
+)
 from ssvae.entrypoints.dashboard.widgets import png_data_url
 
 
@@ -185,7 +189,15 @@ class QueuePage:
 
     def press(self, key: str, ctrl: bool) -> None:
         """A key pressed while this page is shown."""
+        if ctrl and key.lower() == "z":
+            self.undo()
+            return
         self._act(lambda: self.board.press(key, ctrl))
+
+    def undo(self) -> None:
+        """Undo the latest batch as the Label page does: off the event loop, presses coming
+        meanwhile refused with a message rather than queued."""
+        undo_off_the_event_loop(self.board.board, self._act, self._say)
 
     def _act(self, action: Any) -> None:
         """Run a labelling action; tell the other pages and redraw the strip."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -267,3 +268,49 @@ def _bokeh() -> None:
     import holoviews as hv
 
     hv.extension("bokeh", logo=False)
+
+
+class _FakeDocument:
+    """A browser session's document: next-tick callbacks wait until the test runs them."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Any] = []
+        self.queued = threading.Event()
+
+    def add_next_tick_callback(self, callback: Any) -> None:
+        self.callbacks.append(callback)
+        self.queued.set()
+
+
+@pytest.mark.usefixtures("_bokeh")
+def test_the_queue_page_undoes_off_the_event_loop_and_refuses_presses_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ssvae.entrypoints.dashboard import label_page
+    from ssvae.entrypoints.dashboard.queue_page import QueuePage
+
+    board, store = _counting_board(tmp_path)
+    page = QueuePage(QueueBoard(board), "vector")
+    page.refresh()
+    board.assign([0], "2")
+    board.assign([4, 5, 6], "1")
+    document = _FakeDocument()
+    monkeypatch.setattr(label_page, "browser_document", lambda: document)
+    store.gate = threading.Event()
+    try:
+        # The press returns while the undo still waits in the store: the event loop is free.
+        presser = threading.Thread(target=page.press, args=("z", True))
+        presser.start()
+        presser.join(5)
+        assert not presser.is_alive(), "Ctrl+Z held the event loop until the undo finished"
+        assert store.undo_started.wait(10) and "undoing" in page.status.object
+        for key, ctrl in (("z", True), ("1", False)):
+            page.press(key, ctrl)
+            assert "still undoing; press again when it is done" in page.status.object
+    finally:
+        store.gate.set()
+    assert document.queued.wait(10)
+    (show,) = document.callbacks
+    show()  # on the event loop: show what the undo did
+    assert "undone: 3 points" in page.status.object
+    assert store.undos == 1 and dict(store.load()) == {0: "2"}  # refused presses did nothing
