@@ -26,6 +26,7 @@ from flax import nnx
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 
+from ssvae.adapters.json_limits import JsonLimitError, load_json_bounded
 from ssvae.domain.errors import DataError
 
 Array = jax.Array
@@ -92,9 +93,9 @@ def _read_json(folder: Path, relative: str) -> Any:
     if not path.is_file():
         raise _fail(folder, f"missing file {relative}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _fail(folder, f"{relative} is not valid JSON ({exc})") from exc
+        return load_json_bounded(path.read_bytes())
+    except (OSError, JsonLimitError) as exc:
+        raise _fail(folder, f"{relative} is not valid JSON ({exc})") from None
 
 
 def check_folder(folder: Path) -> None:

@@ -25,6 +25,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from ssvae.adapters.files import atomic_writer
+from ssvae.adapters.json_limits import load_json_bounded
 from ssvae.domain.errors import DataError
 
 FORMAT = "ssvae-tfidf-1"
@@ -396,7 +397,7 @@ def _read_state(path: Path) -> TfidfState:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-        meta = json.loads(arrays["metadata"].tobytes().decode("utf-8"))
+        meta = load_json_bounded(arrays["metadata"].tobytes())
         if meta.get("format") != FORMAT:
             raise DataError(f"tfidf model {path} has format {meta.get('format')!r}, not {FORMAT}")
         state = TfidfState(

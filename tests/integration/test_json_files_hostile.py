@@ -1,4 +1,4 @@
-"""The JSON files beside labels, workspaces and checkpoints, made hostile: nesting 100,000 deep
+"""The JSON files beside labels, workspaces, checkpoints and text embedders, made hostile:
 and a 5,000-digit number are one line of the reader's own error class, never a RecursionError
 or int()'s digit-limit ValueError (whose advice, sys.set_int_max_str_digits, helps no user).
 """
@@ -24,7 +24,7 @@ from ssvae.adapters.labels.classes_file import read_vocabulary
 from ssvae.adapters.labels.csv_store import CsvLabelStore
 from ssvae.adapters.model.checkpoint import ARRAYS, META, CheckpointError, load_checkpoint
 from ssvae.adapters.workspace_files import FileWorkspaceStore
-from ssvae.domain.errors import LabelError, SsvaeError
+from ssvae.domain.errors import DataError, LabelError, SsvaeError
 from ssvae.domain.labels import ClassVocabulary, LabelChange
 from ssvae.domain.spec import preset
 from ssvae.domain.workspace import WorkspaceError, WorkspaceMetadata
@@ -77,11 +77,30 @@ def _checkpoint(tmp_path: Path, document: str) -> None:
     load_checkpoint(tmp_path)
 
 
+def _tfidf_model(tmp_path: Path, document: str) -> None:
+    from ssvae.adapters.text.tfidf import TfidfEmbedder
+
+    np.savez(tmp_path / "tfidf.npz", metadata=np.frombuffer(document.encode(), np.uint8))
+    TfidfEmbedder.load(tmp_path / "tfidf.npz")
+
+
+def _minilm_config(tmp_path: Path, document: str) -> None:
+    from ssvae.adapters.text.minilm import REQUIRED_FILES, read_config
+
+    for name in REQUIRED_FILES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}", encoding="utf-8")
+    (tmp_path / "config.json").write_text(document, encoding="utf-8")
+    read_config(tmp_path)
+
+
 READERS: dict[str, tuple[Callable[[Path, str], None], type[SsvaeError]]] = {
     "label history": (_history, LabelError),
     "classes file": (_classes, LabelError),
     "workspace metadata": (_workspace, WorkspaceError),
     "checkpoint meta.json": (_checkpoint, CheckpointError),
+    "tfidf model": (_tfidf_model, DataError),
+    "minilm config.json": (_minilm_config, DataError),
 }
 
 
