@@ -1,6 +1,7 @@
 """The JSON files beside labels, workspaces, checkpoints and text embedders, made hostile:
-and a 5,000-digit number are one line of the reader's own error class, never a RecursionError
-or int()'s digit-limit ValueError (whose advice, sys.set_int_max_str_digits, helps no user).
+nesting 100,000 deep and a 5,000-digit number are one line of the reader's own error class,
+never a RecursionError or int()'s digit-limit ValueError (whose advice,
+sys.set_int_max_str_digits, helps no user).
 """
 
 from __future__ import annotations
