@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ssvae.adapters.json_limits import (
     MAX_JSON_DIGITS,
@@ -159,3 +162,34 @@ def test_label_undo_with_a_hostile_history_exits_with_one_line(tmp_path: Path) -
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert f"nest more than {MAX_JSON_NESTING} levels" in done.stderr
     assert ((tmp_path / "labels.csv").read_bytes(), history.read_bytes()) == kept
+
+
+_PIECES = st.sampled_from(["[", "]", "{", "}", '"', "\\\\", ",", ":", "1", "-", "7" * 60, " ", "x"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.lists(_PIECES, max_size=300).map("".join),
+        st.binary(max_size=200),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner),
+            max_leaves=20,
+        ).map(json.dumps),
+    )
+)
+def test_any_input_is_a_value_or_one_short_line(data: str | bytes) -> None:
+    tracemalloc.start()
+    try:
+        value = load_json_bounded(data)
+    except JsonLimitError as error:
+        message = str(error)
+        assert "\n" not in message and len(message) < 300
+    else:  # what it returns is what json returns
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+        assert json.dumps(value) == json.dumps(json.loads(text))
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 2**20
