@@ -20,7 +20,7 @@ import filelock
 
 from ssvae.adapters.files import atomic_write_text
 from ssvae.adapters.json_limits import JsonLimitError, load_json_bounded
-from ssvae.adapters.spec_yaml import load_spec, save_spec
+from ssvae.adapters.yaml.spec import load_spec, save_spec
 from ssvae.domain.errors import ConcurrentWriteError, SsvaeError
 from ssvae.domain.spec import ModelSpec
 from ssvae.domain.workspace import (

@@ -142,7 +142,7 @@ class Container(containers.DeclarativeContainer):
 
     # Comparisons: experiment files and reports.
     experiment_reader = providers.Singleton(
-        adapter("ssvae.adapters.experiment_yaml:YamlExperimentReader")
+        adapter("ssvae.adapters.yaml.experiment:YamlExperimentReader")
     )
     report_writer = providers.Singleton(adapter("ssvae.adapters.reporting.writer:FileReportWriter"))
 
@@ -200,10 +200,10 @@ class Container(containers.DeclarativeContainer):
     embed_text_file = providers.Object(adapter("ssvae.adapters.text.embed_file:embed_text_file"))
 
     # `--set NAME=VALUE` texts as spec overrides, read as YAML within the files' limits.
-    spec_assignments = providers.Object(adapter("ssvae.adapters.spec_yaml:parse_assignments"))
+    spec_assignments = providers.Object(adapter("ssvae.adapters.yaml.spec:parse_assignments"))
 
     # Dashboard: adapter functions it calls by name (imported on first use).
-    dashboard_spec_from_yaml = providers.Object(adapter("ssvae.adapters.spec_yaml:spec_from_yaml"))
+    dashboard_spec_from_yaml = providers.Object(adapter("ssvae.adapters.yaml.spec:spec_from_yaml"))
     dashboard_read_history = providers.Object(
         adapter("ssvae.adapters.workspace_files:read_history")
     )

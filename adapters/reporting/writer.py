@@ -34,7 +34,7 @@ from ssvae.adapters.reporting.documents import (
 )
 from ssvae.adapters.reporting.examples import NO_IMAGE_GRIDS, example_blocks
 from ssvae.adapters.reporting.summary import summary_of
-from ssvae.adapters.spec_yaml import spec_to_yaml
+from ssvae.adapters.yaml.spec import spec_to_yaml
 from ssvae.domain.comparison import (
     FINISHED,
     NOT_RUN,

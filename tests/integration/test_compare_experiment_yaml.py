@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ssvae.adapters.experiment_yaml import YamlExperimentReader
+from ssvae.adapters.yaml.experiment import YamlExperimentReader
 from ssvae.domain.comparison import ExperimentError
 from ssvae.domain.errors import SpecError, SsvaeError
 from ssvae.domain.spec import preset

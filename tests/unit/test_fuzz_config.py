@@ -17,8 +17,8 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ssvae.adapters.experiment_yaml import TOP_KEYS, YamlExperimentReader
-from ssvae.adapters.spec_yaml import known_keys, parse_assignments, spec_from_yaml
+from ssvae.adapters.yaml.experiment import TOP_KEYS, YamlExperimentReader
+from ssvae.adapters.yaml.spec import known_keys, parse_assignments, spec_from_yaml
 from ssvae.domain.comparison import Experiment
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.spec import ModelSpec

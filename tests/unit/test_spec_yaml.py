@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import ssvae.domain.spec as spec_module
-from ssvae.adapters.spec_yaml import (
+from ssvae.adapters.yaml.spec import (
     PRESET_KEY,
     known_keys,
     load_spec,

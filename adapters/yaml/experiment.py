@@ -20,7 +20,7 @@ An experiment file is a YAML mapping; every key is optional:
 
 Precedence, lowest first: the preset, `overrides`, `epochs`/`seed`, the model's own keys, then
 command-line flags. Every error names the file, the line and the key. YAML parsing and key
-lines come from `ssvae.adapters.spec_yaml`, so both kinds of file read numbers alike.
+lines come from `ssvae.adapters.yaml.loader`, so both kinds of file read numbers alike.
 """
 
 from __future__ import annotations
@@ -34,14 +34,9 @@ from typing import Any
 import attrs
 import yaml
 
-from ssvae.adapters.spec_yaml import (
-    PRESET_KEY,
-    _key_lines,
-    construct_yaml,
-    load_yaml_node,
-    spec_from_mapping,
-)
-from ssvae.adapters.spec_yaml import parse_assignments as parse_spec_assignments
+from ssvae.adapters.yaml.loader import construct_yaml, key_line_numbers, load_yaml_node, where
+from ssvae.adapters.yaml.spec import PRESET_KEY, spec_from_mapping
+from ssvae.adapters.yaml.spec import parse_assignments as parse_spec_assignments
 from ssvae.domain.comparison import (
     DEFAULT_MODELS,
     Experiment,
@@ -77,10 +72,6 @@ class _Located:
     key_lines: Mapping[str, int] = attrs.field(factory=dict)
 
 
-def _where(source: str, line: int | None) -> str:
-    return f"{source}:{line}" if line is not None else source
-
-
 def _suggest(key: str, known: Sequence[str]) -> str:
     close = difflib.get_close_matches(key, known, n=2, cutoff=0.6)
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
@@ -93,7 +84,7 @@ def _suggest(key: str, known: Sequence[str]) -> str:
 def _mapping_node(node: yaml.Node, source: str, what: str) -> yaml.MappingNode:
     if not isinstance(node, yaml.MappingNode):
         raise ExperimentError(
-            f"{_where(source, node.start_mark.line + 1)}: {what} must be a mapping of "
+            f"{where(source, node.start_mark.line + 1)}: {what} must be a mapping of "
             "'key: value' lines"
         )
     return node
@@ -109,24 +100,24 @@ def _child(node: yaml.MappingNode, key: str) -> yaml.Node | None:
 def _model_entries(node: yaml.Node, values: Any, source: str) -> list[_Located]:
     if not isinstance(node, yaml.SequenceNode) or not isinstance(values, list):
         raise ExperimentError(
-            f"{_where(source, node.start_mark.line + 1)}: 'models' must be a list of preset "
+            f"{where(source, node.start_mark.line + 1)}: 'models' must be a list of preset "
             f"names or mappings, e.g. models: [standard, mixture_k10]"
         )
     if not values:
         raise ExperimentError(
-            f"{_where(source, node.start_mark.line + 1)}: 'models' is empty; list at least one "
+            f"{where(source, node.start_mark.line + 1)}: 'models' is empty; list at least one "
             f"model (presets: {', '.join(PRESETS)})"
         )
     entries = []
     for item_node, item in zip(node.value, values, strict=True):
         line = item_node.start_mark.line + 1
         if isinstance(item_node, yaml.MappingNode) and isinstance(item, dict):
-            entries.append(_Located(item, line, _key_lines(item_node, source)))
+            entries.append(_Located(item, line, key_line_numbers(item_node, source)))
         elif isinstance(item, str):
             entries.append(_Located(item, line))
         else:
             raise ExperimentError(
-                f"{_where(source, line)}: model entry {short_repr(item)} is invalid: give a "
+                f"{where(source, line)}: model entry {short_repr(item)} is invalid: give a "
                 "preset name "
                 f"({', '.join(PRESETS)}) or a mapping with 'preset' and spec fields"
             )
@@ -154,7 +145,7 @@ def read_experiment_text(text: str, source: str) -> _ExperimentFile:
         if root is None:
             return _ExperimentFile(source, {}, {}, None, _Located({}))
         node = _mapping_node(root, source, "an experiment file")
-        lines = _key_lines(node, source)
+        lines = key_line_numbers(node, source)
         data = construct_yaml(loader, node, source)
     except SpecError as error:
         raise ExperimentError(str(error)) from None
@@ -164,7 +155,7 @@ def read_experiment_text(text: str, source: str) -> _ExperimentFile:
     if unknown:
         key = unknown[0]
         raise ExperimentError(
-            f"{_where(source, lines.get(str(key)))}: unknown experiment key {short_repr(key)}"
+            f"{where(source, lines.get(str(key)))}: unknown experiment key {short_repr(key)}"
             f"{_suggest(str(key), TOP_KEYS)}; known keys: {', '.join(TOP_KEYS)}"
         )
     models = None
@@ -176,11 +167,13 @@ def read_experiment_text(text: str, source: str) -> _ExperimentFile:
     if overrides_node is not None:
         if not isinstance(overrides_node, yaml.MappingNode):
             raise ExperimentError(
-                f"{_where(source, lines['overrides'])}: 'overrides' must be a mapping of model "
+                f"{where(source, lines['overrides'])}: 'overrides' must be a mapping of model "
                 "spec fields, e.g. overrides: {batch_size: 64}"
             )
         overrides = _Located(
-            dict(data["overrides"] or {}), lines["overrides"], _key_lines(overrides_node, source)
+            dict(data["overrides"] or {}),
+            lines["overrides"],
+            key_line_numbers(overrides_node, source),
         )
     return _ExperimentFile(source, dict(data), lines, models, overrides)
 
@@ -236,7 +229,7 @@ def _entry(located: _Located, source: str) -> _ModelEntry:
         check_model_name(name)
     except ExperimentError as error:
         raise ExperimentError(
-            f"{_where(source, lines.get(NAME_KEY, located.line))}: {error}"
+            f"{where(source, lines.get(NAME_KEY, located.line))}: {error}"
         ) from None
     lines.pop(NAME_KEY, None)
     return _ModelEntry(str(name), values, lines, located.line)
@@ -275,10 +268,10 @@ def _check_unique(entries: Sequence[_ModelEntry], source: str) -> None:
     for entry in entries:
         if entry.name in seen:
             first = seen[entry.name].line
-            where = f" (first at line {first})" if first is not None else ""
+            first_at = f" (first at line {first})" if first is not None else ""
             raise ExperimentError(
-                f"{_where(source, entry.line)}: model name {short_repr(entry.name)} appears "
-                f"twice{where}; give each model its own 'name'"
+                f"{where(source, entry.line)}: model name {short_repr(entry.name)} appears "
+                f"twice{first_at}; give each model its own 'name'"
             )
         seen[entry.name] = entry
 
@@ -356,7 +349,7 @@ def _relocated(
 ) -> SpecError:
     """`error` located at the flag or the line that set the field it names.
 
-    spec_yaml locates the fields it quotes; this also finds the flag behind a bad value and a
+    The spec reader locates the fields it quotes; this also finds the flag behind a bad value and a
     cross-field error's line (e.g. `prior: mixture` set where `num_components` came from a
     preset).
     """
@@ -388,7 +381,7 @@ class YamlExperimentReader:
             else _ExperimentFile(COMMAND_LINE, {}, {}, None, _Located({}))
         )
         if "epochs" in file.values:
-            _check_epochs(file.values["epochs"], _where(file.source, file.key_lines["epochs"]))
+            _check_epochs(file.values["epochs"], where(file.source, file.key_lines["epochs"]))
         file_entries = (
             [_entry(e, file.source) for e in file.models] if file.models is not None else None
         )
@@ -417,5 +410,5 @@ class YamlExperimentReader:
         message = str(error)
         for key in re.findall(r"'([a-z_]+)'", message):
             if key in file.key_lines and key not in from_flag:
-                return ExperimentError(f"{_where(file.source, file.key_lines[key])}: {message}")
+                return ExperimentError(f"{where(file.source, file.key_lines[key])}: {message}")
         return error

@@ -1,0 +1,1 @@
+"""YAML adapters: model spec files, experiment files and `--set` values, read within limits."""
