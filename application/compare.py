@@ -167,24 +167,23 @@ class CompareService:
     clock: Callable[[], float] = time.perf_counter
     now: Callable[[], dt.datetime] = dt.datetime.now
 
+    def fitted_num_samples(self, experiment: Experiment) -> int:
+        """`experiment.num_samples`, or fewer when the training data has fewer with a class.
+
+        For a default that a small file cannot meet (64 messages hold no 5000 samples); a
+        number the user chose is left to fail with its own message. Only a train split
+        smaller than twice the default is loaded to count: a large dataset stays cheap.
+        """
+        info = self.source.describe()
+        if dict(info.split_sizes).get("train", 0) >= 2 * experiment.num_samples:
+            return experiment.num_samples
+        _, classes, _, _ = self._train_and_test(info, experiment)
+        return min(experiment.num_samples, int(np.count_nonzero(classes >= 0)))
+
     def load_data(self, experiment: Experiment) -> ComparisonData:
         """The seeded training subset, its balanced labelled part, and the test samples."""
         info = self.source.describe()
-        train = self.source.load("train")
-        classes = _checked_classes(train, "train", info.name)
-        if "test" in dict(info.split_sizes):
-            test = self.source.load("test")
-            test_classes = _checked_classes(test, "test", info.name)
-        else:
-            # One file of vectors has no test split: hold out part of its labelled rows, the
-            # same ones for every model, so that accuracy is measured on samples none saw.
-            held = select_subset(
-                classes, _held_out_count(classes), "stratified", experiment.seed + HELD_OUT_SEED
-            )
-            test = _subset(train, held)
-            train = _subset(train, np.setdiff1d(np.arange(len(train)), held))
-            assert train.y is not None and test.y is not None
-            classes, test_classes = train.y, test.y
+        train, classes, test, test_classes = self._train_and_test(info, experiment)
         pool = _subset(
             train,
             select_subset(classes, experiment.num_samples, experiment.sampling, experiment.seed),
@@ -201,6 +200,27 @@ class CompareService:
             )
             test = _subset(test, rows)
         return ComparisonData(info=info, pool=pool, labels=labels, test=test)
+
+    def _train_and_test(
+        self, info: DatasetInfo, experiment: Experiment
+    ) -> tuple[Samples, np.ndarray, Samples, np.ndarray]:
+        """The train and test samples with their classes (test held out of train if need be)."""
+        train = self.source.load("train")
+        classes = _checked_classes(train, "train", info.name)
+        if "test" in dict(info.split_sizes):
+            test = self.source.load("test")
+            test_classes = _checked_classes(test, "test", info.name)
+        else:
+            # One file of vectors has no test split: hold out part of its labelled rows, the
+            # same ones for every model, so that accuracy is measured on samples none saw.
+            held = select_subset(
+                classes, _held_out_count(classes), "stratified", experiment.seed + HELD_OUT_SEED
+            )
+            test = _subset(train, held)
+            train = _subset(train, np.setdiff1d(np.arange(len(train)), held))
+            assert train.y is not None and test.y is not None
+            classes, test_classes = train.y, test.y
+        return train, classes, test, test_classes
 
     def run(
         self, experiment: Experiment, progress: ComparisonProgress | None = None

@@ -40,6 +40,16 @@ def echo_dataset_lines(info: DatasetInfo) -> None:
         click.echo(f"note: {note}", err=True)
 
 
+def _config_sets_num_samples(experiment: Any, config: Path | None) -> bool:
+    """Whether `--config` chose num_samples (a value other than the default)."""
+    import attrs
+
+    from ssvae.domain.comparison import Experiment
+
+    default = attrs.fields_dict(Experiment)["num_samples"].default
+    return config is not None and experiment.num_samples != default
+
+
 def expand_multi_value_options(args: Sequence[str], names: Sequence[str]) -> list[str]:
     """`--models a b --epochs 3` -> `--models a --models b --epochs 3`.
 
@@ -303,6 +313,17 @@ def compare(
         data = attrs.evolve(data, test_path=test_vectors)
     app = bootstrap(AppSettings(data=data))
     echo_dataset_lines(app.dataset_service().describe())
+    if settings.get("num_samples") is None and not _config_sets_num_samples(experiment, config):
+        # The default (5000) must work on a small file; a number the user chose stays an error.
+        fitted = app.compare_service().fitted_num_samples(experiment)
+        if fitted < experiment.num_samples:
+            click.echo(
+                f"note: the data has {fitted} training samples with a known class, so the "
+                f"comparison trains on {fitted} instead of {experiment.num_samples} "
+                "(--num-samples chooses)",
+                err=True,
+            )
+            experiment = attrs.evolve(experiment, num_samples=fitted)
     progress = ProgressBar(experiment.models)
     click.echo(
         f"comparing {', '.join(p.name for p in experiment.models)} on {data.name}: "

@@ -167,3 +167,26 @@ def test_init_and_simulate_say_where_each_file_came_from(
     quiet = ssvae(tmp_path / "again", *command) if command[0] == "simulate" else None
     if quiet is not None:  # one source: nothing to say
         assert quiet.exit_code == 0 and "data: " not in quiet.stderr
+
+
+def test_compare_on_a_small_file_fits_the_default_num_samples_and_keeps_a_chosen_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_models: None
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_messages(tmp_path / "m.csv")
+    common = ("compare", "--input", "m.csv", "--models", "text_standard", "--epochs", "1")
+    result = ssvae(tmp_path, *common, "--num-labeled", "6", "--out", "out")
+    assert result.exit_code == 0, result.output
+    (folder,) = (tmp_path / "out").iterdir()
+    used = json.loads((folder / "summary.json").read_text())["experiment"]["num_samples"]
+    assert 6 <= used < 64  # all the labelled messages left after the held-out test part
+    fitted = [n for n in notes(result) if "training samples" in n]
+    assert fitted == [
+        f"note: the data has {used} training samples with a known class, so the comparison "
+        f"trains on {used} instead of 5000 (--num-samples chooses)"
+    ]
+    chosen = CliRunner(env={"HOME": str(tmp_path)}).invoke(
+        main, [*common, "--num-samples", "5000", "--out", "out2"]
+    )
+    assert chosen.exit_code != 0 and not (tmp_path / "out2").exists()
+    assert f"use at most {used}" in chosen.output and "Traceback" not in chosen.output
