@@ -85,6 +85,7 @@ def data_describe(as_json: bool, **options: Any) -> None:
                     "sample_shape": list(info.sample_shape),
                     "classes": list(info.vocabulary.names),
                     "sources": list(info.sources),
+                    "notes": list(info.notes),
                     "splits": [
                         {
                             "split": s.split,
@@ -107,6 +108,8 @@ def data_describe(as_json: bool, **options: Any) -> None:
     )
     for source in info.sources:
         click.echo(f"  files  {source}")
+    for note in info.notes:  # e.g. a tfidf width narrowed to what a small file allows
+        click.echo(f"  note   {note}")
     for split in summary.splits:
         click.echo(
             f"  {split.split:<6} {split.samples:>7} samples, values in "

@@ -190,3 +190,15 @@ def test_compare_on_a_small_file_fits_the_default_num_samples_and_keeps_a_chosen
     )
     assert chosen.exit_code != 0 and not (tmp_path / "out2").exists()
     assert f"use at most {used}" in chosen.output and "Traceback" not in chosen.output
+
+
+def test_data_describe_prints_the_narrowed_width_note(tmp_path: Path) -> None:
+    write_messages(tmp_path / "m.csv")
+    text = ssvae(tmp_path, "data", "describe", "--input", str(tmp_path / "m.csv"))
+    assert text.exit_code == 0, text.output
+    (line,) = [s for s in text.stdout.splitlines() if s.startswith("  note   ")]
+    assert NOTE in line and f"instead of {DEFAULT_DIM}" in line
+    machine = ssvae(tmp_path, "data", "describe", "--input", str(tmp_path / "m.csv"), "--json")
+    assert machine.exit_code == 0, machine.output
+    (note,) = json.loads(machine.stdout)["notes"]
+    assert line == f"  note   {note}"
