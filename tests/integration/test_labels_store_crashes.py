@@ -1,30 +1,27 @@
 """A label write killed at each of its steps: the store reopens consistent, with every
 acknowledged label and nothing of the killed write half-applied.
 
-The write runs in a forked child that dies with `os._exit` (no cleanup, no `finally`, as a
-SIGKILL or a power cut leaves it) at one step; the parent then reopens the store.
+The write runs in a fresh interpreter (tests/labels_store_killer.py) that dies with `os._exit`
+at one step (no cleanup, no `finally`, as a SIGKILL or a power cut leaves it); the test then
+reopens the store.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import traceback
-from collections.abc import Callable
+import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
+import labels_store_killer as killer
 import pytest
 
-from ssvae.adapters import files
 from ssvae.adapters.labels import _store
 from ssvae.adapters.labels.csv_store import CsvLabelStore
 from ssvae.adapters.labels.parquet_store import ParquetLabelStore
-from ssvae.domain.labels import ClassVocabulary, LabelChange, LabelSet, replay
+from ssvae.domain.labels import LabelChange, LabelSet, replay
 
-VOCABULARY = ClassVocabulary(("cat", "dog", "bird"))
-SERIALS = np.arange(1000, 1200, dtype=np.int64)
-KILLED = 73  # the child's exit status when it died where it was told to
+VOCABULARY = killer.VOCABULARY
+SERIALS = killer.SERIALS
 
 # Each step of a write, in the order of `_store`'s module docstring, and whether the write's
 # labels are in the label file once the write dies there.
@@ -38,80 +35,16 @@ STEPS = {
 }
 
 
-def _die() -> None:
-    os._exit(KILLED)
-
-
-def _arm(step: str, store: _store.LabelFileStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the write die at `step` (in the forked child only)."""
-    if step == "after the vocabulary":
-        real_write_vocabulary = _store.write_vocabulary
-
-        def write_vocabulary_then_die(*args: object) -> None:
-            real_write_vocabulary(*args)  # type: ignore[arg-type]
-            _die()
-
-        monkeypatch.setattr(_store, "write_vocabulary", write_vocabulary_then_die)
-    elif step == "halfway through the history append":
-        real_open = _store._open_for_update
-
-        @contextlib.contextmanager
-        def open_and_tear(path: Path):  # type: ignore[no-untyped-def]
-            with real_open(path) as log:
-                real_write = log.write
-
-                def write_half(data: bytes) -> int:
-                    real_write(data[: max(1, len(data) // 2)])
-                    log.flush()
-                    os.fsync(log.fileno())
-                    _die()
-                    return 0
-
-                log.write = write_half  # type: ignore[method-assign]
-                yield log
-
-        monkeypatch.setattr(_store, "_open_for_update", open_and_tear)
-    elif step == "after the history append":
-        real_sync = _store._sync
-
-        def sync_then_die(handle: object) -> None:
-            real_sync(handle)  # type: ignore[arg-type]
-            _die()
-
-        monkeypatch.setattr(_store, "_sync", sync_then_die)
-    elif step in ("before the label file's rename", "after the label file's rename"):
-        real_replace = os.replace
-
-        def replace(source: object, target: object) -> None:
-            if Path(str(target)) != store.path:
-                real_replace(source, target)  # the vocabulary's rename
-                return
-            if step == "after the label file's rename":
-                real_replace(source, target)
-            _die()
-
-        monkeypatch.setattr(files.os, "replace", replace)
-
-
-def _in_a_child_killed_at(
-    step: str,
-    store: _store.LabelFileStore,
-    write: Callable[[_store.LabelFileStore], object],
-) -> None:
-    pid = os.fork()
-    if pid == 0:  # the child: its own store (a lock may not cross a fork), arm, write, die
-        try:
-            child = type(store)(store.path, VOCABULARY, SERIALS)
-            with pytest.MonkeyPatch.context() as monkeypatch:
-                _arm(step, child, monkeypatch)
-                write(child)
-                _die()  # "after returning": acknowledged, then killed
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(1)  # an exception: not the death the test asked for
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == KILLED
+def _killed_at(step: str, store: _store.LabelFileStore, write: str) -> None:
+    """Run `write` ("apply" or "undo", see `killer.WRITES`) on the store's file; die at `step`."""
+    kind = "parquet" if isinstance(store, ParquetLabelStore) else "csv"
+    child = subprocess.run(
+        [sys.executable, killer.__file__, step, kind, str(store.path), write],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == killer.KILLED, child.stderr  # not the death the test asked for
 
 
 def _prepared(store_class, path: Path) -> _store.LabelFileStore:
@@ -141,10 +74,7 @@ def test_a_write_killed_at_any_step_leaves_a_consistent_store(
 ):
     store = _prepared(store_class, tmp_path / file_name)
     before = store.load()
-    changes = [LabelChange(1005, "fox"), LabelChange(1001, "fox"), LabelChange(1000, None)]
-    _in_a_child_killed_at(
-        step, store, lambda child: child.apply(changes, source="killed", new_classes=("fox",))
-    )
+    _killed_at(step, store, "apply")  # 1005 and 1001 become fox (a new class), 1000 unset
     reopened = store_class(tmp_path / file_name, VOCABULARY, SERIALS)
     vocabulary = reopened.load().vocabulary
     assert vocabulary.names[:3] == VOCABULARY.names  # at most the new class was added
@@ -167,7 +97,7 @@ def test_an_undo_killed_at_any_step_is_all_or_nothing(tmp_path, step):
     store_class, file_name = CsvLabelStore, "labels.csv"
     store = _prepared(store_class, tmp_path / file_name)
     before = store.load()
-    _in_a_child_killed_at(step, store, lambda child: child.undo(source="killed"))
+    _killed_at(step, store, "undo")
     reopened = store_class(tmp_path / file_name, VOCABULARY, SERIALS)
     undone = LabelSet(VOCABULARY, {1000: "cat"})  # the lasso's batch reverted as a whole
     _check_consistent(reopened, undone if STEPS[step] else before)
