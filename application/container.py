@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from dependency_injector import containers, providers
 
 from ssvae.application.compare import CompareService
@@ -25,6 +27,8 @@ from ssvae.application.simulate import SimulateService
 from ssvae.application.training import TrainService
 from ssvae.application.workspace import WorkspaceService
 from ssvae.domain.comparison import TrainingRelay
+from ssvae.domain.ports import DataSource
+from ssvae.domain.workspace import Workspace
 
 
 def adapter(path: str) -> Callable[..., Any]:
@@ -44,8 +48,14 @@ def _directories(directory: Path | None, embedded: Path) -> list[Path]:
     return [directory, embedded] if directory is not None else [embedded]
 
 
-def _train_serials(source: Any) -> Any:
-    return source.serials("train")
+def _valid_serials(
+    source: DataSource, workspaces: WorkspaceService, workspace: Workspace | None
+) -> npt.NDArray[np.int64]:
+    """The serials a label may name: the workspace's pool, or the whole train split when the
+    container serves no workspace (labels kept next to a dataset)."""
+    if workspace is None:
+        return source.serials("train")
+    return workspaces.pool_serials(workspace)
 
 
 def _vocabulary(source: Any) -> Any:
@@ -104,8 +114,22 @@ class Container(containers.DeclarativeContainer):
         config.data.kind, idx=idx_source, vectors=vector_source, text=text_source
     )
 
-    # Label stores, chosen by config.labels.format.
-    valid_serials = providers.Callable(_train_serials, data_source)
+    # Model workspaces: their files, and the service that opens them and reads their pools.
+    workspace_store = providers.Singleton(
+        adapter("ssvae.adapters.workspace_files:FileWorkspaceStore")
+    )
+    workspace_service = providers.Factory(
+        WorkspaceService,
+        store=workspace_store,
+        source=data_source,
+        artifacts_dir=config.artifacts_dir,
+    )
+
+    # Label stores, chosen by config.labels.format. A container that serves a workspace
+    # (config.workspace, set by `open_workspace`) accepts labels for its pool only.
+    valid_serials = providers.Callable(
+        _valid_serials, data_source, workspace_service, config.workspace
+    )
     vocabulary = providers.Callable(_vocabulary, data_source)
     csv_label_store = providers.Singleton(
         adapter("ssvae.adapters.labels.csv_store:CsvLabelStore"),
@@ -146,10 +170,7 @@ class Container(containers.DeclarativeContainer):
     )
     report_writer = providers.Singleton(adapter("ssvae.adapters.reporting.writer:FileReportWriter"))
 
-    # Active learning: model workspaces and simulated-oracle experiment reports.
-    workspace_store = providers.Singleton(
-        adapter("ssvae.adapters.workspace_files:FileWorkspaceStore")
-    )
+    # Active learning: training runs and simulated-oracle experiment reports.
     training_lock = providers.Singleton(adapter("ssvae.adapters.workspace_files:FileTrainingLock"))
     learning_curve_writer = providers.Singleton(
         adapter("ssvae.adapters.reporting.learning_curves:FileLearningCurveWriter")
@@ -171,12 +192,6 @@ class Container(containers.DeclarativeContainer):
         generator=model_generator,
         writer=report_writer,
         relay=training_relay,
-    )
-    workspace_service = providers.Factory(
-        WorkspaceService,
-        store=workspace_store,
-        source=data_source,
-        artifacts_dir=config.artifacts_dir,
     )
     query_service = providers.Factory(
         QueryService, repository=model_repository, workspaces=workspace_service

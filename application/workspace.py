@@ -171,19 +171,11 @@ class WorkspaceService:
 
     def resolve(self, model: Path | str) -> Path:
         """`model` as given when it is a folder, else `models_dir/<model>` when that exists."""
-        path = Path(model).expanduser()
-        if path.is_dir():
-            return path
-        candidate = self.models_dir / str(model)
-        if isinstance(model, str) and check_id_quietly(model) and candidate.is_dir():
-            return candidate
-        return path
+        return resolve_workspace(self.models_dir, model)
 
     def open(self, model: Path | str) -> Workspace:
         """The workspace in folder `model` (or with id `model` under models_dir)."""
-        directory = self.resolve(model)
-        spec, metadata = self.store.read(directory)
-        return Workspace(directory, spec, metadata)
+        return read_workspace(self.store, self.models_dir, model)
 
     def vocabulary(self) -> ClassVocabulary:
         """The class vocabulary of the dataset (the source must read the workspace's dataset)."""
@@ -227,6 +219,28 @@ class WorkspaceService:
     def stopping(workspace: Workspace, rule: StoppingRule) -> StopDecision:
         """Which stopping criteria hold after the workspace's rounds so far."""
         return should_stop(rule, workspace.metadata.rounds)
+
+
+def resolve_workspace(models_dir: Path, model: Path | str) -> Path:
+    """`model` as given when it is a folder, else `models_dir/<model>` when that exists."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    candidate = models_dir / str(model)
+    if isinstance(model, str) and check_id_quietly(model) and candidate.is_dir():
+        return candidate
+    return path
+
+
+def read_workspace(store: WorkspaceStore, models_dir: Path, model: Path | str) -> Workspace:
+    """The workspace in folder `model` (or with id `model` under `models_dir`), read by `store`.
+
+    It needs no data source, so a container can read its workspace before it is configured
+    for the workspace's dataset.
+    """
+    directory = resolve_workspace(models_dir, model)
+    spec, metadata = store.read(directory)
+    return Workspace(directory, spec, metadata)
 
 
 def check_id_quietly(value: str) -> bool:

@@ -12,13 +12,17 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ssvae.domain.spec import PRESETS  # cheap: attrs only
 from ssvae.entrypoints.compare_cli import echo_dataset_lines, expand_multi_value_options
 from ssvae.entrypoints.options import DATA_OPTION_NAMES, data_options, default_preset
+
+if TYPE_CHECKING:  # the container loads inside the commands, to keep this import cheap
+    from ssvae.application.container import Container
+    from ssvae.domain.workspace import Workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -162,20 +166,15 @@ def _echo_stopping(decision: Any, rounds: int) -> None:
         click.echo("  no stopping criterion met")
 
 
-def workspace_app(model: Path | str, artifacts: Path = DEFAULT_ARTIFACTS) -> tuple[Any, Any]:
-    """(container, workspace) for the workspace in `model` (a folder or an id under artifacts).
+def workspace_app(
+    model: Path | str, artifacts: Path = DEFAULT_ARTIFACTS
+) -> tuple[Container, Workspace]:
+    """(container, workspace) for the workspace in `model` (a folder or an id under artifacts),
+    composed by `open_workspace` as the dashboard's are."""
+    from ssvae.application.bootstrap import open_workspace
 
-    The container reads the workspace's dataset, its label store is the workspace's
-    labels.csv, and labels are valid only for serials of the workspace's pool.
-    """
-    from ssvae.application.bootstrap import bootstrap
-    from ssvae.application.settings import AppSettings
-    from ssvae.application.workspace import workspace_settings
-
-    workspace = bootstrap(AppSettings(artifacts_dir=artifacts)).workspace_service().open(model)
-    app = bootstrap(workspace_settings(workspace, artifacts))
-    app.valid_serials.override(app.workspace_service().pool_serials(workspace))
-    return app, workspace
+    opened = open_workspace(model, artifacts)
+    return opened.app, opened.workspace
 
 
 def _model_option(command: F) -> F:

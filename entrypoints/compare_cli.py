@@ -294,7 +294,7 @@ def compare(
     """
     import attrs
 
-    from ssvae.application.bootstrap import bootstrap
+    from ssvae.application.bootstrap import bootstrap, configure
     from ssvae.application.compare import HELD_OUT_FRACTION
     from ssvae.application.settings import AppSettings, SettingsError
 
@@ -306,13 +306,16 @@ def compare(
         given = {"dataset": settings.get("dataset") or "mnist", **own}
         models = default_models(data_settings(given)) or models
     flags = {**settings, "models": models or None, "set": assignments or None}
-    experiment = bootstrap().experiment_reader().resolve(config, flags)
+    # No workspace: one container, configured once the experiment file names the dataset
+    # (reading that file needs no configuration).
+    app = bootstrap()
+    experiment = app.experiment_reader().resolve(config, flags)
     data = data_settings({"dataset": experiment.dataset, "download": download, **own})
     if test_vectors is not None:
         if not test_vectors.is_file():
             raise SettingsError(f"{test_vectors}: file not found; check the --test-vectors path")
         data = attrs.evolve(data, test_path=test_vectors)
-    app = bootstrap(AppSettings(data=data))
+    configure(app, AppSettings(data=data))
     echo_dataset_lines(app.dataset_service().describe())
     if settings.get("num_samples") is None and not _config_sets_num_samples(experiment, config):
         # The default (5000) must work on a small file; a number the user chose stays an error.

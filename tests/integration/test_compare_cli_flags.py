@@ -28,14 +28,14 @@ class Wiring:
     """Patches `bootstrap` so the CLI's container uses fakes; remembers what it built."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, **repository_options: Any) -> None:
-        self.settings: list[Any] = []
+        self.containers: list[Any] = []
         self.repositories: list[FakeModelRepository] = []
         self.options = repository_options
         original = bootstrap_module.bootstrap
 
         def bootstrap(settings: Any = None) -> Any:
             container = original(settings)
-            self.settings.append(settings)
+            self.containers.append(container)
             rng = np.random.default_rng(0)
             y = np.arange(120, dtype=np.int64) % 3
             x = rng.random((120, 4, 4, 1), dtype=np.float32) * 0.3
@@ -97,7 +97,7 @@ def test_every_option_reaches_the_trained_models(
         assert model.spec.max_epochs == 3 and model.spec.seed == 4
         assert model.spec.batch_size == 16
     assert (standard.spec.prior, mixture.spec.num_components) == ("standard", 5)
-    assert wiring.settings[-1].data.name == "fashion_mnist"
+    assert wiring.containers[-1].config.data.name() == "fashion_mnist"
     summary = json.loads((run_folder(tmp_path) / "summary.json").read_text())
     assert summary["experiment"]["seed"] == 4
     assert summary["data"]["test_samples"] == 15
