@@ -264,3 +264,18 @@ def test_showcase_rows_take_one_sample_of_each_class_first() -> None:
     classes = np.array([2, 2, 0, 1, 0, 1], np.int64)
     np.testing.assert_array_equal(showcase_rows(classes, 4), [2, 3, 0, 1])
     np.testing.assert_array_equal(showcase_rows(classes, 2), [2, 3])
+
+
+def test_the_fitted_num_samples_is_what_the_train_split_has_and_loads_only_a_small_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, _, _ = make_service(tmp_path)  # 90 train samples, each with a class
+    assert service.fitted_num_samples(experiment(tmp_path, num_samples=5000)) == 90
+    assert service.fitted_num_samples(experiment(tmp_path, num_samples=60)) == 60
+    loaded: list[str] = []
+    real_load = service.source.load
+    monkeypatch.setattr(
+        service.source, "load", lambda split: loaded.append(split) or real_load(split)
+    )
+    assert service.fitted_num_samples(experiment(tmp_path, num_samples=40)) == 40
+    assert loaded == []  # 90 >= 2 x 40: ample without counting
