@@ -89,26 +89,10 @@ class Container(containers.DeclarativeContainer):
         vector_column=config.data.vector_column,
         label_column=config.data.label_column,
     )
+    # The text adapter builds its own settings value from the data settings, so their fields
+    # are listed once, in DataSettings, rather than again here.
     text_source = providers.Singleton(
-        adapter("ssvae.adapters.data.text:open_text_source"),
-        name=config.data.name,
-        train_path=config.data.train_path,
-        test_path=config.data.test_path,
-        directory=config.data.directory,
-        task=config.data.task,
-        id_column=config.data.id_column,
-        text_column=config.data.text_column,
-        label_column=config.data.label_column,
-        classes=config.data.classes,
-        min_class_size=config.data.min_class_size,
-        test_fraction=config.data.test_fraction,
-        split_seed=config.data.split_seed,
-        embedder=config.data.embedder,
-        embedder_dim=config.data.embedder_dim,
-        embedder_folder=config.data.embedder_folder,
-        scaling=config.data.scaling,
-        state_dir=config.data.state_dir,
-        cache_dir=config.data.cache_dir,
+        adapter("ssvae.adapters.data.text_source:open_text_source"), config.data
     )
     data_source = providers.Selector(
         config.data.kind, idx=idx_source, vectors=vector_source, text=text_source

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ssvae.adapters.data.text import TextDataSource, loghub_source
+from ssvae.adapters.data.text_source import TextDataSource, loghub_source
 from ssvae.domain.data import Samples
 from ssvae.domain.labels import ClassVocabulary, LabelSet
 

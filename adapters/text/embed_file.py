@@ -15,12 +15,8 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from ssvae.adapters.data.text import (
-    EMBEDDINGS_CACHE,
-    fitted_tfidf,
-    open_minilm,
-    read_text_table,
-)
+from ssvae.adapters.data.text_source import EMBEDDINGS_CACHE, fitted_tfidf, open_minilm
+from ssvae.adapters.data.text_table import read_text_table
 from ssvae.adapters.files import atomic_write_bytes
 from ssvae.adapters.text.cache import ProgressEmbedder, cached_embed
 from ssvae.adapters.text.tfidf import DEFAULT_DIM, narrowed_note

@@ -280,7 +280,7 @@ class TfidfEmbedder:
 
 
 # Values per message unless a width is given: fewer when a small file's messages do not allow
-# as many (`fitted_tfidf` with no width, in adapters/data/text.py).
+# as many (`fitted_tfidf` with no width, in adapters/data/text_source.py).
 DEFAULT_DIM = 256
 
 

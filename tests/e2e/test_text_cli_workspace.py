@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from reference_data import LOGHUB_MESSAGES
 
-from ssvae.adapters.data.text import TextDataSource
+from ssvae.adapters.data.text_source import TextDataSource, TextSourceSettings
 from ssvae.adapters.data.vectors import VectorDataSource
 
 SSVAE = str(Path(sys.executable).parent / "ssvae")
@@ -54,7 +54,8 @@ def test_init_label_train_and_query_a_text_workspace(tmp_path: Path, messages: P
     metadata = json.loads((workspace / "metadata.json").read_text())
     assert metadata["dataset"]["kind"] == "text" and metadata["dataset"]["embedder_dim"] == 16
 
-    pool = TextDataSource(messages, label_column="system").serials("train")  # reads, no vectors
+    settings = TextSourceSettings(train_path=messages, label_column="system")
+    pool = TextDataSource(settings).serials("train")  # reads, no vectors
     serials = [str(s) for s in pool[:2]]
     labelled = run(tmp_path, "label", "--model", "logs", "set", *serials, "--class", "HDFS")
     assert labelled.returncode == 0, labelled.stderr

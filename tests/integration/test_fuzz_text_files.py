@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ssvae.adapters.data.text import TextTable, read_text_table
+from ssvae.adapters.data.text_table import TextTable, read_text_table
 from ssvae.domain.errors import DataError
 
 PEAK_BYTES = 16 * 2**20

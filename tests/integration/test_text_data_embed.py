@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from reference_data import shared_dir
 
-from ssvae.adapters.data.text import TextDataSource
+from ssvae.adapters.data.text_source import TextDataSource, TextSourceSettings
 from ssvae.adapters.text.cache import ProgressEmbedder
 from ssvae.adapters.text.embed_file import DEFAULT_DIM, embed_text_file
 from ssvae.domain.errors import DataError
@@ -94,11 +94,13 @@ def test_a_minilm_text_dataset_gives_the_reference_vectors(tmp_path: Path) -> No
     rows = [{"id": int(i), "text": str(t)} for i, t in zip(ids, texts, strict=True)]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     source = TextDataSource(
-        path,
-        classes=["a", "b"],
-        embedder="minilm",
-        embedder_folder=MODELS / "all-MiniLM-L6-v2",
-        cache_dir=tmp_path / "cache",
+        TextSourceSettings(
+            train_path=path,
+            classes=["a", "b"],
+            embedder="minilm",
+            embedder_folder=MODELS / "all-MiniLM-L6-v2",
+            cache_dir=tmp_path / "cache",
+        )
     )
     assert source.describe().sample_shape == (384,)  # from the folder's config alone
     samples = source.load("train", np.array(ids, dtype=np.int64))

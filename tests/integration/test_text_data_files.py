@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ssvae.adapters.data.text import TextDataSource, held_out_rows, read_text_table
+from ssvae.adapters.data.text_source import TextDataSource, TextSourceSettings, held_out_rows
+from ssvae.adapters.data.text_table import read_text_table
 from ssvae.domain.errors import DataError
 from ssvae.domain.ports import text_catalog
 
@@ -53,7 +54,7 @@ def _jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
 def _source(path: Path, tmp_path: Path, **options: object) -> TextDataSource:
     settings: dict[str, object] = {"embedder_dim": 8, "cache_dir": tmp_path / "cache"}
     settings.update(options)
-    return TextDataSource(path, **settings)  # type: ignore[arg-type]
+    return TextDataSource(TextSourceSettings(train_path=path, **settings))  # type: ignore[arg-type]
 
 
 def test_csv_splits_texts_extras_and_vectors(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ssvae.adapters.data.text import loghub_file, loghub_source
+from ssvae.adapters.data.loghub import loghub_file
+from ssvae.adapters.data.text_source import loghub_source
 from ssvae.application.bootstrap import bootstrap
 from ssvae.application.settings import AppSettings, DataSettings
 

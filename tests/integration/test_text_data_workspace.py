@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 from reference_data import LOGHUB_MESSAGES
 
-from ssvae.adapters.data.text import SCALING_FILE, TFIDF_FILE, TextDataSource
+from ssvae.adapters.data.text_source import (
+    SCALING_FILE,
+    TFIDF_FILE,
+    TextDataSource,
+    TextSourceSettings,
+)
 from ssvae.adapters.text.tfidf import TfidfEmbedder
 from ssvae.application.bootstrap import bootstrap
 from ssvae.application.settings import AppSettings, DataSettings
@@ -71,10 +76,14 @@ def test_a_reopened_workspace_embeds_from_its_own_state(
 
 def test_a_saved_model_of_another_width_is_refused(tmp_path: Path) -> None:
     path = _small_csv(tmp_path / "small.csv")
-    first = TextDataSource(path, label_column="system", embedder_dim=16)
+    first = TextDataSource(
+        TextSourceSettings(train_path=path, label_column="system", embedder_dim=16)
+    )
     first.save_state(tmp_path / "state")
     other = TextDataSource(
-        path, label_column="system", embedder_dim=24, state_dir=tmp_path / "state"
+        TextSourceSettings(
+            train_path=path, label_column="system", embedder_dim=24, state_dir=tmp_path / "state"
+        )
     )
     with pytest.raises(DataError, match="gives 16-D vectors but the dataset settings ask for 24"):
         other.load("train")

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ssvae.adapters.data.text import read_text_table
+from ssvae.adapters.data.text_table import read_text_table
 from ssvae.adapters.json_limits import MAX_JSON_DIGITS, MAX_JSON_NESTING
 from ssvae.domain.errors import DataError
 
@@ -70,7 +70,7 @@ def test_a_jsonl_line_nested_100000_deep_is_refused_even_on_a_small_thread_stack
     script = textwrap.dedent(
         f"""
         import threading
-        from ssvae.adapters.data.text import read_text_table
+        from ssvae.adapters.data.text_table import read_text_table
         from ssvae.domain.errors import DataError
 
         def read():

@@ -126,9 +126,11 @@ def test_a_width_the_user_chose_is_kept_or_refused_in_one_line(
 
 
 def test_a_large_pool_is_described_without_fitting(tmp_path: Path) -> None:
-    from ssvae.adapters.data.text import TextDataSource
+    from ssvae.adapters.data.text_source import TextDataSource, TextSourceSettings
 
-    source = TextDataSource(write_messages(tmp_path / "m.csv", DEFAULT_DIM + 70))
+    source = TextDataSource(
+        TextSourceSettings(train_path=write_messages(tmp_path / "m.csv", DEFAULT_DIM + 70))
+    )
     info = source.describe()
     assert info.sample_shape == (DEFAULT_DIM,) and info.notes == ()
     assert source._embedder is None  # describing read the file and fitted nothing
