@@ -17,6 +17,7 @@ from typing import Protocol
 import attrs
 import numpy as np
 
+from ssvae.application.datasets import stratified_sample, true_classes
 from ssvae.domain.comparison import (
     FAILED,
     FINISHED,
@@ -47,6 +48,7 @@ GENERATED_PER_CLASS = 8
 TEST_SPLIT = "test"
 HELD_OUT_FRACTION = 0.2  # of the labelled rows, tested on when a dataset has no test split
 HELD_OUT_SEED = 7  # offsets the experiment seed: other draws than the pool's and the labels'
+WHY_CLASSES = "a comparison measures accuracy"
 
 
 class ComparisonProgress(Protocol):
@@ -121,15 +123,6 @@ class ComparisonRun:
     files: tuple[Path, ...]
 
 
-def _checked_classes(samples: Samples, split: str, name: str) -> np.ndarray:
-    if samples.y is None or not np.any(samples.y >= 0):
-        raise DataError(
-            f"dataset {name!r} has no true classes in its {split!r} split; a comparison "
-            "measures accuracy, so use a dataset with labels (mnist, fashion_mnist)"
-        )
-    return samples.y
-
-
 def _held_out_count(classes: np.ndarray) -> int:
     known = int(np.count_nonzero(classes >= 0))
     count = round(HELD_OUT_FRACTION * known)
@@ -148,11 +141,6 @@ def showcase_rows(classes: np.ndarray, count: int) -> np.ndarray:
     chosen = list(known[first][:count])
     chosen += [int(i) for i in range(len(classes)) if i not in set(chosen)][: count - len(chosen)]
     return np.array(chosen, dtype=np.int64)
-
-
-def _subset(samples: Samples, rows: np.ndarray) -> Samples:
-    y = None if samples.y is None else samples.y[rows]
-    return Samples(serials=samples.serials[rows], x=samples.x[rows], y=y)
 
 
 @attrs.define
@@ -183,10 +171,9 @@ class CompareService:
     def load_data(self, experiment: Experiment) -> ComparisonData:
         """The seeded training subset, its balanced labelled part, and the test samples."""
         info = self.source.describe()
-        train, classes, test, test_classes = self._train_and_test(info, experiment)
-        pool = _subset(
-            train,
-            select_subset(classes, experiment.num_samples, experiment.sampling, experiment.seed),
+        train, classes, test, _ = self._train_and_test(info, experiment)
+        pool = train.subset(
+            select_subset(classes, experiment.num_samples, experiment.sampling, experiment.seed)
         )
         assert pool.y is not None
         chosen = select_labelled(pool.y, experiment.num_labeled, experiment.seed)
@@ -194,11 +181,7 @@ class CompareService:
         labels = LabelSet.from_pairs(
             info.vocabulary, ((int(pool.serials[i]), names[int(pool.y[i])]) for i in chosen)
         )
-        if 0 < experiment.num_test < len(test):
-            rows = select_subset(
-                test_classes, experiment.num_test, "stratified", experiment.seed + 1
-            )
-            test = _subset(test, rows)
+        test = stratified_sample(test, experiment.num_test, experiment.seed + 1)
         return ComparisonData(info=info, pool=pool, labels=labels, test=test)
 
     def _train_and_test(
@@ -206,18 +189,18 @@ class CompareService:
     ) -> tuple[Samples, np.ndarray, Samples, np.ndarray]:
         """The train and test samples with their classes (test held out of train if need be)."""
         train = self.source.load("train")
-        classes = _checked_classes(train, "train", info.name)
+        classes = true_classes(train, "train", info.name, WHY_CLASSES)
         if "test" in dict(info.split_sizes):
             test = self.source.load("test")
-            test_classes = _checked_classes(test, "test", info.name)
+            test_classes = true_classes(test, "test", info.name, WHY_CLASSES)
         else:
             # One file of vectors has no test split: hold out part of its labelled rows, the
             # same ones for every model, so that accuracy is measured on samples none saw.
             held = select_subset(
                 classes, _held_out_count(classes), "stratified", experiment.seed + HELD_OUT_SEED
             )
-            test = _subset(train, held)
-            train = _subset(train, np.setdiff1d(np.arange(len(train)), held))
+            test = train.subset(held)
+            train = train.subset(np.setdiff1d(np.arange(len(train)), held))
             assert train.y is not None and test.y is not None
             classes, test_classes = train.y, test.y
         return train, classes, test, test_classes

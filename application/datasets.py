@@ -1,12 +1,36 @@
-"""Use case: look at a dataset (the whole data path, end to end)."""
+"""Use case: look at a dataset (the whole data path, end to end); and the labelled samples
+that the services which measure accuracy (compare, simulate) draw from a dataset."""
 
 from __future__ import annotations
 
 import attrs
 import numpy as np
+import numpy.typing as npt
 
-from ssvae.domain.data import DatasetInfo
+from ssvae.domain.comparison import select_subset
+from ssvae.domain.data import DatasetInfo, Samples
+from ssvae.domain.errors import DataError
 from ssvae.domain.ports import DataSource
+
+
+def true_classes(samples: Samples, split: str, dataset: str, why: str) -> npt.NDArray[np.int64]:
+    """The class of each sample (-1: unknown); DataError where `split` has none, saying `why`
+    the caller needs them (e.g. "a comparison measures accuracy")."""
+    if samples.y is None or not np.any(samples.y >= 0):
+        raise DataError(
+            f"dataset {dataset!r} has no true classes in its {split!r} split; {why}, so use a "
+            "dataset with labels (mnist, fashion_mnist)"
+        )
+    return samples.y
+
+
+def stratified_sample(samples: Samples, count: int, seed: int) -> Samples:
+    """`count` of `samples` stratified by class, chosen by `seed`; all of them where `count`
+    is 0 or covers them. The samples' classes must be known (see `true_classes`)."""
+    if not 0 < count < len(samples):
+        return samples
+    assert samples.y is not None
+    return samples.subset(select_subset(samples.y, count, "stratified", seed))
 
 
 @attrs.frozen

@@ -28,6 +28,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from ssvae.application.datasets import stratified_sample, true_classes
 from ssvae.application.query import (
     PREDICT_CHUNK,
     PoolOutputs,
@@ -66,6 +67,7 @@ from ssvae.domain.workspace import stop_set_rows
 # from its own stream (random and k-center policies use the seed).
 ROUND_SEED_STRIDE = 10_007
 TEST_SPLIT = "test"
+WHY_CLASSES = "a simulated oracle answers with the true labels"
 
 
 class SimulationProgress(Protocol):
@@ -122,20 +124,6 @@ class _Start:
     test: PoolOutputs  # the initial model's outputs on the test samples
 
 
-def _subset(samples: Samples, rows: npt.NDArray[np.int64]) -> Samples:
-    y = None if samples.y is None else samples.y[rows]
-    return Samples(serials=samples.serials[rows], x=samples.x[rows], y=y)
-
-
-def _classes(samples: Samples, split: str, name: str) -> npt.NDArray[np.int64]:
-    if samples.y is None or not np.any(samples.y >= 0):
-        raise DataError(
-            f"dataset {name!r} has no true classes in its {split!r} split; a simulated oracle "
-            "answers with the true labels, so use a dataset with labels (mnist, fashion_mnist)"
-        )
-    return samples.y
-
-
 def accuracy(outputs: PoolOutputs, classes: npt.NDArray[np.int64]) -> float:
     """The share of samples with a known class (>= 0) that q(y|x) classifies right."""
     known = classes >= 0
@@ -164,14 +152,14 @@ class SimulateService:
                 "a simulation measures accuracy on held-out test samples"
             )
         train = self.source.load("train")
-        classes = _classes(train, "train", info.name)
+        classes = true_classes(train, "train", info.name, WHY_CLASSES)
         # The oracle answers with the true class: samples without one never enter the pool.
         known_rows = np.flatnonzero(classes >= 0)
         if 0 < settings.num_samples < len(known_rows):
             rows = select_subset(classes, settings.num_samples, "stratified", settings.data_seed)
         else:
             rows = known_rows
-        pool = train if len(rows) == len(train) else _subset(train, rows)
+        pool = train if len(rows) == len(train) else train.subset(rows)
         known = len(pool)
         if settings.final_labels > known:
             raise SimulationError(
@@ -180,12 +168,8 @@ class SimulateService:
                 "samples with a class; use a larger --num-samples or fewer rounds"
             )
         test = self.source.load("test")
-        test_classes = _classes(test, "test", info.name)
-        if 0 < settings.num_test < len(test):
-            rows = select_subset(
-                test_classes, settings.num_test, "stratified", settings.data_seed + 1
-            )
-            test = _subset(test, rows)
+        true_classes(test, "test", info.name, WHY_CLASSES)
+        test = stratified_sample(test, settings.num_test, settings.data_seed + 1)
         return SimulationData(info=info, pool=pool, test=test)
 
     def spec(self, settings: SimulationSettings, info: DatasetInfo, seed: int) -> ModelSpec:

@@ -182,7 +182,7 @@ class TrainService:
         in_pool = np.isin(pool.serials, labels.serials())
         # Predict only the stop set and the labelled rows: that is all the round records.
         rows = np.union1d(stop_rows, np.flatnonzero(in_pool))
-        subset = Samples(serials=pool.serials[rows], x=pool.x[rows])
+        subset = pool.subset(rows)
         outputs = predict_pool(model, subset, self.predict_chunk)
         stop_positions = np.searchsorted(rows, stop_rows)
         tau = tau_of(outputs, labels, model.spec.num_classes, model.spec.tau_alpha0)

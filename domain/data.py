@@ -50,3 +50,8 @@ class Samples:
 
     def __len__(self) -> int:
         return int(self.serials.shape[0])
+
+    def subset(self, rows: npt.NDArray[np.integer]) -> Samples:
+        """The samples at `rows` (positions in this set), in that order."""
+        y = None if self.y is None else self.y[rows]
+        return Samples(serials=self.serials[rows], x=self.x[rows], y=y)
