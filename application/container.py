@@ -21,6 +21,7 @@ from dependency_injector import containers, providers
 
 from ssvae.application.compare import CompareService
 from ssvae.application.datasets import DatasetService
+from ssvae.application.experiments import ExperimentResolver
 from ssvae.application.labeling import LabelExchange, LabelService
 from ssvae.application.query import QueryService
 from ssvae.application.simulate import SimulateService
@@ -148,10 +149,13 @@ class Container(containers.DeclarativeContainer):
         adapter("ssvae.adapters.model.generation:JaxModelGenerator")
     )
 
-    # Comparisons: experiment files and reports.
-    experiment_reader = providers.Singleton(
+    # Comparisons: experiment files and reports. The adapter reads the file; the application
+    # decides what wins over what (flags over the file), so `experiment_reader` serves the
+    # resolved experiment.
+    experiment_files = providers.Singleton(
         adapter("ssvae.adapters.yaml.experiment:YamlExperimentReader")
     )
+    experiment_reader = providers.Factory(ExperimentResolver, reader=experiment_files)
     report_writer = providers.Singleton(adapter("ssvae.adapters.reporting.writer:FileReportWriter"))
 
     # Active learning: training runs and simulated-oracle experiment reports.

@@ -8,6 +8,7 @@ pure and seeded here, so the same experiment always trains on the same samples.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -350,11 +351,76 @@ class ReportWriter(Protocol):
         ...
 
 
-class ExperimentReader(Protocol):
-    """Resolves an experiment from an optional file and command-line flags (flags win)."""
+# The spec-file key that names the preset a model starts from (`preset: mixture_k10`).
+PRESET_KEY = "preset"
+# The experiment settings a file or a flag may give (the fields of Experiment but its models).
+EXPERIMENT_SETTINGS: tuple[str, ...] = (
+    "dataset",
+    "num_samples",
+    "num_labeled",
+    "num_test",
+    "sampling",
+    "seed",
+    "out",
+)
 
-    def resolve(self, path: Path | None, flags: Mapping[str, Any]) -> Experiment:
-        """The experiment of file `path` (None: defaults) with `flags` applied over it."""
+
+def did_you_mean(key: str, known: Sequence[str]) -> str:
+    """` (did you mean 'a' or 'b'?)` for the known names close to `key`; '' for none."""
+    close = difflib.get_close_matches(key, known, n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+@attrs.frozen
+class ModelEntry:
+    """One model as an experiment file gives it, before its spec is built: its name, its own
+    spec keys and the line of each (lines only locate errors)."""
+
+    name: str
+    values: Mapping[str, Any]
+    key_lines: Mapping[str, int] = attrs.field(factory=dict)
+    line: int | None = None
+
+
+@attrs.frozen
+class ExperimentFile:
+    """What an experiment file says, read but not yet merged with flags nor validated.
+
+    `values` holds the top-level keys (settings, `epochs`); `models` None means the file
+    names none; `overrides` are spec fields for every model. Lines only locate errors.
+    """
+
+    source: str
+    values: Mapping[str, Any] = attrs.field(factory=dict)
+    key_lines: Mapping[str, int] = attrs.field(factory=dict)
+    models: tuple[ModelEntry, ...] | None = None
+    overrides: Mapping[str, Any] = attrs.field(factory=dict)
+    override_lines: Mapping[str, int] = attrs.field(factory=dict)
+
+    def where(self, line: int | None) -> str:
+        """`source:line`, or the source alone where the line is unknown."""
+        return f"{self.source}:{line}" if line is not None else self.source
+
+
+class ExperimentReader(Protocol):
+    """Reads experiment files and builds model specs; which value wins is not its concern."""
+
+    def read(self, path: Path) -> ExperimentFile:
+        """The experiment file at `path`; ExperimentError naming the file and line."""
+        ...
+
+    def parse_assignments(self, assignments: Sequence[str]) -> dict[str, Any]:
+        """`KEY=VALUE` texts (from --set) as spec values, read as the files read values."""
+        ...
+
+    def spec(
+        self,
+        model: ModelEntry,
+        file: ExperimentFile,
+        flag_fields: Mapping[str, str],
+    ) -> ModelSpec:
+        """The spec of `model`, whose values are final; an error names the line of the key
+        behind it, or the flag (`flag_fields`: field -> flag text) that set it."""
         ...
 
 

@@ -48,8 +48,12 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
 
 
+def _path(value: Path | str) -> Path:
+    return Path(value).expanduser()
+
+
 def _optional_path(value: Path | str | None) -> Path | None:
-    return None if value is None else Path(value).expanduser()
+    return None if value is None else _path(value)
 
 
 def _optional_names(value: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -62,7 +66,7 @@ class TextSourceSettings:
     the embedder and the scaling; state_dir keeps a workspace's fitted embedder and scaling
     statistics, cache_dir keeps embeddings. Checked once, here (DataError)."""
 
-    train_path: Path = attrs.field(converter=lambda value: Path(value).expanduser())
+    train_path: Path = attrs.field(converter=_path)
     test_path: Path | None = attrs.field(default=None, converter=_optional_path)
     name: str | None = None  # None: the train file's stem
     id_column: str | None = None

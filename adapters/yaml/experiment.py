@@ -1,4 +1,4 @@
-"""Experiment files for `ssvae compare`: which models, which data, how long; flags win.
+"""Experiment files for `ssvae compare`: which models, which data, how long.
 
 An experiment file is a YAML mapping; every key is optional:
 
@@ -18,14 +18,15 @@ An experiment file is a YAML mapping; every key is optional:
     overrides:              # spec fields applied to every model (a model's own keys win)
       batch_size: 128
 
-Precedence, lowest first: the preset, `overrides`, `epochs`/`seed`, the model's own keys, then
-command-line flags. Every error names the file, the line and the key. YAML parsing and key
-lines come from `ssvae.adapters.yaml.loader`, so both kinds of file read numbers alike.
+The reader reads the file and builds specs from final values; which value wins over which
+(the file's keys, a model's own keys, command-line flags) is decided by
+`ssvae.application.experiments`. Every error names the file, the line and the key. YAML
+parsing and key lines come from `ssvae.adapters.yaml.loader`, so both kinds of file read
+numbers alike.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,31 +36,22 @@ import attrs
 import yaml
 
 from ssvae.adapters.yaml.loader import construct_yaml, key_line_numbers, load_yaml_node, where
-from ssvae.adapters.yaml.spec import PRESET_KEY, spec_from_mapping
 from ssvae.adapters.yaml.spec import parse_assignments as parse_spec_assignments
+from ssvae.adapters.yaml.spec import spec_from_mapping
 from ssvae.domain.comparison import (
-    DEFAULT_MODELS,
-    Experiment,
+    EXPERIMENT_SETTINGS,
+    PRESET_KEY,
     ExperimentError,
-    ModelPlan,
+    ExperimentFile,
+    ModelEntry,
     check_model_name,
+    did_you_mean,
 )
 from ssvae.domain.echo import short_repr
 from ssvae.domain.errors import SpecError
-from ssvae.domain.spec import PRESETS
+from ssvae.domain.spec import PRESETS, ModelSpec
 
-DEFAULT_EPOCHS = 10
-COMMAND_LINE = "command line"
-SETTING_KEYS: tuple[str, ...] = (
-    "dataset",
-    "num_samples",
-    "num_labeled",
-    "num_test",
-    "sampling",
-    "seed",
-    "out",
-)
-TOP_KEYS: tuple[str, ...] = ("models", *SETTING_KEYS, "epochs", "overrides")
+TOP_KEYS: tuple[str, ...] = ("models", *EXPERIMENT_SETTINGS, "epochs", "overrides")
 NAME_KEY = "name"
 
 
@@ -70,11 +62,6 @@ class _Located:
     value: Any
     line: int | None = None
     key_lines: Mapping[str, int] = attrs.field(factory=dict)
-
-
-def _suggest(key: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=2, cutoff=0.6)
-    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,7 +112,7 @@ def _model_entries(node: yaml.Node, values: Any, source: str) -> list[_Located]:
 
 
 @attrs.frozen
-class _ExperimentFile:
+class _RawFile:
     """The top-level values of an experiment file, located."""
 
     source: str
@@ -135,7 +122,7 @@ class _ExperimentFile:
     overrides: _Located
 
 
-def read_experiment_text(text: str, source: str) -> _ExperimentFile:
+def read_experiment_text(text: str, source: str) -> _RawFile:
     """The file's values and lines, with unknown top-level keys rejected."""
     try:
         loader, root = load_yaml_node(text, source)
@@ -143,7 +130,7 @@ def read_experiment_text(text: str, source: str) -> _ExperimentFile:
         raise ExperimentError(str(error)) from None
     try:
         if root is None:
-            return _ExperimentFile(source, {}, {}, None, _Located({}))
+            return _RawFile(source, {}, {}, None, _Located({}))
         node = _mapping_node(root, source, "an experiment file")
         lines = key_line_numbers(node, source)
         data = construct_yaml(loader, node, source)
@@ -156,7 +143,7 @@ def read_experiment_text(text: str, source: str) -> _ExperimentFile:
         key = unknown[0]
         raise ExperimentError(
             f"{where(source, lines.get(str(key)))}: unknown experiment key {short_repr(key)}"
-            f"{_suggest(str(key), TOP_KEYS)}; known keys: {', '.join(TOP_KEYS)}"
+            f"{did_you_mean(str(key), TOP_KEYS)}; known keys: {', '.join(TOP_KEYS)}"
         )
     models = None
     models_node = _child(node, "models")
@@ -175,10 +162,10 @@ def read_experiment_text(text: str, source: str) -> _ExperimentFile:
             lines["overrides"],
             key_line_numbers(overrides_node, source),
         )
-    return _ExperimentFile(source, dict(data), lines, models, overrides)
+    return _RawFile(source, dict(data), lines, models, overrides)
 
 
-def read_experiment_file(path: Path) -> _ExperimentFile:
+def read_experiment_file(path: Path) -> _RawFile:
     """The experiment file at `path`, located."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -205,19 +192,9 @@ def _default_name(entry: Mapping[str, Any]) -> str:
     return name[:80] or "model"
 
 
-@attrs.frozen
-class _ModelEntry:
-    """One model before its spec is resolved: its name, its own keys and their lines."""
-
-    name: str
-    values: dict[str, Any]
-    key_lines: dict[str, int]
-    line: int | None
-
-
-def _entry(located: _Located, source: str) -> _ModelEntry:
+def _entry(located: _Located, source: str) -> ModelEntry:
     if isinstance(located.value, str):
-        return _ModelEntry(located.value, {PRESET_KEY: located.value}, {}, located.line)
+        return ModelEntry(located.value, {PRESET_KEY: located.value}, {}, located.line)
     values = dict(located.value)
     lines = {str(k): v for k, v in located.key_lines.items()}
     if PRESET_KEY in lines:
@@ -232,48 +209,7 @@ def _entry(located: _Located, source: str) -> _ModelEntry:
             f"{where(source, lines.get(NAME_KEY, located.line))}: {error}"
         ) from None
     lines.pop(NAME_KEY, None)
-    return _ModelEntry(str(name), values, lines, located.line)
-
-
-def _unknown_model(name: str, defined: Sequence[str]) -> ExperimentError:
-    extra = f"; models defined in the experiment file: {', '.join(defined)}" if defined else ""
-    return ExperimentError(
-        f"unknown model {short_repr(name)}{_suggest(name, [*PRESETS, *defined])}; available "
-        f"presets: {', '.join(PRESETS)}{extra}"
-    )
-
-
-def _chosen_entries(
-    file_entries: list[_ModelEntry] | None, names: Sequence[str] | None
-) -> list[_ModelEntry]:
-    """The file's models, or the ones named by --models (file models first, then presets)."""
-    if not names:
-        if file_entries is not None:
-            return file_entries
-        names = DEFAULT_MODELS
-    defined = {e.name: e for e in file_entries or []}
-    chosen = []
-    for name in names:
-        if name in defined:
-            chosen.append(defined[name])
-        elif name in PRESETS:
-            chosen.append(_ModelEntry(name, {PRESET_KEY: name}, {}, None))
-        else:
-            raise _unknown_model(name, list(defined))
-    return chosen
-
-
-def _check_unique(entries: Sequence[_ModelEntry], source: str) -> None:
-    seen: dict[str, _ModelEntry] = {}
-    for entry in entries:
-        if entry.name in seen:
-            first = seen[entry.name].line
-            first_at = f" (first at line {first})" if first is not None else ""
-            raise ExperimentError(
-                f"{where(source, entry.line)}: model name {short_repr(entry.name)} appears "
-                f"twice{first_at}; give each model its own 'name'"
-            )
-        seen[entry.name] = entry
+    return ModelEntry(str(name), values, lines, located.line)
 
 
 def parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
@@ -288,13 +224,6 @@ def parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
 # The reader.
 
 
-def _top_value(file: _ExperimentFile, flags: Mapping[str, Any], key: str) -> tuple[Any, bool]:
-    """(value, from a flag?) of a top-level setting; (None, False) when neither gives it."""
-    if flags.get(key) is not None:
-        return flags[key], True
-    return file.values.get(key), False
-
-
 def _check_epochs(value: Any, where: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ExperimentError(
@@ -302,42 +231,6 @@ def _check_epochs(value: Any, where: str) -> int:
             "integer >= 1"
         )
     return value
-
-
-def _resolve_spec(
-    entry: _ModelEntry,
-    file: _ExperimentFile,
-    flags: Mapping[str, Any],
-    assignments: Mapping[str, Any],
-) -> ModelPlan:
-    values: dict[str, Any] = {"max_epochs": DEFAULT_EPOCHS}
-    lines: dict[str, int] = {}
-    values.update(file.overrides.value)
-    lines.update(file.overrides.key_lines)
-    for key, field in (("epochs", "max_epochs"), ("seed", "seed")):
-        if key in file.values:
-            values[field] = file.values[key]
-            lines[field] = file.key_lines[key]
-    values.update(entry.values)
-    lines.update(entry.key_lines)
-    if entry.line is not None and PRESET_KEY in values:
-        lines.setdefault(PRESET_KEY, entry.line)
-    for key, field in (("epochs", "max_epochs"), ("seed", "seed")):
-        if flags.get(key) is not None:
-            values[field] = flags[key]
-            lines.pop(field, None)
-    values.update(assignments)
-    for key in assignments:
-        lines.pop(key, None)
-    flag_fields = {key: f"--set {key}={short_repr(assignments[key])}" for key in assignments}
-    for key, field in (("epochs", "max_epochs"), ("seed", "seed")):
-        if flags.get(key) is not None and field not in flag_fields:
-            flag_fields[field] = f"--{key} {flags[key]}"
-    try:
-        spec = spec_from_mapping(values, file.source, lines)
-    except SpecError as error:
-        raise _relocated(error, file.source, entry.name, lines, flag_fields) from None
-    return ModelPlan(entry.name, spec)
 
 
 def _relocated(
@@ -367,48 +260,37 @@ def _relocated(
 
 
 class YamlExperimentReader:
-    """Resolves experiments from YAML files and command-line flags (an ExperimentReader)."""
+    """Reads experiment files and builds model specs from YAML values (an ExperimentReader)."""
 
-    def resolve(self, path: Path | None, flags: Mapping[str, Any]) -> Experiment:
-        """The experiment of `path` (None: the defaults) with the non-None `flags` over it.
-
-        Flags: models (names), epochs, seed, dataset, num_samples, num_labeled, num_test,
-        sampling, out, and set (KEY=VALUE texts applied to every model).
-        """
-        file = (
-            read_experiment_file(path)
-            if path is not None
-            else _ExperimentFile(COMMAND_LINE, {}, {}, None, _Located({}))
-        )
+    def read(self, path: Path) -> ExperimentFile:
+        """The experiment file at `path`, its values located; its models named."""
+        file = read_experiment_file(path)
         if "epochs" in file.values:
             _check_epochs(file.values["epochs"], where(file.source, file.key_lines["epochs"]))
-        file_entries = (
-            [_entry(e, file.source) for e in file.models] if file.models is not None else None
+        models = (
+            tuple(_entry(e, file.source) for e in file.models) if file.models is not None else None
         )
-        entries = _chosen_entries(file_entries, flags.get("models"))
-        _check_unique(entries, file.source)
-        assignments = parse_assignments(flags.get("set") or ())
-        plans = [_resolve_spec(e, file, flags, assignments) for e in entries]
-        settings: dict[str, Any] = {}
-        from_flag: set[str] = set()
-        for key in SETTING_KEYS:
-            value, flagged = _top_value(file, flags, key)
-            if value is not None:
-                settings[key] = value
-                if flagged:
-                    from_flag.add(key)
-        any_flag = bool(from_flag) or any(flags.get(k) for k in ("models", "epochs", "seed", "set"))
-        source = f"{file.source} with command-line flags" if path and any_flag else file.source
-        try:
-            return Experiment(models=tuple(plans), source=source, **settings)
-        except ExperimentError as error:
-            raise self._located(error, file, from_flag) from None
+        return ExperimentFile(
+            source=file.source,
+            values=file.values,
+            key_lines=file.key_lines,
+            models=models,
+            overrides=file.overrides.value,
+            override_lines=file.overrides.key_lines,
+        )
 
-    @staticmethod
-    def _located(error: ExperimentError, file: _ExperimentFile, from_flag: set[str]) -> Exception:
-        """`error` prefixed with the file and line of the first key it names (not a flag's)."""
-        message = str(error)
-        for key in re.findall(r"'([a-z_]+)'", message):
-            if key in file.key_lines and key not in from_flag:
-                return ExperimentError(f"{where(file.source, file.key_lines[key])}: {message}")
-        return error
+    def parse_assignments(self, assignments: Sequence[str]) -> dict[str, Any]:
+        """`KEY=VALUE` texts (from --set) as a mapping; values are read as YAML, as in files."""
+        return parse_assignments(assignments)
+
+    def spec(
+        self, model: ModelEntry, file: ExperimentFile, flag_fields: Mapping[str, str]
+    ) -> ModelSpec:
+        """The spec of `model` (final values); errors located at a line or at a flag."""
+        lines = dict(model.key_lines)
+        if PRESET_KEY in model.values and model.line is not None and PRESET_KEY not in flag_fields:
+            lines.setdefault(PRESET_KEY, model.line)  # a bare preset name: its list item
+        try:
+            return spec_from_mapping(model.values, file.source, lines)
+        except SpecError as error:
+            raise _relocated(error, file.source, model.name, lines, flag_fields) from None

@@ -30,11 +30,10 @@ from ssvae.adapters.yaml.loader import (
     load_yaml_node,
     where,
 )
+from ssvae.domain.comparison import PRESET_KEY
 from ssvae.domain.echo import short_repr
 from ssvae.domain.errors import SpecError
 from ssvae.domain.spec import PRESETS, ModelSpec, fit_to_data, preset
-
-PRESET_KEY = "preset"
 
 
 class _SpecDumper(yaml.SafeDumper):

@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 
 from ssvae.adapters.yaml.experiment import YamlExperimentReader
+from ssvae.application.experiments import ExperimentResolver
 from ssvae.domain.comparison import ExperimentError
 from ssvae.domain.errors import SpecError, SsvaeError
 from ssvae.domain.spec import preset
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "comparisons"
-READER = YamlExperimentReader()
+READER = ExperimentResolver(YamlExperimentReader())
 
 
 def write(tmp_path: Path, text: str) -> Path:

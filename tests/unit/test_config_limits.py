@@ -19,6 +19,7 @@ from ssvae.adapters.yaml.experiment import YamlExperimentReader, parse_assignmen
 from ssvae.adapters.yaml.loader import MAX_NESTING, MAX_NUMBER_LENGTH, MAX_VALUES
 from ssvae.adapters.yaml.spec import load_spec, spec_from_yaml
 from ssvae.application.bootstrap import bootstrap
+from ssvae.application.experiments import ExperimentResolver
 from ssvae.application.dashboard_hub import DashboardHub
 from ssvae.application.settings import AppSettings
 from ssvae.domain.echo import ECHO_LENGTH, short_repr
@@ -93,7 +94,7 @@ def test_an_alias_bomb_in_experiment_overrides_is_refused(tmp_path: Path) -> Non
     text = f"models: [standard]\noverrides:\n  hidden_sizes: {_bomb_list()}\n"
     path = tmp_path / "experiment.yaml"
     path.write_text(text, encoding="utf-8")
-    error, peak = _peak(lambda: YamlExperimentReader().resolve(path, {}))
+    error, peak = _peak(lambda: ExperimentResolver(YamlExperimentReader()).resolve(path, {}))
     message = _one_line(error)
     assert message.startswith(f"{path}:") and "values" in message
     assert peak < PEAK_BYTES
@@ -247,7 +248,7 @@ def test_a_scalar_that_does_not_convert_is_a_located_yaml_error(text: str) -> No
 def test_an_experiment_echoes_a_long_model_name_short(tmp_path: Path) -> None:
     path = tmp_path / "experiment.yaml"
     path.write_text("models: [" + "x" * 5000 + "]\n", encoding="utf-8")
-    error, _ = _peak(lambda: YamlExperimentReader().resolve(path, {}))
+    error, _ = _peak(lambda: ExperimentResolver(YamlExperimentReader()).resolve(path, {}))
     assert "unknown model preset" in _one_line(error)
 
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from ssvae.adapters.yaml.experiment import TOP_KEYS, YamlExperimentReader
 from ssvae.adapters.yaml.spec import known_keys, parse_assignments, spec_from_yaml
+from ssvae.application.experiments import ExperimentResolver
 from ssvae.domain.comparison import Experiment
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.spec import ModelSpec
@@ -116,7 +117,7 @@ def test_experiment_yaml_gives_an_experiment_or_one_line(text: str) -> None:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "experiment.yaml"
             path.write_text(text, encoding="utf-8")
-            return YamlExperimentReader().resolve(path, {})
+            return ExperimentResolver(YamlExperimentReader()).resolve(path, {})
 
     _check(read, Experiment)
 
