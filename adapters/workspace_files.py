@@ -163,6 +163,10 @@ class FileTrainingLock:
 class FileWorkspaceStore:
     """A WorkspaceStore over plain files in the workspace folder."""
 
+    def history(self, directory: Path) -> list[dict[str, str]]:
+        """The rows of history.csv, one per finished round (empty before the first)."""
+        return read_history(directory)
+
     def create(self, directory: Path, spec: ModelSpec, metadata: WorkspaceMetadata) -> None:
         """Make `directory` (it must not exist), then write spec.yaml and metadata.json."""
         try:

@@ -205,8 +205,5 @@ class Container(containers.DeclarativeContainer):
     # `--set NAME=VALUE` texts as spec overrides, read as YAML within the files' limits.
     spec_assignments = providers.Object(adapter("ssvae.adapters.yaml.spec:parse_assignments"))
 
-    # Dashboard: adapter functions it calls by name (imported on first use).
+    # The dashboard's spec form: a YAML text as a spec, errors naming the line.
     dashboard_spec_from_yaml = providers.Object(adapter("ssvae.adapters.yaml.spec:spec_from_yaml"))
-    dashboard_read_history = providers.Object(
-        adapter("ssvae.adapters.workspace_files:read_history")
-    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
@@ -25,6 +26,7 @@ from ssvae.domain.model import (
     FloatArray,
     ModelPredictor,
     ModelRepository,
+    Predictions,
     SsvaeModel,
     component_label_map,
 )
@@ -107,32 +109,44 @@ def input_vectors(x: npt.ArrayLike, chunk: int = PREDICT_CHUNK) -> FloatArray:
     return joined
 
 
+def predict_chunks(
+    model: ModelPredictor, x: npt.NDArray[np.float32], chunk: int = PREDICT_CHUNK
+) -> Predictions:
+    """The model's predictions on every row of `x`, `chunk` rows at a time (the outputs of one
+    chunk live at a time); an output is None when any chunk lacks it."""
+    parts = [model.predict(x[start : start + chunk]) for start in range(0, len(x), chunk)]
+    if not parts:
+        raise AcquisitionError("the pool is empty; a workspace pool needs at least one sample")
+
+    def stacked(name: str) -> Any:
+        values = [getattr(part, name) for part in parts]
+        return None if any(value is None for value in values) else np.concatenate(values)
+
+    return Predictions(
+        class_probs=stacked("class_probs"),
+        latent_mean=stacked("latent_mean"),
+        certainty=stacked("certainty"),
+        tau_probs=stacked("tau_probs"),
+        ood_score=stacked("ood_score"),
+        responsibilities=stacked("responsibilities"),
+        encoding=stacked("encoding"),
+    )
+
+
 def predict_pool(
     model: ModelPredictor, pool: Samples, chunk: int = PREDICT_CHUNK, with_inputs: bool = False
 ) -> PoolOutputs:
     """The model's outputs on every pool row, predicted `chunk` rows at a time; with the
     projected input vectors when `with_inputs` (only novelty reads them: the projection is
     a pass over the whole pool that other policies need not pay for)."""
-    parts = [model.predict(pool.x[start : start + chunk]) for start in range(0, len(pool), chunk)]
-    if not parts:
-        raise AcquisitionError("the pool is empty; a workspace pool needs at least one sample")
-
-    def stacked(name: str) -> FloatArray | None:
-        values = [getattr(part, name) for part in parts]
-        if any(value is None for value in values):
-            return None
-        joined: FloatArray = np.concatenate(values)
-        return joined
-
-    probs, features = stacked("class_probs"), stacked("latent_mean")
-    assert probs is not None and features is not None
+    predictions = predict_chunks(model, pool.x, chunk)
     return PoolOutputs(
         serials=np.asarray(pool.serials, np.int64),
-        probs=probs,
-        features=features,
-        ood=stacked("ood_score"),
-        responsibilities=stacked("responsibilities"),
-        encodings=stacked("encoding"),
+        probs=predictions.class_probs,
+        features=predictions.latent_mean,
+        ood=predictions.ood_score,
+        responsibilities=predictions.responsibilities,
+        encodings=predictions.encoding,
         inputs=input_vectors(pool.x, chunk) if with_inputs else None,
     )
 

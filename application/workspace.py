@@ -7,6 +7,7 @@ dataset, the dataset settings, the seeded pool, and one record per training roun
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,11 +21,13 @@ from ssvae.application.settings import AppSettings, DataSettings, LabelSettings
 from ssvae.domain.data import Samples
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.labels import ClassVocabulary
-from ssvae.domain.ports import DataSource
+from ssvae.domain.ports import DataSource, TextCatalog, text_catalog
+from ssvae.domain.spec import ModelSpec
 from ssvae.domain.spec import preset as preset_spec
 from ssvae.domain.stopping import StopDecision, StoppingRule, should_stop
 from ssvae.domain.workspace import (
     EMBEDDER_DIR,
+    METADATA_FILE,
     MODELS_DIR,
     FittedDataSource,
     Workspace,
@@ -176,6 +179,72 @@ class WorkspaceService:
     def open(self, model: Path | str) -> Workspace:
         """The workspace in folder `model` (or with id `model` under models_dir)."""
         return read_workspace(self.store, self.models_dir, model)
+
+    def list(self) -> builtins.list[Workspace]:
+        """Every workspace under models_dir, by folder name; a folder that is no complete
+        workspace is left out (opening it says what is wrong)."""
+        folder = self.models_dir
+        if not folder.is_dir():
+            return []
+        found = []
+        for directory in sorted(folder.iterdir()):
+            if not (directory / METADATA_FILE).is_file():
+                continue
+            try:
+                found.append(self.open(directory))
+            except WorkspaceError:
+                continue
+        return found
+
+    def create_from_spec(
+        self,
+        base_preset: str,
+        dataset: DataSettings,
+        spec: ModelSpec,
+        id: str | None = None,
+        *,
+        num_samples: int | None = None,
+        seed: int = 0,
+    ) -> Workspace:
+        """A new workspace whose spec is `spec`: recorded as `base_preset` with the fields
+        where `spec` differs from it (the dataset's shape and classes are fitted anew)."""
+        if id is not None:
+            check_workspace_id(id)
+        base = preset_spec(base_preset)
+        overrides = {
+            name: getattr(spec, name)
+            for name in ModelSpec.field_names()
+            if name not in ("input_shape", "num_classes")
+            and getattr(spec, name) != getattr(base, name)
+        }
+        return self.init(
+            base_preset, dataset, id, num_samples=num_samples, seed=seed, overrides=overrides
+        )
+
+    def clone(self, source: Workspace, spec: ModelSpec, id: str | None = None) -> Workspace:
+        """A new workspace with `source`'s preset, dataset and pool, and `spec` (the source's
+        spec, or its trained model's); the service's source must read `source`'s dataset."""
+        metadata = source.metadata
+        return self.create_from_spec(
+            metadata.preset,
+            dataset_settings_of(source),
+            spec,
+            id,
+            num_samples=metadata.pool_size if metadata.subset else None,
+            seed=metadata.pool_seed,
+        )
+
+    def texts(self) -> TextCatalog | None:
+        """The dataset's messages by serial; None for image and vector data."""
+        return text_catalog(self.source)
+
+    def test_samples(self) -> Samples:
+        """The dataset's test split: the held-out truth a workspace's model is measured on."""
+        return self.source.load("test")
+
+    def history(self, workspace: Workspace) -> builtins.list[dict[str, str]]:
+        """The rows of the workspace's history.csv, one per finished round."""
+        return self.store.history(workspace.directory)
 
     def vocabulary(self) -> ClassVocabulary:
         """The class vocabulary of the dataset (the source must read the workspace's dataset)."""

@@ -198,8 +198,8 @@ def page_and_keys(artifacts: Path, presses: int, loads: int, out: Path) -> dict[
 def background_epoch(artifacts: Path) -> dict[str, Any]:
     """Figure 3: one epoch on 10,000 samples plus the refresh, through the training job."""
     from ssvae.application.bootstrap import bootstrap
-    from ssvae.application.dashboard_hub import DashboardHub
     from ssvae.application.settings import AppSettings
+    from ssvae.entrypoints.dashboard.viewmodels.hub import DashboardHub
 
     _create(artifacts, "bench-10k", 10000)
     hub = DashboardHub(AppSettings(artifacts_dir=artifacts), bootstrap)

@@ -229,6 +229,10 @@ class WorkspaceStore(Protocol):
         """Append `history_row` (HISTORY_COLUMNS) to history.csv, then replace the metadata."""
         ...
 
+    def history(self, directory: Path) -> list[dict[str, str]]:
+        """The rows of history.csv as strings, one per finished round."""
+        ...
+
 
 def history_row(values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` restricted to HISTORY_COLUMNS, in order, missing ones as None."""

@@ -10,14 +10,14 @@ from typing import Any
 
 import panel as pn
 
-from ssvae.application.dashboard_hub import GENERATED_PER_CLASS, DashboardHub, OpenModel
-from ssvae.application.dashboard_label import LabelUpdate
-from ssvae.application.dashboard_queue import QueueBoard
 from ssvae.domain.errors import SsvaeError
 from ssvae.entrypoints.dashboard.label_page import LabelPage
 from ssvae.entrypoints.dashboard.model_page import ModelPage
 from ssvae.entrypoints.dashboard.queue_page import QueuePage
 from ssvae.entrypoints.dashboard.train_page import POLL_MS, TrainPage
+from ssvae.entrypoints.dashboard.viewmodels.hub import GENERATED_PER_CLASS, DashboardHub, OpenModel
+from ssvae.entrypoints.dashboard.viewmodels.label import LabelUpdate
+from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard
 from ssvae.entrypoints.dashboard.widgets import KeyCatcher, text_of
 
 TITLE = "ssvae: label, query, train"

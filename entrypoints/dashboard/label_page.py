@@ -14,17 +14,17 @@ import numpy as np
 import numpy.typing as npt
 import panel as pn
 
-from ssvae.application.dashboard_label import LabelBoard, LabelUpdate, SampleDetail
-from ssvae.application.dashboard_map import (
+from ssvae.domain.errors import SsvaeError
+from ssvae.entrypoints.dashboard.latent_map import LatentMapView, category_palette
+from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard, LabelUpdate, SampleDetail
+from ssvae.entrypoints.dashboard.viewmodels.map import (
     ACQUISITION,
     COLOUR_MODES,
     MAP_POLICIES,
     USER_LABEL,
     colour_column,
 )
-from ssvae.application.dashboard_text import shortened
-from ssvae.domain.errors import SsvaeError
-from ssvae.entrypoints.dashboard.latent_map import LatentMapView, category_palette
+from ssvae.entrypoints.dashboard.viewmodels.text import shortened
 from ssvae.entrypoints.dashboard.widgets import png_data_url
 
 IntArray = npt.NDArray[np.int64]

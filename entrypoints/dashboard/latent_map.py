@@ -30,7 +30,7 @@ from bokeh.models import (
 )
 from bokeh.palettes import Category10, Category20, Turbo256, Viridis256
 
-from ssvae.application.dashboard_map import (
+from ssvae.entrypoints.dashboard.viewmodels.map import (
     USER_LABEL,
     ColourColumn,
     PoolMap,
@@ -39,7 +39,7 @@ from ssvae.application.dashboard_map import (
     rows_in_polygon,
     topmost_rows,
 )
-from ssvae.application.dashboard_text import shortened
+from ssvae.entrypoints.dashboard.viewmodels.text import shortened
 
 IntArray = npt.NDArray[np.int64]
 SOURCE_NAME = "ssvae-latent-source"

@@ -12,10 +12,10 @@ from typing import Any
 import holoviews as hv
 import panel as pn
 
-from ssvae.application.dashboard_hub import DashboardHub, OpenModel
-from ssvae.application.dashboard_model import ModelOverview
 from ssvae.domain.errors import SsvaeError
 from ssvae.entrypoints.dashboard.label_page import counters_html
+from ssvae.entrypoints.dashboard.viewmodels.hub import DashboardHub, OpenModel
+from ssvae.entrypoints.dashboard.viewmodels.model import ModelOverview
 from ssvae.entrypoints.dashboard.widgets import text_of
 
 

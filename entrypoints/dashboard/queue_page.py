@@ -10,9 +10,6 @@ from typing import Any
 import numpy as np
 import panel as pn
 
-from ssvae.application.dashboard_label import LabelBoard, LabelUpdate
-from ssvae.application.dashboard_queue import QueueBoard
-from ssvae.application.dashboard_text import shortened
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.text_examples import TextExamples
 from ssvae.entrypoints.dashboard.label_page import (
@@ -20,6 +17,9 @@ from ssvae.entrypoints.dashboard.label_page import (
     sample_html,
     undo_off_the_event_loop,
 )
+from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard, LabelUpdate
+from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard
+from ssvae.entrypoints.dashboard.viewmodels.text import shortened
 from ssvae.entrypoints.dashboard.widgets import png_data_url
 
 

@@ -14,9 +14,9 @@ import holoviews as hv
 import panel as pn
 
 from ssvae.application.bootstrap import bootstrap
-from ssvae.application.dashboard_hub import DashboardHub
 from ssvae.application.settings import AppSettings
 from ssvae.entrypoints.dashboard.app import TITLE, ModelApp, session
+from ssvae.entrypoints.dashboard.viewmodels.hub import DashboardHub
 
 LOOPBACK_NAMES = ("localhost",)
 

@@ -12,8 +12,9 @@ import panel as pn
 from bokeh.models import ColumnDataSource, Range1d
 from bokeh.plotting import figure as bokeh_figure
 
-from ssvae.application.dashboard_hub import OpenModel
-from ssvae.application.dashboard_training import (
+from ssvae.domain.errors import SsvaeError
+from ssvae.entrypoints.dashboard.viewmodels.hub import OpenModel
+from ssvae.entrypoints.dashboard.viewmodels.training import (
     FAILED,
     FINISHED,
     RUNNING,
@@ -23,7 +24,6 @@ from ssvae.application.dashboard_training import (
     check_epochs,
     field_errors,
 )
-from ssvae.domain.errors import SsvaeError
 from ssvae.entrypoints.dashboard.widgets import text_of
 
 POLL_MS = 500

@@ -20,7 +20,6 @@ from fakes import (
     three_cluster_source,
 )
 
-from ssvae.application.dashboard_queue import QueueBoard
 from ssvae.application.query import (
     PREDICTION_POLICIES,
     QUERY_POLICIES,
@@ -43,6 +42,7 @@ from ssvae.domain.ports import DEFAULT_SCORE_SAMPLES, MODEL_SCORES, ModelScorer
 from ssvae.domain.simulation import FINISHED, SimulationSettings
 from ssvae.domain.spec import preset
 from ssvae.domain.stopping import StoppingRule
+from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard
 
 VOCAB = ClassVocabulary(("ok", "warning", "error"))
 NOW = dt.datetime(2025, 1, 2, 3, 4, 5)

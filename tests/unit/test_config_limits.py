@@ -20,12 +20,12 @@ from ssvae.adapters.yaml.loader import MAX_NESTING, MAX_NUMBER_LENGTH, MAX_VALUE
 from ssvae.adapters.yaml.spec import load_spec, spec_from_yaml
 from ssvae.application.bootstrap import bootstrap
 from ssvae.application.experiments import ExperimentResolver
-from ssvae.application.dashboard_hub import DashboardHub
 from ssvae.application.settings import AppSettings
 from ssvae.domain.echo import ECHO_LENGTH, short_repr
 from ssvae.domain.errors import SpecError, SsvaeError
 from ssvae.domain.spec import MAX_INT, ModelSpec, preset
-from ssvae.entrypoints.cli import main
+from ssvae.entrypoints.cli.main import main
+from ssvae.entrypoints.dashboard.viewmodels.hub import DashboardHub
 
 PEAK_BYTES = 4 * 2**20  # a refusal costs kilobytes; expanding the bomb costs gigabytes
 

@@ -14,19 +14,20 @@ import pytest
 from fakes import FakeModelGenerator, InMemoryDataSource, InMemoryModelRepository
 
 from ssvae.application.bootstrap import bootstrap
-from ssvae.application.dashboard_hub import DashboardHub
-from ssvae.application.dashboard_training import FAILED, FINISHED
 from ssvae.application.settings import AppSettings, DataSettings
 from ssvae.domain.errors import SpecError
 from ssvae.domain.labels import ClassVocabulary
 from ssvae.domain.spec import PRESETS, TEXT_PRESET_VALUES
 from ssvae.domain.workspace import WorkspaceError
+from ssvae.entrypoints.dashboard.viewmodels.hub import DashboardHub
+from ssvae.entrypoints.dashboard.viewmodels.training import FAILED, FINISHED
 
 VOCABULARY = ClassVocabulary.digits(3)
 N = 30
 
 
-def _hub(tmp_path: Path) -> DashboardHub:
+def _app_factory() -> Any:
+    """Builds containers on one set of fakes: the data, the models' checkpoints."""
     rng = np.random.default_rng(0)
     y = np.arange(N) % 3
     x = (rng.random((N, 4)) * 0.1 + y[:, None]).astype(np.float32)
@@ -42,7 +43,11 @@ def _hub(tmp_path: Path) -> DashboardHub:
         app.model_generator.override(FakeModelGenerator())
         return app
 
-    return DashboardHub(AppSettings(artifacts_dir=tmp_path / "artifacts"), make_app)
+    return make_app
+
+
+def _hub(tmp_path: Path) -> DashboardHub:
+    return DashboardHub(AppSettings(artifacts_dir=tmp_path / "artifacts"), _app_factory())
 
 
 def test_the_landing_page_lists_what_it_creates(tmp_path: Path) -> None:
@@ -152,3 +157,23 @@ def test_clone_copies_spec_pool_and_labels_and_yaml_errors_name_the_line(tmp_pat
     assert (made.spec.latent_dim, made.spec.batch_size, made.spec.prior) == (3, 7, "standard")
     with pytest.raises(SpecError, match=r"mine\.yaml:2: .*learning_rate"):
         hub.create_from_yaml("standard", "latent_dim: 3\nlearning_rate: -2\n", "mine.yaml")
+
+
+def test_the_dashboard_accepts_labels_for_the_pool_only_as_the_cli_does(tmp_path: Path) -> None:
+    from ssvae.application.bootstrap import open_workspace
+    from ssvae.domain.errors import SsvaeError
+
+    make_app = _app_factory()
+    hub = DashboardHub(AppSettings(artifacts_dir=tmp_path / "artifacts"), make_app)
+    created = hub.create("standard", "m", num_samples=N // 3)
+    model = hub.open("m")
+    pool = model.pool().serials
+    outside = int(np.setdiff1d(np.arange(N), pool)[0])  # a train serial the pool left out
+    cli = open_workspace(created.directory, tmp_path / "artifacts", make_app).app.label_service()
+    for service in (model.labels(), cli):
+        with pytest.raises(SsvaeError, match=f"serial {outside} is not in the dataset") as error:
+            service.set([outside], "0", "test")
+        assert "\n" not in str(error.value)
+        service.set([int(pool[0])], "0", "test")  # a pool serial is accepted
+    labels = model.labels().labels()
+    assert outside not in labels and int(pool[0]) in labels  # only the pool serial was written

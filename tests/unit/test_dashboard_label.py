@@ -11,14 +11,14 @@ import pytest
 from fakes import InMemoryDataSource, InMemoryLabelStore
 
 from ssvae.application.bootstrap import bootstrap
-from ssvae.application.dashboard_label import UNLABELLED, LabelBoard
-from ssvae.application.dashboard_map import DashboardError, build_pool_map
-from ssvae.application.dashboard_queue import QueueBoard
 from ssvae.application.settings import AppSettings, LabelSettings
 from ssvae.domain.acquisition import margin
 from ssvae.domain.errors import LabelError, SsvaeError
 from ssvae.domain.labels import ClassVocabulary, Undone
 from ssvae.domain.model import Predictions
+from ssvae.entrypoints.dashboard.viewmodels.label import UNLABELLED, LabelBoard
+from ssvae.entrypoints.dashboard.viewmodels.map import DashboardError, build_pool_map
+from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard
 
 DIGITS = ClassVocabulary.digits(3)
 NAMES = ClassVocabulary(("OpenSSH", "kernel", "disk"))

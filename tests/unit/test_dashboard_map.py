@@ -8,7 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssvae.application.dashboard_map import (
+from ssvae.domain.acquisition import AcquisitionError, margin
+from ssvae.domain.labels import ClassVocabulary, LabelSet
+from ssvae.domain.model import Predictions
+from ssvae.entrypoints.dashboard.viewmodels.map import (
     ACQUISITION,
     COLOUR_MODES,
     COMPONENT,
@@ -28,9 +31,6 @@ from ssvae.application.dashboard_map import (
     rows_in_polygon,
     user_codes,
 )
-from ssvae.domain.acquisition import AcquisitionError, margin
-from ssvae.domain.labels import ClassVocabulary, LabelSet
-from ssvae.domain.model import Predictions
 
 VOCABULARY = ClassVocabulary(("cat", "dog", "owl"))
 
@@ -240,7 +240,7 @@ def test_the_polygon_test_agrees_with_matplotlib(vertices: list[tuple[float, flo
 
 
 def test_the_raster_holds_the_topmost_row_of_each_pixel() -> None:
-    from ssvae.application.dashboard_map import topmost_rows
+    from ssvae.entrypoints.dashboard.viewmodels.map import topmost_rows
 
     xy = np.array([[0.5, 0.5], [0.6, 0.6], [3.5, 1.5], [9.0, 9.0]])
     raster = topmost_rows(xy, (0.0, 4.0), (0.0, 2.0), 4, 2, point_pixels=1)
@@ -256,7 +256,7 @@ def test_the_raster_holds_the_topmost_row_of_each_pixel() -> None:
 @settings(max_examples=30, deadline=None)
 @given(st.integers(1, 60), st.integers(0, 10_000))
 def test_the_raster_agrees_with_drawing_points_one_by_one(count: int, seed: int) -> None:
-    from ssvae.application.dashboard_map import topmost_rows
+    from ssvae.entrypoints.dashboard.viewmodels.map import topmost_rows
 
     xy = np.random.default_rng(seed).uniform(-1, 11, size=(count, 2))
     fast = topmost_rows(xy, (0.0, 10.0), (0.0, 5.0), 12, 7, point_pixels=2)

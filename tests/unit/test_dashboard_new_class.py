@@ -15,22 +15,22 @@ from fakes import (
 )
 
 from ssvae.application.bootstrap import bootstrap
-from ssvae.application.dashboard_hub import DashboardHub
-from ssvae.application.dashboard_label import LabelBoard, with_vocabulary
-from ssvae.application.dashboard_map import (
+from ssvae.application.labeling import LabelService
+from ssvae.application.settings import AppSettings, LabelSettings
+from ssvae.domain.errors import LabelError
+from ssvae.domain.labels import ClassVocabulary
+from ssvae.domain.model import Predictions
+from ssvae.entrypoints.dashboard.viewmodels.hub import DashboardHub
+from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard, with_vocabulary
+from ssvae.entrypoints.dashboard.viewmodels.map import (
     PREDICTED,
     USER_LABEL,
     DashboardError,
     build_pool_map,
     colour_column,
 )
-from ssvae.application.dashboard_queue import QueueBoard
-from ssvae.application.dashboard_training import FINISHED
-from ssvae.application.labeling import LabelService
-from ssvae.application.settings import AppSettings, LabelSettings
-from ssvae.domain.errors import LabelError
-from ssvae.domain.labels import ClassVocabulary
-from ssvae.domain.model import Predictions
+from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard
+from ssvae.entrypoints.dashboard.viewmodels.training import FINISHED
 
 VOCABULARY = ClassVocabulary(("OpenSSH", "kernel", "disk"))
 N = 12

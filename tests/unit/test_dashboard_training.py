@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
-from ssvae.application.dashboard_map import DashboardError
-from ssvae.application.dashboard_training import (
+from ssvae.domain.errors import SsvaeError
+from ssvae.domain.model import EpochRecord, TrainingReport
+from ssvae.domain.spec import ModelSpec
+from ssvae.entrypoints.dashboard.viewmodels.map import DashboardError
+from ssvae.entrypoints.dashboard.viewmodels.training import (
     FAILED,
     FINISHED,
     IDLE,
@@ -19,9 +22,6 @@ from ssvae.application.dashboard_training import (
     check_epochs,
     field_errors,
 )
-from ssvae.domain.errors import SsvaeError
-from ssvae.domain.model import EpochRecord, TrainingReport
-from ssvae.domain.spec import ModelSpec
 
 STEPS = 4
 

@@ -17,13 +17,13 @@ from fakes import (
 from text_fakes import SYSTEMS, FakeTextSource, system_source
 
 from ssvae.application.bootstrap import bootstrap
-from ssvae.application.dashboard_hub import DashboardHub
-from ssvae.application.dashboard_label import LabelBoard
-from ssvae.application.dashboard_map import DashboardError, build_pool_map
-from ssvae.application.dashboard_queue import QueueBoard
-from ssvae.application.dashboard_text import PoolTexts, shortened
 from ssvae.application.settings import AppSettings, LabelSettings
 from ssvae.domain.model import Predictions
+from ssvae.entrypoints.dashboard.viewmodels.hub import DashboardHub
+from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard
+from ssvae.entrypoints.dashboard.viewmodels.map import DashboardError, build_pool_map
+from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard
+from ssvae.entrypoints.dashboard.viewmodels.text import PoolTexts, shortened
 
 N = 12
 

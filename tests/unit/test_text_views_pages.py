@@ -10,10 +10,6 @@ from fakes import InMemoryLabelStore
 from text_fakes import SYSTEMS, system_source
 
 from ssvae.application.bootstrap import bootstrap
-from ssvae.application.dashboard_label import LabelBoard
-from ssvae.application.dashboard_map import build_pool_map
-from ssvae.application.dashboard_queue import QueueBoard
-from ssvae.application.dashboard_text import PoolTexts, pool_examples
 from ssvae.application.settings import AppSettings, LabelSettings
 from ssvae.domain.labels import ClassVocabulary
 from ssvae.domain.model import Predictions
@@ -24,6 +20,10 @@ from ssvae.entrypoints.dashboard.label_page import (
     probability_bars,
 )
 from ssvae.entrypoints.dashboard.queue_page import QueuePage, generated_html
+from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard
+from ssvae.entrypoints.dashboard.viewmodels.map import build_pool_map
+from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard
+from ssvae.entrypoints.dashboard.viewmodels.text import PoolTexts, pool_examples
 
 N = 12
 

@@ -22,8 +22,6 @@ from fakes import (
 )
 
 from ssvae.application.compare import CompareService
-from ssvae.application.dashboard_training import FAILED as FAILED_JOB
-from ssvae.application.dashboard_training import TrainingJob
 from ssvae.application.settings import DataSettings
 from ssvae.application.simulate import SimulateService
 from ssvae.application.training import TrainService
@@ -35,6 +33,8 @@ from ssvae.domain.model import DIVERGED_STOPS, TrainingReport
 from ssvae.domain.simulation import SimulationSettings
 from ssvae.domain.spec import preset
 from ssvae.domain.stopping import StoppingRule
+from ssvae.entrypoints.dashboard.viewmodels.training import FAILED as FAILED_JOB
+from ssvae.entrypoints.dashboard.viewmodels.training import TrainingJob
 
 VOCAB = ClassVocabulary(("ok", "warning", "error"))
 BLOWN_UP = "training diverged in epoch 2 near step 3: the loss reached 2e+11"

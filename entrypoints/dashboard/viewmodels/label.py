@@ -14,10 +14,10 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from ssvae.application.dashboard_map import DashboardError, PoolMap, user_codes
-from ssvae.application.dashboard_text import PoolTexts
 from ssvae.application.labeling import LabelService
 from ssvae.domain.labels import ClassVocabulary, LabelSet
+from ssvae.entrypoints.dashboard.viewmodels.map import DashboardError, PoolMap, user_codes
+from ssvae.entrypoints.dashboard.viewmodels.text import PoolTexts
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

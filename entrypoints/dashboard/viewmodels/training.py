@@ -13,10 +13,10 @@ from typing import Any
 
 import attrs
 
-from ssvae.application.dashboard_map import DashboardError
 from ssvae.domain.errors import SpecError, SsvaeError
 from ssvae.domain.model import EpochRecord, TrainingReport
 from ssvae.domain.spec import ModelSpec
+from ssvae.entrypoints.dashboard.viewmodels.map import DashboardError
 
 IDLE, RUNNING, STOPPING, FINISHED, FAILED = "idle", "running", "stopping", "finished", "failed"
 

@@ -1,8 +1,9 @@
 """What the dashboard server shares between browser sessions: the models folder, each open
-model once (its container, pool, predictions and training run).
+model once (its services, pool, predictions and training run).
 
-A model workspace is opened through its own container, built from the workspace's settings
-(its dataset, its label store), so the dashboard calls exactly the services the CLI calls.
+A model workspace is opened by `open_workspace`, the one way the CLI and library open one too,
+so the dashboard calls exactly the services the CLI calls, on the same pool and labels. The hub
+composes nothing itself: it lists, creates and clones workspaces through the workspace service.
 Ids from a URL or a form go through `check_workspace_id` and must resolve inside the models
 folder: no id can reach outside the artifacts folder.
 """
@@ -18,42 +19,43 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from ssvae.application.dashboard_label import LabelBoard, with_vocabulary
-from ssvae.application.dashboard_map import DashboardError, PoolMap, build_pool_map
-from ssvae.application.dashboard_model import (
-    ModelOverview,
-    accuracy,
-    component_usage,
-    run_records,
-    spec_rows,
-)
-from ssvae.application.dashboard_text import PoolTexts, pool_examples
-from ssvae.application.dashboard_training import TrainingJob, check_epochs
-from ssvae.application.query import input_vectors
-from ssvae.application.settings import AppSettings, DataSettings
-from ssvae.application.workspace import dataset_settings_of, workspace_settings
+from ssvae.application.bootstrap import AppFactory, bootstrap, open_workspace
+from ssvae.application.container import Container
+from ssvae.application.labeling import LabelService
+from ssvae.application.query import QueryService, input_vectors, predict_chunks
+from ssvae.application.settings import AppSettings
+from ssvae.application.training import TrainService
+from ssvae.application.workspace import WorkspaceService
+from ssvae.domain.comparison import GeneratedSamples, ModelGenerator
 from ssvae.domain.data import DatasetInfo, Samples
-from ssvae.domain.model import Predictions, SsvaeModel, TrainingReport
-from ssvae.domain.ports import text_catalog
+from ssvae.domain.model import SsvaeModel, TrainingReport
+from ssvae.domain.ports import LabelStore
 from ssvae.domain.spec import (
     DEFAULT_IMAGE_PRESET,
     DEFAULT_TEXT_PRESET,
     PRESETS,
     TEXT_PRESET_VALUES,
     ModelSpec,
-    preset,
 )
 from ssvae.domain.text_examples import TextExamples
 from ssvae.domain.workspace import (
-    METADATA_FILE,
     Workspace,
     WorkspaceError,
     check_workspace_id,
     inside,
 )
+from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard, with_vocabulary
+from ssvae.entrypoints.dashboard.viewmodels.map import DashboardError, PoolMap, build_pool_map
+from ssvae.entrypoints.dashboard.viewmodels.model import (
+    ModelOverview,
+    accuracy,
+    component_usage,
+    run_records,
+    spec_rows,
+)
+from ssvae.entrypoints.dashboard.viewmodels.text import PoolTexts, pool_examples
+from ssvae.entrypoints.dashboard.viewmodels.training import TrainingJob, check_epochs
 
-AppFactory = Callable[[AppSettings], Any]  # settings -> a configured Container
-PREDICT_CHUNK = 8192
 GENERATED_PER_CLASS = 4
 DASHBOARD_SOURCE = "dashboard"
 
@@ -70,45 +72,47 @@ class WorkspaceSummary:
     created: str
 
 
-def predict_all(
-    model: SsvaeModel, x: npt.NDArray[np.float32], chunk: int = PREDICT_CHUNK
-) -> Predictions:
-    """The model's predictions on `x`, `chunk` rows at a time (bounded memory)."""
-    parts = [model.predict(x[start : start + chunk]) for start in range(0, len(x), chunk)]
-    if not parts:
-        raise DashboardError("the pool is empty; create a workspace with at least one sample")
+@attrs.frozen
+class ModelServices:
+    """The services an open model calls, taken once from its workspace's container: the hub
+    and its models never look a service up by name afterwards."""
 
-    def joined(name: str) -> Any:
-        values = [getattr(part, name) for part in parts]
-        return None if any(v is None for v in values) else np.concatenate(values)
+    workspaces: WorkspaceService
+    labels: LabelService
+    query: QueryService
+    train: TrainService
+    generator: ModelGenerator
+    label_store: LabelStore
+    info: DatasetInfo
 
-    return Predictions(
-        class_probs=joined("class_probs"),
-        latent_mean=joined("latent_mean"),
-        encoding=joined("encoding"),
-        certainty=joined("certainty"),
-        tau_probs=joined("tau_probs"),
-        ood_score=joined("ood_score"),
-        responsibilities=joined("responsibilities"),
-    )
+    @classmethod
+    def of(cls, app: Container) -> ModelServices:
+        return cls(
+            workspaces=app.workspace_service(),
+            labels=app.label_service(),
+            query=app.query_service(),
+            train=app.train_service(),
+            generator=app.model_generator(),
+            label_store=app.label_store(),
+            info=app.dataset_service().describe(),
+        )
 
 
 class OpenModel:
     """One workspace as the dashboard serves it; thread-safe, shared by all sessions."""
 
-    def __init__(self, workspace: Workspace, app: Any, artifacts_dir: Path) -> None:
-        self.app = app
-        self.artifacts_dir = artifacts_dir
+    def __init__(self, workspace: Workspace, services: ModelServices) -> None:
+        self.services = services
         self._workspace = workspace
         self._lock = threading.RLock()
         self._pool: Samples | None = None
         self._model: SsvaeModel | None = None
         self._map: PoolMap | None = None
         self._map_rounds = -1
-        self.info: DatasetInfo = app.dataset_service().describe()
+        self.info: DatasetInfo = services.info
         self.job = TrainingJob(self._train)
         self._test_accuracy: dict[int, float] = {}
-        self._generated: dict[tuple[int, int, int], Any] = {}
+        self._generated: dict[tuple[int, int, int], GeneratedSamples] = {}
         self._texts: PoolTexts | None = None
         self._examples: tuple[int, TextExamples] | None = None
 
@@ -121,22 +125,22 @@ class OpenModel:
     def id(self) -> str:
         return self.workspace.id
 
-    def labels(self) -> Any:
+    def labels(self) -> LabelService:
         """The workspace's LabelService."""
-        return self.app.label_service()
+        return self.services.labels
 
     def pool(self) -> Samples:
         """The workspace's pool samples (read once)."""
         with self._lock:
             if self._pool is None:
-                self._pool = self.app.workspace_service().pool(self._workspace)
+                self._pool = self.services.workspaces.pool(self._workspace)
             return self._pool
 
     def model(self) -> SsvaeModel:
         """The trained model, or a fresh one from the spec before the first round."""
         with self._lock:
             if self._model is None:
-                self._model = self.app.query_service().model(self._workspace)
+                self._model = self.services.query.model(self._workspace)
             return self._model
 
     def pool_map(self) -> PoolMap:
@@ -147,7 +151,7 @@ class OpenModel:
             vocabulary = self.labels().vocabulary()
             if self._map is None or self._map_rounds != rounds:
                 pool = self.pool()
-                predictions = predict_all(self.model(), pool.x)
+                predictions = predict_chunks(self.model(), pool.x)
                 self._map = build_pool_map(
                     pool.serials,
                     predictions,
@@ -167,8 +171,7 @@ class OpenModel:
 
     def reconstruct(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """The model's reconstructions of `x`."""
-        result: npt.NDArray[np.float32] = self.app.model_generator().reconstruct(self.model(), x)
-        return result
+        return self.services.generator.reconstruct(self.model(), x)
 
     @property
     def is_text(self) -> bool:
@@ -181,7 +184,7 @@ class OpenModel:
             return None
         with self._lock:
             if self._texts is None:
-                catalog = text_catalog(self.app.data_source())
+                catalog = self.services.workspaces.texts()
                 if catalog is None:
                     raise DashboardError(
                         f"dataset {self.info.name!r} is a text dataset but its source gives no "
@@ -215,12 +218,12 @@ class OpenModel:
                 self._examples = (rounds, pool_examples(self.pool_map(), texts))
             return self._examples[1]
 
-    def generated(self, per_class: int, seed: int = 0) -> Any:
+    def generated(self, per_class: int, seed: int = 0) -> GeneratedSamples:
         """What the model thinks each class and component looks like (once per round)."""
         with self._lock:
             key = (len(self._workspace.metadata.rounds), per_class, seed)
             if key not in self._generated:
-                generator = self.app.model_generator()
+                generator = self.services.generator
                 self._generated = {key: generator.generate(self.model(), per_class, seed)}
             return self._generated[key]
 
@@ -245,9 +248,9 @@ class OpenModel:
                     "is kept); clone the model on the Model page to change them"
                 )
             workspace = attrs.evolve(workspace, spec=workspace.spec.evolve(**overrides))
-        store = self.app.label_store()
-        outcome = self.app.train_service().train(workspace, epochs, store, listener=listener)
-        model = self.app.model_repository().load(outcome.workspace.checkpoint_dir)
+        services = self.services
+        outcome = services.train.train(workspace, epochs, services.label_store, listener=listener)
+        model = services.query.model(outcome.workspace)
         with self._lock:
             self._workspace = outcome.workspace
             self._model = model
@@ -261,9 +264,9 @@ class OpenModel:
         rounds = len(self.workspace.metadata.rounds)
         with self._lock:
             if rounds and rounds not in self._test_accuracy and self._has_test_truth():
-                test = self.app.data_source().load("test")
+                test = self.services.workspaces.test_samples()
                 assert test.y is not None
-                value = accuracy(predict_all(self.model(), test.x).class_probs, test.y)
+                value = accuracy(predict_chunks(self.model(), test.x).class_probs, test.y)
                 if value is not None:
                     self._test_accuracy[rounds] = value
             return dict(self._test_accuracy)
@@ -293,27 +296,29 @@ class OpenModel:
 
     def history(self) -> list[dict[str, str]]:
         """The rows of history.csv, one per finished round."""
-        rows: list[dict[str, str]] = self.app.dashboard_read_history()(self.workspace.directory)
-        return rows
+        return self.services.workspaces.history(self.workspace)
 
 
 class DashboardHub:
-    """The server-wide state: which models exist, which are open."""
+    """The server-wide state: which models exist, which are open.
 
-    def __init__(
-        self,
-        settings: AppSettings,
-        make_app: AppFactory,
-    ) -> None:
+    `make_app` builds each container (default `bootstrap`; tests pass one with fakes): one
+    for the server's dataset, which lists and creates workspaces, and one per open workspace,
+    composed by `open_workspace`.
+    """
+
+    def __init__(self, settings: AppSettings, make_app: AppFactory | None = None) -> None:
         self.settings = settings
-        self._make_app = make_app
-        self._root = make_app(settings)
+        self._make_app = make_app or bootstrap
+        root = self._make_app(settings)
+        self._workspaces = root.workspace_service()
+        self._spec_from_yaml: Callable[[str, str], ModelSpec] = root.dashboard_spec_from_yaml()
         self._open: dict[Path, OpenModel] = {}
         self._lock = threading.Lock()
 
     @property
     def models_dir(self) -> Path:
-        return Path(self._root.workspace_service().models_dir)
+        return self._workspaces.models_dir
 
     @property
     def presets(self) -> tuple[str, ...]:
@@ -327,29 +332,17 @@ class DashboardHub:
 
     def catalog(self) -> list[WorkspaceSummary]:
         """Every workspace under the models folder, newest first."""
-        folder = self.models_dir
-        if not folder.is_dir():
-            return []
-        summaries = []
-        service = self._root.workspace_service()
-        for directory in sorted(folder.iterdir()):
-            if not (directory / METADATA_FILE).is_file():
-                continue
-            try:
-                workspace = service.open(directory)
-            except WorkspaceError:
-                continue  # a damaged folder is not offered; the CLI says what is wrong
-            metadata = workspace.metadata
-            summaries.append(
-                WorkspaceSummary(
-                    id=metadata.id,
-                    preset=metadata.preset,
-                    dataset=str(metadata.dataset.get("name", "?")),
-                    pool_size=metadata.pool_size,
-                    rounds=len(metadata.rounds),
-                    created=metadata.created,
-                )
+        summaries = [
+            WorkspaceSummary(
+                id=metadata.id,
+                preset=metadata.preset,
+                dataset=str(metadata.dataset.get("name", "?")),
+                pool_size=metadata.pool_size,
+                rounds=len(metadata.rounds),
+                created=metadata.created,
             )
+            for metadata in (workspace.metadata for workspace in self._workspaces.list())
+        ]
         return sorted(summaries, key=lambda s: s.created, reverse=True)
 
     def create(
@@ -358,11 +351,7 @@ class DashboardHub:
         """A new workspace on the server's dataset (the embedded MNIST by default)."""
         if model_id is not None:
             check_workspace_id(model_id)
-        data: DataSettings = self.settings.data
-        workspace: Workspace = self._root.workspace_service().init(
-            preset, data, model_id, num_samples=num_samples
-        )
-        return workspace
+        return self._workspaces.init(preset, self.settings.data, model_id, num_samples=num_samples)
 
     def create_from_yaml(
         self,
@@ -374,65 +363,22 @@ class DashboardHub:
     ) -> Workspace:
         """A new workspace whose spec is the YAML text's (a `preset:` key in it, else
         `base_preset`, supplies the fields it leaves out); errors name the line."""
-        spec = self._root.dashboard_spec_from_yaml()(text, source_name)
-        return self._create_with_spec(
-            self._root.workspace_service(),
-            self.settings.data,
-            base_preset,
-            spec,
-            model_id,
-            num_samples,
+        spec = self._spec_from_yaml(text, source_name)
+        return self._workspaces.create_from_spec(
+            base_preset, self.settings.data, spec, model_id, num_samples=num_samples
         )
 
     def clone(self, source: OpenModel, model_id: str | None = None) -> Workspace:
         """A new workspace with the same preset, spec, pool and labels as `source`."""
         workspace = source.workspace
         spec = source.model().spec if workspace.has_model else workspace.spec
-        metadata = workspace.metadata
-        created = self._create_with_spec(
-            source.app.workspace_service(),
-            dataset_settings_of(workspace),
-            metadata.preset,
-            spec,
-            model_id,
-            metadata.pool_size if metadata.subset else None,
-            seed=metadata.pool_seed,
-        )
+        created = source.services.workspaces.clone(workspace, spec, model_id)
         labels = source.labels().labels()
         if len(labels) or labels.vocabulary != source.info.vocabulary:  # labels or classes
             self.open_directory(created.directory).labels().import_labels(
                 labels, "clone", add_classes=True
             )
         return created
-
-    @staticmethod
-    def _create_with_spec(
-        service: Any,
-        data: DataSettings,
-        base_preset: str,
-        spec: ModelSpec,
-        model_id: str | None,
-        num_samples: int | None,
-        seed: int = 0,
-    ) -> Workspace:
-        if model_id is not None:
-            check_workspace_id(model_id)
-        base = preset(base_preset)
-        overrides = {
-            name: getattr(spec, name)
-            for name in ModelSpec.field_names()
-            if name not in ("input_shape", "num_classes")
-            and getattr(spec, name) != getattr(base, name)
-        }
-        workspace: Workspace = service.init(
-            base_preset,
-            data,
-            model_id,
-            num_samples=num_samples,
-            seed=seed,
-            overrides=overrides,
-        )
-        return workspace
 
     def directory_of(self, model_id: str) -> Path:
         """The folder of workspace `model_id`; WorkspaceError for ids that are not plain
@@ -457,7 +403,6 @@ class DashboardHub:
         key = Path(directory).resolve()
         with self._lock:
             if key not in self._open:
-                workspace = self._root.workspace_service().open(key)
-                settings = workspace_settings(workspace, self.settings.artifacts_dir)
-                self._open[key] = OpenModel(workspace, self._make_app(settings), key.parent)
+                opened = open_workspace(key, self.settings.artifacts_dir, self._make_app)
+                self._open[key] = OpenModel(opened.workspace, ModelServices.of(opened.app))
             return self._open[key]

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from ssvae.application.dashboard_map import DashboardError, PoolMap
 from ssvae.domain.ports import TextCatalog
 from ssvae.domain.text_examples import TextExamples, text_examples
+from ssvae.entrypoints.dashboard.viewmodels.map import DashboardError, PoolMap
 
 IntArray = npt.NDArray[np.int64]
 POOL_EXAMPLES = 3  # messages per mixture component beside the queue

@@ -10,8 +10,6 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from ssvae.application.dashboard_label import LabelBoard, LabelUpdate
-from ssvae.application.dashboard_map import DashboardError, PoolMap
 from ssvae.application.query import (
     PREDICTION_POLICIES,
     PoolOutputs,
@@ -19,6 +17,8 @@ from ssvae.application.query import (
     batch_rows,
     choose,
 )
+from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard, LabelUpdate
+from ssvae.entrypoints.dashboard.viewmodels.map import DashboardError, PoolMap
 
 NEXT_KEYS = ("ArrowRight", "ArrowDown", " ")
 PREVIOUS_KEYS = ("ArrowLeft", "ArrowUp")
