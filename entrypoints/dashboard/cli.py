@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ssvae.domain.errors import SsvaeError
-from ssvae.entrypoints.options import data_options, data_settings
+from ssvae.entrypoints.cli.options import data_options, data_settings
 
 PASSWORD_VARIABLE = "SSVAE_DASHBOARD_PASSWORD"
 

@@ -23,7 +23,7 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
 def _commands(group: str = "") -> list[str]:
     import click
 
-    from ssvae.entrypoints.cli import main
+    from ssvae.entrypoints.cli.main import main
 
     names: list[str] = []
     stack: list[tuple[str, click.Command]] = [("", main)]
@@ -44,7 +44,7 @@ def test_every_command_has_help(command: str) -> None:
 
 
 def test_top_level_help_lists_every_command() -> None:
-    from ssvae.entrypoints.cli import main
+    from ssvae.entrypoints.cli.main import main
 
     result = run("--help")
     for name in main.commands:

@@ -18,8 +18,9 @@ from fakes import FakeModelGenerator, FakeModelRepository, InMemoryDataSource
 
 import ssvae.application.bootstrap as bootstrap_module
 from ssvae.domain.labels import ClassVocabulary
-from ssvae.entrypoints.cli import main
-from ssvae.entrypoints.compare_cli import ProgressBar, expand_multi_value_options
+from ssvae.entrypoints.cli.compare import ProgressBar
+from ssvae.entrypoints.cli.main import main
+from ssvae.entrypoints.cli.options import expand_multi_value_options
 
 VOCAB = ClassVocabulary(("a", "b", "c"))
 

@@ -23,7 +23,7 @@ from fakes import FakeModelGenerator, FakeModelRepository
 import ssvae.application.bootstrap as bootstrap_module
 from ssvae.adapters.data.mnist import embedded_data_dir
 from ssvae.application.compare import HELD_OUT_FRACTION
-from ssvae.entrypoints.cli import main
+from ssvae.entrypoints.cli.main import main
 
 CLASSES = ("error", "ok", "warn")
 

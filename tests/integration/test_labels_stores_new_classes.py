@@ -213,7 +213,7 @@ def test_without_a_vocabulary_file_the_dataset_classes_are_the_vocabulary(tmp_pa
 def test_a_workspace_written_before_classes_could_be_added_opens_unchanged(tmp_path):
     """The fixture was written by `ssvae init` and `ssvae label` of the code before this
     feature (MNIST, a pool of 200, labels set and one undone)."""
-    from ssvae.entrypoints.al_cli import workspace_app
+    from ssvae.entrypoints.cli.workspace import workspace_app
 
     directory = tmp_path / "models" / "old-format"
     shutil.copytree(OLD_WORKSPACE, directory)

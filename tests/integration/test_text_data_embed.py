@@ -169,7 +169,7 @@ def test_a_failing_write_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
 def test_the_embed_command_says_in_one_line_that_it_narrowed_the_width(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from ssvae.entrypoints.cli import main
+    from ssvae.entrypoints.cli.main import main
 
     messages = _messages(tmp_path / "m.jsonl", count=64)
     out = tmp_path / "v.parquet"

@@ -25,7 +25,7 @@ from ssvae.adapters.data.mnist import embedded_data_dir
 from ssvae.adapters.text.tfidf import DEFAULT_DIM, TfidfEmbedder
 from ssvae.application.settings import AppSettings
 from ssvae.application.workspace import workspace_settings
-from ssvae.entrypoints.cli import main
+from ssvae.entrypoints.cli.main import main
 
 NOTE = "tfidf values, so the vectors have"
 

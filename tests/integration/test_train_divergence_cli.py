@@ -15,7 +15,7 @@ from fakes import InMemoryDataSource
 
 import ssvae.application.bootstrap as bootstrap_module
 from ssvae.domain.labels import ClassVocabulary
-from ssvae.entrypoints.cli import main
+from ssvae.entrypoints.cli.main import main
 
 VOCAB = ClassVocabulary(("a", "b", "c"))
 SMALL = ("--set", "hidden_sizes=[8]", "--set", "latent_dim=2", "--set", "enumerate_top_k=2")

@@ -15,8 +15,8 @@ from fakes import InMemoryDataSource, InMemoryLearningCurveWriter, InMemoryModel
 import ssvae.application.bootstrap as bootstrap_module
 from ssvae.application.query import QUERY_POLICIES
 from ssvae.domain.labels import ClassVocabulary
-from ssvae.entrypoints.al_cli import POLICY_NAMES
-from ssvae.entrypoints.cli import main
+from ssvae.entrypoints.cli.main import main
+from ssvae.entrypoints.cli.options import POLICY_NAMES
 
 VOCAB = ClassVocabulary(("ok", "warning", "error"))
 

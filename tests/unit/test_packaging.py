@@ -38,7 +38,7 @@ def test_importing_our_packages_loads_no_heavy_framework() -> None:
         "import sys\n"
         "import ssvae.domain.spec, ssvae.domain.labels, ssvae.domain.ports\n"
         "import ssvae.application.container, ssvae.application.bootstrap\n"
-        "import ssvae.entrypoints.cli\n"
+        "import ssvae.entrypoints.cli.main\n"
         "heavy = [m for m in ('jax', 'flax', 'optax', 'pyarrow', 'panel', 'matplotlib')"
         " if m in sys.modules]\n"
         "print(','.join(heavy))\n"

@@ -9,7 +9,7 @@ import pytest
 
 from ssvae.application.settings import DataSettings, SettingsError
 from ssvae.application.workspace import dataset_settings_record
-from ssvae.entrypoints.options import DATA_OPTION_NAMES, TEXT_OPTION_NAMES, data_settings
+from ssvae.entrypoints.cli.options import DATA_OPTION_NAMES, TEXT_OPTION_NAMES, data_settings
 
 
 def _options(**given: Any) -> dict[str, Any]:

@@ -1,27 +1,15 @@
-"""The `ssvae` command line: parse input, call one application service, render the result."""
+"""`ssvae label`: set, unset, undo, import, export and show labels."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ssvae.domain.errors import LabelError, SsvaeError
-from ssvae.entrypoints.options import data_options, data_settings
-
-
-class SsvaeGroup(click.Group):
-    """A group that turns user errors into one line on stderr and a non-zero exit."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except SsvaeError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(1)
+from ssvae.domain.errors import LabelError
+from ssvae.entrypoints.cli.options import data_app, data_options
+from ssvae.entrypoints.cli.workspace import workspace_app
 
 
 class SerialType(click.ParamType[int]):
@@ -46,81 +34,7 @@ class SerialType(click.ParamType[int]):
 SERIAL = SerialType()
 
 
-def _data_settings(options: dict[str, Any]) -> Any:
-    """The DataSettings of the dataset options (`al_cli`'s commands import it by this name)."""
-    return data_settings(options)
-
-
-def _app(options: dict[str, Any], labels: Path | None = None) -> Any:
-    from ssvae.application.bootstrap import bootstrap
-    from ssvae.application.settings import AppSettings, LabelSettings
-
-    label_settings = LabelSettings(path=labels) if labels is not None else LabelSettings()
-    return bootstrap(AppSettings(data=_data_settings(options), labels=label_settings))
-
-
-@click.group(cls=SsvaeGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="ssvae-al", prog_name="ssvae")
-def main() -> None:
-    """Active learning with a semi-supervised VAE: train, compare, query and label."""
-
-
-@main.group()
-def data() -> None:
-    """Inspect datasets."""
-
-
-@data.command("describe")
-@data_options
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
-def data_describe(as_json: bool, **options: Any) -> None:
-    """Load every split of a dataset and summarise it (checks the whole data path)."""
-    summary = _app(options).dataset_service().summarise()
-    info = summary.info
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "name": info.name,
-                    "sample_shape": list(info.sample_shape),
-                    "classes": list(info.vocabulary.names),
-                    "sources": list(info.sources),
-                    "notes": list(info.notes),
-                    "splits": [
-                        {
-                            "split": s.split,
-                            "samples": s.samples,
-                            "min": s.value_min,
-                            "max": s.value_max,
-                            "mean": s.value_mean,
-                            "class_counts": s.class_counts,
-                        }
-                        for s in summary.splits
-                    ],
-                },
-                indent=2,
-            )
-        )
-        return
-    click.echo(
-        f"dataset {info.name}: samples of shape {info.sample_shape}, "
-        f"{len(info.vocabulary)} classes ({', '.join(info.vocabulary.names)})"
-    )
-    for source in info.sources:
-        click.echo(f"  files  {source}")
-    for note in info.notes:  # e.g. a tfidf width narrowed to what a small file allows
-        click.echo(f"  note   {note}")
-    for split in summary.splits:
-        click.echo(
-            f"  {split.split:<6} {split.samples:>7} samples, values in "
-            f"[{split.value_min:.3f}, {split.value_max:.3f}], mean {split.value_mean:.4f}"
-        )
-        if split.class_counts:
-            counts = "  ".join(f"{k}:{v}" for k, v in split.class_counts.items())
-            click.echo(f"         per class  {counts}")
-
-
-@main.group()
+@click.group()
 @click.option(
     "--labels",
     "labels_path",
@@ -141,7 +55,7 @@ def data_describe(as_json: bool, **options: Any) -> None:
 def label(ctx: click.Context, /, labels_path: Path, model_dir: str | None, **options: Any) -> None:
     """Set, unset, undo, import and export labels."""
     if model_dir is None:
-        ctx.obj = _app(options, labels=labels_path)
+        ctx.obj = data_app(options, labels=labels_path)
         return
     flags = {param.name: param.opts[0] for param in ctx.command.params if param.name}
     given = [
@@ -154,8 +68,6 @@ def label(ctx: click.Context, /, labels_path: Path, model_dir: str | None, **opt
         raise click.UsageError(
             f"--model uses the workspace's labels and dataset; drop {', '.join(given)}"
         )
-    from ssvae.entrypoints.al_cli import workspace_app
-
     ctx.obj = workspace_app(model_dir)[0]
 
 
@@ -240,23 +152,3 @@ def label_show(app: Any) -> None:
     click.echo(f"{sum(counts.values())} labels")
     for name, count in counts.items():
         click.echo(f"  {name}: {count}")
-
-
-from ssvae.entrypoints.compare_cli import compare  # noqa: E402
-
-main.add_command(compare)
-
-from ssvae.entrypoints.al_cli import init, query, simulate, train  # noqa: E402
-
-main.add_command(init)
-main.add_command(query)
-main.add_command(train)
-main.add_command(simulate)
-
-from ssvae.entrypoints.text_cli import embed  # noqa: E402
-
-main.add_command(embed)
-
-from ssvae.entrypoints.dashboard.cli import dashboard  # noqa: E402
-
-main.add_command(dashboard)

@@ -1,15 +1,42 @@
-"""Click options shared by several commands, and the DataSettings they describe."""
+"""Click options shared by several commands, the settings they describe, and the container
+built from the dataset options."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ssvae.domain.spec import PRESETS  # cheap: attrs only
+
+if TYPE_CHECKING:  # the container loads inside the commands, to keep this import cheap
+    from ssvae.application.container import Container
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+PRESET_NAMES = tuple(PRESETS)
+# Kept in step with ssvae.application.query.QUERY_POLICIES (a test checks): listed here so
+# that --help needs no import of the application.
+POLICY_NAMES = (
+    "random",
+    "least_confidence",
+    "margin",
+    "entropy",
+    "tau_ood",
+    "novelty",
+    "bald",
+    "elbo",
+    "kcenter",
+    "diverse_margin",
+    "diverse_entropy",
+    "cold_start",
+    "typiclust",
+    "typiclust_margin",
+)
+DEFAULT_ARTIFACTS = Path("artifacts")
 
 # The option names (click's parameter names) of `text_options` and `data_options`: a command
 # that passes its other options on pops these first.
@@ -263,3 +290,136 @@ def default_models(settings: Any) -> tuple[str, ...] | None:
     Bernoulli pixels and conv classifier do not suit message embeddings), else None (the
     experiment's own default)."""
     return ("text_standard", "text_mixture_k20") if _is_text(settings) else None
+
+
+def data_app(options: Mapping[str, Any], labels: Path | None = None) -> Container:
+    """The container for the dataset `data_options` describe, with the label store `labels`."""
+    from ssvae.application.bootstrap import bootstrap
+    from ssvae.application.settings import AppSettings, LabelSettings
+
+    label_settings = LabelSettings(path=labels) if labels is not None else LabelSettings()
+    return bootstrap(AppSettings(data=data_settings(options), labels=label_settings))
+
+
+def artifacts_option(command: F) -> F:
+    """--artifacts: the folder of workspaces and experiments."""
+    return click.option(
+        "--artifacts",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=DEFAULT_ARTIFACTS,
+        show_default=True,
+        help="The artifacts folder: workspaces in models/, experiments in experiments/.",
+    )(command)
+
+
+def model_option(command: F) -> F:
+    """--model: the workspace a command works on."""
+    return click.option(
+        "--model",
+        "model",
+        required=True,
+        metavar="DIR",
+        help="The model workspace: its folder, or its id under ARTIFACTS/models/.",
+    )(command)
+
+
+def stopping_options(command: F) -> F:
+    """The stopping criteria to check; each is off unless given (kappa and tau have defaults)."""
+    options: list[Callable[[Any], Any]] = [
+        click.option("--budget", type=click.IntRange(min=1), help="Label budget."),
+        click.option("--max-rounds", type=click.IntRange(min=1), help="Maximum rounds."),
+        click.option(
+            "--kappa-threshold",
+            type=click.FloatRange(-1, 1),
+            default=0.99,
+            show_default=True,
+            help="Stable predictions: mean Cohen's kappa between consecutive rounds' "
+            "stop-set predictions at least this.",
+        ),
+        click.option(
+            "--kappa-window",
+            type=click.IntRange(min=1),
+            default=3,
+            show_default=True,
+            help="Consecutive-round pairs the kappa is averaged over.",
+        ),
+        click.option(
+            "--tau-tolerance",
+            type=click.FloatRange(min=0),
+            default=0.02,
+            show_default=True,
+            help="Stable tau: the component-to-label map moved at most this in the last round.",
+        ),
+        click.option(
+            "--tau-measure",
+            type=click.Choice(["max_abs", "mean_tv"]),
+            default="max_abs",
+            show_default=True,
+            help="How tau's change is measured: largest entry change or mean total variation.",
+        ),
+    ]
+    return _apply(command, options)
+
+
+def stopping_rule(options: dict[str, Any]) -> Any:
+    """The StoppingRule of the `stopping_options` values, popped from `options`."""
+    from ssvae.domain.stopping import StoppingRule
+
+    return StoppingRule(
+        budget=options.pop("budget"),
+        max_rounds=options.pop("max_rounds"),
+        kappa_threshold=options.pop("kappa_threshold"),
+        kappa_window=options.pop("kappa_window"),
+        tau_tolerance=options.pop("tau_tolerance"),
+        tau_measure=options.pop("tau_measure"),
+    )
+
+
+def split_words(_: click.Context, __: click.Parameter, values: Sequence[str]) -> tuple[str, ...]:
+    """Values given as separate words or comma-separated."""
+    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+def expand_multi_value_options(args: Sequence[str], names: Sequence[str]) -> list[str]:
+    """`--models a b --epochs 3` -> `--models a --models b --epochs 3`.
+
+    Click options take one value each; this lets `--models` take every following word that
+    is not an option, as users write it (`--models standard mixture_k10`).
+    """
+    out: list[str] = []
+    current: str | None = None
+    taken = 0
+    for index, arg in enumerate(args):
+        if arg == "--":
+            out.extend(args[index:])
+            current = None
+            break
+        if arg in names:
+            if current is not None and taken == 0:
+                raise click.UsageError(f"{current} needs at least one value")
+            current, taken = arg, 0
+            continue
+        if current is not None and not arg.startswith("-"):
+            out += [current, arg]
+            taken += 1
+            continue
+        if current is not None and taken == 0:
+            raise click.UsageError(
+                f"{current} needs at least one value, e.g. {current} standard mixture_k10"
+            )
+        current = None
+        out.append(arg)
+    if current is not None and taken == 0:
+        raise click.UsageError(
+            f"{current} needs at least one value, e.g. {current} standard mixture_k10"
+        )
+    return out
+
+
+class MultiValueCommand(click.Command):
+    """A command whose `multi_value_options` take several space-separated values."""
+
+    multi_value_options: tuple[str, ...] = ()
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, expand_multi_value_options(args, self.multi_value_options))

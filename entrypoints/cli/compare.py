@@ -9,35 +9,26 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import click
 
-from ssvae.domain.spec import PRESETS  # cheap: attrs only
-from ssvae.entrypoints.options import (
+from ssvae.entrypoints.cli.options import (
+    PRESET_NAMES,
     TEXT_OPTION_NAMES,
+    MultiValueCommand,
     data_settings,
     default_models,
+    split_words,
     text_options,
 )
-
-MULTI_VALUE_OPTIONS = ("--models",)
-
-if TYPE_CHECKING:  # numpy loads only when a command needs it
-    from ssvae.domain.data import DatasetInfo
+from ssvae.entrypoints.cli.printers import echo_dataset_lines
 
 
-def echo_dataset_lines(info: DatasetInfo) -> None:
-    """Tell on stderr how the data was read, before a long run on it.
+class _CompareCommand(MultiValueCommand):
+    """`--models standard mixture_k10`: --models takes every following word."""
 
-    Which files came from which folder when a --data-dir lacks some (quiet when all come
-    from one place), and the dataset's notes (e.g. a tfidf width narrowed to a small file).
-    """
-    if len(info.sources) > 1:
-        for source in info.sources:
-            click.echo(f"data: {source}", err=True)
-    for note in info.notes:
-        click.echo(f"note: {note}", err=True)
+    multi_value_options = ("--models",)
 
 
 def _config_sets_num_samples(experiment: Any, config: Path | None) -> bool:
@@ -48,54 +39,6 @@ def _config_sets_num_samples(experiment: Any, config: Path | None) -> bool:
 
     default = attrs.fields_dict(Experiment)["num_samples"].default
     return config is not None and experiment.num_samples != default
-
-
-def expand_multi_value_options(args: Sequence[str], names: Sequence[str]) -> list[str]:
-    """`--models a b --epochs 3` -> `--models a --models b --epochs 3`.
-
-    Click options take one value each; this lets `--models` take every following word that
-    is not an option, as users write it (`--models standard mixture_k10`).
-    """
-    out: list[str] = []
-    current: str | None = None
-    taken = 0
-    for index, arg in enumerate(args):
-        if arg == "--":
-            out.extend(args[index:])
-            current = None
-            break
-        if arg in names:
-            if current is not None and taken == 0:
-                raise click.UsageError(f"{current} needs at least one value")
-            current, taken = arg, 0
-            continue
-        if current is not None and not arg.startswith("-"):
-            out += [current, arg]
-            taken += 1
-            continue
-        if current is not None and taken == 0:
-            raise click.UsageError(
-                f"{current} needs at least one value, e.g. {current} standard mixture_k10"
-            )
-        current = None
-        out.append(arg)
-    if current is not None and taken == 0:
-        raise click.UsageError(
-            f"{current} needs at least one value, e.g. {current} standard mixture_k10"
-        )
-    return out
-
-
-class MultiValueCommand(click.Command):
-    """A command whose MULTI_VALUE_OPTIONS take several space-separated values."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, expand_multi_value_options(args, MULTI_VALUE_OPTIONS))
-
-
-def _split_names(_: click.Context, __: click.Parameter, values: Sequence[str]) -> tuple[str, ...]:
-    """Model names given as separate words or comma-separated."""
-    return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
 
 
 class ProgressBar:
@@ -186,7 +129,7 @@ class ProgressBar:
             self.stream.flush()
 
 
-@click.command("compare", cls=MultiValueCommand)
+@click.command("compare", cls=_CompareCommand)
 @click.option(
     "--config",
     "config",
@@ -196,9 +139,9 @@ class ProgressBar:
 @click.option(
     "--models",
     multiple=True,
-    callback=_split_names,
+    callback=split_words,
     metavar="NAME...",
-    help=f"Models to compare: presets ({', '.join(PRESETS)}) or names defined in --config. "
+    help=f"Models to compare: presets ({', '.join(PRESET_NAMES)}) or names defined in --config. "
     "[default: standard mixture_k10; text_standard text_mixture_k20 for text data]",
 )
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs per model. [default: 10]")
