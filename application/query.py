@@ -30,6 +30,7 @@ from ssvae.domain.model import (
     SsvaeModel,
     component_label_map,
 )
+from ssvae.domain.policies import POLICY_NAMES, served_by
 from ssvae.domain.ports import (
     DEFAULT_SCORE_SAMPLES,
     MODEL_SCORES,
@@ -38,7 +39,6 @@ from ssvae.domain.ports import (
     text_catalog,
 )
 from ssvae.domain.query import (
-    SELECTION_POLICIES,
     AcquisitionRequest,
     Selection,
     required_inputs,
@@ -57,13 +57,9 @@ INPUT_DIMS = 256
 # computed on demand by the model's ModelScorer port (a pass over the pool with z draws).
 PREDICTED_INPUTS = ("probs", "features", "encodings", "ood", "responsibilities", "inputs")
 COMPUTED_INPUTS = (*PREDICTED_INPUTS, *MODEL_SCORES)
-QUERY_POLICIES: tuple[str, ...] = tuple(
-    name for name in SELECTION_POLICIES if set(required_inputs(name)) <= set(COMPUTED_INPUTS)
-)
+QUERY_POLICIES: tuple[str, ...] = served_by(COMPUTED_INPUTS)
 """The policies `ssvae query` and `ssvae simulate` serve."""
-PREDICTION_POLICIES: tuple[str, ...] = tuple(
-    name for name in QUERY_POLICIES if set(required_inputs(name)) <= set(PREDICTED_INPUTS)
-)
+PREDICTION_POLICIES: tuple[str, ...] = served_by(PREDICTED_INPUTS)
 """The policies the predictions alone serve (the dashboard's queue, which holds no model)."""
 
 
@@ -211,7 +207,7 @@ def pool_scores(
 def check_policy(policy: str) -> str:
     """`policy` if the model can serve it; AcquisitionError listing the ones it can."""
     if policy not in QUERY_POLICIES:
-        extra = " (it needs model outputs not computed yet)" if policy in SELECTION_POLICIES else ""
+        extra = " (it needs model outputs not computed yet)" if policy in POLICY_NAMES else ""
         raise AcquisitionError(
             f"policy {policy!r} is not available{extra}; choose one of {', '.join(QUERY_POLICIES)}"
         )

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ssvae.domain.errors import SsvaeError
+from ssvae.domain.policies import PROBABILITY_SCORES
 
 FloatArray = npt.NDArray[np.float64]
 SerialArray = npt.NDArray[np.int64]
@@ -131,14 +132,16 @@ def _ignoring_seed(score: Callable[[npt.ArrayLike], FloatArray]) -> Scorer:
     return scorer
 
 
+_SCORERS: Mapping[str, Scorer] = {
+    "random": _random_policy,
+    "least_confidence": _ignoring_seed(least_confidence),
+    "margin": _ignoring_seed(margin),
+    "entropy": _ignoring_seed(entropy),
+}
 POLICIES: Mapping[str, Scorer] = MappingProxyType(
-    {
-        "random": _random_policy,
-        "least_confidence": _ignoring_seed(least_confidence),
-        "margin": _ignoring_seed(margin),
-        "entropy": _ignoring_seed(entropy),
-    }
+    {name: _SCORERS[name] for name in PROBABILITY_SCORES}
 )
+"""The registry's probability scores, by name."""
 
 
 def policy(name: str) -> Scorer:

@@ -59,6 +59,7 @@ from ssvae.domain.diversity import (
     validate_scores,
 )
 from ssvae.domain.novelty import novelty
+from ssvae.domain.policies import POLICY_NAMES, REGISTRY
 
 FloatArray = npt.NDArray[np.float64]
 SerialArray = npt.NDArray[np.int64]
@@ -313,32 +314,33 @@ def _typiclust_margin(pool: _Pool) -> Selection:
     return Selection("typiclust_margin", chosen.serials, chosen.scores)
 
 
-_POLICIES: Mapping[str, tuple[tuple[str, ...], Callable[[_Pool], Selection]]] = MappingProxyType(
+# How each policy of the registry picks; what it needs is the registry's.
+_RUNS: Mapping[str, Callable[[_Pool], Selection]] = MappingProxyType(
     {
-        "random": ((), _random),
-        "least_confidence": (("probs",), _uncertainty("least_confidence")),
-        "margin": (("probs",), _uncertainty("margin")),
-        "entropy": (("probs",), _uncertainty("entropy")),
-        "tau_ood": (("ood",), _given_scores("tau_ood", "ood")),
-        "novelty": (("inputs", "encodings"), _novelty),
-        "bald": (("bald",), _given_scores("bald", "bald")),
-        "elbo": (("negative_elbo",), _given_scores("elbo", "negative_elbo")),
-        "kcenter": (("features",), _kcenter),
-        "diverse_margin": (("probs", "features"), _diverse("margin")),
-        "diverse_entropy": (("probs", "features"), _diverse("entropy")),
-        "cold_start": (("features",), _cold_start),
-        "typiclust": (("encodings",), _typiclust),
-        "typiclust_margin": (("probs", "encodings"), _typiclust_margin),
+        "random": _random,
+        "least_confidence": _uncertainty("least_confidence"),
+        "margin": _uncertainty("margin"),
+        "entropy": _uncertainty("entropy"),
+        "tau_ood": _given_scores("tau_ood", "ood"),
+        "novelty": _novelty,
+        "bald": _given_scores("bald", "bald"),
+        "elbo": _given_scores("elbo", "negative_elbo"),
+        "kcenter": _kcenter,
+        "diverse_margin": _diverse("margin"),
+        "diverse_entropy": _diverse("entropy"),
+        "cold_start": _cold_start,
+        "typiclust": _typiclust,
+        "typiclust_margin": _typiclust_margin,
     }
 )
 
-SELECTION_POLICIES: tuple[str, ...] = tuple(_POLICIES)
-"""The names `select` accepts."""
+SELECTION_POLICIES: tuple[str, ...] = POLICY_NAMES
+"""The names `select` accepts: every policy of the registry."""
 
 
 def _entry(name: str) -> tuple[tuple[str, ...], Callable[[_Pool], Selection]]:
     try:
-        return _POLICIES[name]
+        return REGISTRY[name].needs, _RUNS[name]
     except (KeyError, TypeError):
         raise AcquisitionError(
             f"unknown acquisition policy {name!r}; choose one of {', '.join(SELECTION_POLICIES)}"

@@ -18,24 +18,6 @@ if TYPE_CHECKING:  # the container loads inside the commands, to keep this impor
 F = TypeVar("F", bound=Callable[..., Any])
 
 PRESET_NAMES = tuple(PRESETS)
-# Kept in step with ssvae.application.query.QUERY_POLICIES (a test checks): listed here so
-# that --help needs no import of the application.
-POLICY_NAMES = (
-    "random",
-    "least_confidence",
-    "margin",
-    "entropy",
-    "tau_ood",
-    "novelty",
-    "bald",
-    "elbo",
-    "kcenter",
-    "diverse_margin",
-    "diverse_entropy",
-    "cold_start",
-    "typiclust",
-    "typiclust_margin",
-)
 DEFAULT_ARTIFACTS = Path("artifacts")
 
 # The option names (click's parameter names) of `text_options` and `data_options`: a command

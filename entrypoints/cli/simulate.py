@@ -14,9 +14,9 @@ from typing import Any
 
 import click
 
+from ssvae.domain.policies import POLICY_NAMES  # cheap: attrs only
 from ssvae.entrypoints.cli.options import (
     DATA_OPTION_NAMES,
-    POLICY_NAMES,
     PRESET_NAMES,
     MultiValueCommand,
     artifacts_option,

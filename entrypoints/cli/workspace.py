@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ssvae.domain.policies import POLICY_NAMES  # cheap: attrs only
 from ssvae.entrypoints.cli.options import (
     DEFAULT_ARTIFACTS,
-    POLICY_NAMES,
     PRESET_NAMES,
     artifacts_option,
     data_options,

@@ -16,7 +16,7 @@ import ssvae.application.bootstrap as bootstrap_module
 from ssvae.application.query import QUERY_POLICIES
 from ssvae.domain.labels import ClassVocabulary
 from ssvae.entrypoints.cli.main import main
-from ssvae.entrypoints.cli.options import POLICY_NAMES
+from ssvae.entrypoints.cli.workspace import query
 
 VOCAB = ClassVocabulary(("ok", "warning", "error"))
 
@@ -53,8 +53,9 @@ def _invoke(*args: str) -> Any:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def test_the_listed_policies_are_the_ones_the_service_serves() -> None:
-    assert POLICY_NAMES == QUERY_POLICIES
+def test_the_policies_query_offers_are_the_ones_the_service_serves() -> None:
+    policy = next(param for param in query.params if param.name == "policy")
+    assert tuple(policy.type.choices) == QUERY_POLICIES
 
 
 def test_simulate_takes_several_policies_and_seeds_as_written(
