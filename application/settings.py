@@ -10,13 +10,11 @@ from typing import Any
 import attrs
 
 from ssvae.domain.errors import SsvaeError
+from ssvae.domain.text import EMBEDDERS, LOGHUB_TASKS, SCALINGS
 
 DATA_KINDS = ("idx", "vectors", "text")
 IDX_DATASETS = ("mnist", "fashion_mnist")
 TEXT_DATASETS = ("loghub",)  # built in; other text datasets are files (train_path)
-LOGHUB_TASKS = ("system", "event")
-EMBEDDERS = ("tfidf", "minilm")
-SCALINGS = ("none", "standardise", "l2")
 LABEL_FORMATS = ("csv", "parquet")
 
 

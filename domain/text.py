@@ -7,11 +7,33 @@ stored vectors by `texts_fingerprint(texts)` together with the embedder's `finge
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+import attrs
 import numpy as np
 import numpy.typing as npt
+
+# The embedders and scalings a text dataset can use: the settings, the data source and the CLI
+# all validate against these, so a new one is added here once.
+EMBEDDERS: tuple[str, ...] = ("tfidf", "minilm")
+SCALINGS: tuple[str, ...] = ("none", "standardise", "l2")
+
+
+@attrs.frozen
+class LoghubTask:
+    """A labelling task on the built-in Loghub sample: which column labels a message, and how
+    many messages a class needs to be one (a rarer template gives a classifier too little)."""
+
+    name: str
+    label_column: str
+    min_class_size: int
+
+
+LOGHUB_TASKS: Mapping[str, LoghubTask] = {
+    task.name: task
+    for task in (LoghubTask("system", "system", 1), LoghubTask("event", "event_id", 20))
+}
 
 
 class Embedder(Protocol):

@@ -13,9 +13,8 @@ import attrs
 
 import ssvae.adapters
 from ssvae.domain.errors import DataError
+from ssvae.domain.text import LOGHUB_TASKS
 
-# Loghub tasks: the label column, and how many messages a class needs to be one.
-LOGHUB_TASKS: dict[str, tuple[str, int]] = {"system": ("system", 1), "event": ("event_id", 20)}
 ID_COLUMN = "id"
 TEXT_COLUMN = "text"
 
@@ -41,5 +40,7 @@ def loghub_sample(task: str, directory: Path | str | None = None) -> LoghubSampl
     """The file, name, label column and minimum class size of `task`; DataError if unknown."""
     if task not in LOGHUB_TASKS:
         raise DataError(f"loghub task {task!r} is unknown; use one of {', '.join(LOGHUB_TASKS)}")
-    label_column, min_class_size = LOGHUB_TASKS[task]
-    return LoghubSample(loghub_file(directory), f"loghub-{task}", label_column, min_class_size)
+    chosen = LOGHUB_TASKS[task]
+    return LoghubSample(
+        loghub_file(directory), f"loghub-{task}", chosen.label_column, chosen.min_class_size
+    )

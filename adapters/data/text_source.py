@@ -28,14 +28,13 @@ import numpy.typing as npt
 from ssvae.adapters.data.loghub import ID_COLUMN, TEXT_COLUMN, loghub_sample
 from ssvae.adapters.data.text_table import TextColumns, TextTable, read_text_table
 from ssvae.adapters.text.cache import cached_embed
-from ssvae.adapters.text.scaling import SCALINGS, Scaling
+from ssvae.adapters.text.scaling import Scaling
 from ssvae.domain.data import DatasetInfo, Samples
 from ssvae.domain.echo import short_repr
 from ssvae.domain.errors import DataError, LabelError
 from ssvae.domain.labels import ClassVocabulary
-from ssvae.domain.text import Embedder, texts_fingerprint
+from ssvae.domain.text import EMBEDDERS, SCALINGS, Embedder, texts_fingerprint
 
-EMBEDDERS = ("tfidf", "minilm")
 TFIDF_FILE = "tfidf.npz"
 SCALING_FILE = "scaling.npz"
 EMBEDDINGS_CACHE = "embeddings"

@@ -19,7 +19,6 @@ from ssvae.adapters.data.text_table import error_detail
 from ssvae.adapters.files import atomic_write_bytes
 from ssvae.domain.errors import DataError
 
-SCALINGS = ("none", "standardise", "l2")
 _MIN_STD = 1e-6  # features (nearly) constant on the pool are centred, not blown up
 
 FloatArray = npt.NDArray[np.float32]
