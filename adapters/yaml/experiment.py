@@ -36,8 +36,7 @@ import attrs
 import yaml
 
 from ssvae.adapters.yaml.loader import construct_yaml, key_line_numbers, load_yaml_node, where
-from ssvae.adapters.yaml.spec import parse_assignments as parse_spec_assignments
-from ssvae.adapters.yaml.spec import spec_from_mapping
+from ssvae.adapters.yaml.spec import parse_assignments, spec_from_mapping
 from ssvae.domain.comparison import (
     EXPERIMENT_SETTINGS,
     PRESET_KEY,
@@ -212,14 +211,6 @@ def _entry(located: _Located, source: str) -> ModelEntry:
     return ModelEntry(str(name), values, lines, located.line)
 
 
-def parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
-    """`KEY=VALUE` texts (from --set) as a mapping; values are read as YAML, as in files."""
-    try:
-        return parse_spec_assignments(assignments)
-    except SpecError as error:
-        raise ExperimentError(str(error)) from None
-
-
 # ---------------------------------------------------------------------------------------------
 # The reader.
 
@@ -280,8 +271,11 @@ class YamlExperimentReader:
         )
 
     def parse_assignments(self, assignments: Sequence[str]) -> dict[str, Any]:
-        """`KEY=VALUE` texts (from --set) as a mapping; values are read as YAML, as in files."""
-        return parse_assignments(assignments)
+        """`KEY=VALUE` texts (from --set) as a mapping, read by the one --set parser."""
+        try:
+            return parse_assignments(assignments)
+        except SpecError as error:
+            raise ExperimentError(str(error)) from None
 
     def spec(
         self, model: ModelEntry, file: ExperimentFile, flag_fields: Mapping[str, str]

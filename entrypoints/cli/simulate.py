@@ -28,7 +28,6 @@ from ssvae.entrypoints.cli.options import (
     stopping_rule,
 )
 from ssvae.entrypoints.cli.printers import echo_dataset_lines
-from ssvae.entrypoints.cli.workspace import check_assignments
 
 
 class _SimulateCommand(MultiValueCommand):
@@ -146,7 +145,7 @@ class _RoundPrinter:
     "--set",
     "assignments",
     multiple=True,
-    metavar="NAME=VALUE",
+    metavar="KEY=VALUE",
     help="Model spec field over the preset, e.g. --set batch_size=64 (repeatable).",
 )
 @click.option(
@@ -192,13 +191,13 @@ def simulate(
     rule = stopping_rule(options)
     data = data_settings({key: options.pop(key) for key in DATA_OPTION_NAMES})
     options["preset"] = options.get("preset") or default_preset(data)
-    check_assignments(assignments)
     app = bootstrap(AppSettings(data=data, artifacts_dir=artifacts))
+    overrides = app.spec_assignments()(assignments)
     echo_dataset_lines(app.dataset_service().describe())
     settings = SimulationSettings(
         policies=policies or ("margin", "random"),
         seeds=seeds or (0,),
-        overrides=app.spec_assignments()(assignments),
+        overrides=overrides,
         dataset=data.name,
         stopping=rule,
         out=str(artifacts / "experiments"),

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,18 +30,6 @@ from ssvae.entrypoints.cli.printers import echo_dataset_lines, echo_stopping, st
 if TYPE_CHECKING:  # the container loads inside the commands, to keep this import cheap
     from ssvae.application.container import Container
     from ssvae.domain.workspace import Workspace
-
-
-def check_assignments(texts: Sequence[str]) -> None:
-    """`--set NAME=VALUE` texts must have a name; the container's `spec_assignments` reads the
-    values (as YAML: [64], 0.1) once the app is built."""
-    for text in texts:
-        name, sep, _ = text.partition("=")
-        if not sep or not name.strip():
-            raise click.BadParameter(
-                f"{text[:80]!r} is invalid: write NAME=VALUE, e.g. --set batch_size=64",
-                param_hint="--set",
-            )
 
 
 def workspace_app(
@@ -78,7 +65,7 @@ def workspace_app(
     "--set",
     "assignments",
     multiple=True,
-    metavar="NAME=VALUE",
+    metavar="KEY=VALUE",
     help="Model spec field over the preset, e.g. --set max_epochs=30 (repeatable).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
@@ -108,7 +95,6 @@ def init(
     from ssvae.application.bootstrap import bootstrap
     from ssvae.application.settings import AppSettings
 
-    check_assignments(assignments)
     data = data_settings(options)
     preset = preset or default_preset(data)
     app = bootstrap(AppSettings(data=data, artifacts_dir=artifacts))

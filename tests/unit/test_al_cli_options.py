@@ -164,10 +164,23 @@ def test_user_errors_are_one_line(fakes: dict[str, Any], tmp_path: Path) -> None
     assert missing.output.startswith("error: model workspace") and "ssvae init" in missing.output
     bad_id = CliRunner().invoke(main, ["init", "--id", "../x", "--artifacts", str(tmp_path)])
     assert bad_id.exit_code == 1 and "1 to 64 letters" in bad_id.output
-    bad_set = CliRunner().invoke(main, ["init", "--set", "nonsense", "--artifacts", str(tmp_path)])
-    assert bad_set.exit_code == 2 and "NAME=VALUE" in bad_set.output
     unknown = CliRunner().invoke(main, ["init", "--set", "colour=1", "--artifacts", str(tmp_path)])
     assert unknown.exit_code == 1 and "colour" in unknown.output
+
+
+@pytest.mark.parametrize("command", ["init", "simulate", "compare"])
+def test_a_set_without_a_value_is_the_same_one_line_error_in_every_command(
+    fakes: dict[str, Any], tmp_path: Path, command: str
+) -> None:
+    """--set is read by one parser: init, simulate and compare refuse `--set nonsense` alike,
+    before any data is read."""
+    where = ["--out", str(tmp_path)] if command == "compare" else ["--artifacts", str(tmp_path)]
+    result = CliRunner().invoke(main, [command, "--set", "nonsense", *where])
+    assert result.exit_code == 1
+    assert result.output == (
+        "error: --set 'nonsense' is invalid: write KEY=VALUE, e.g. --set batch_size=64\n"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_simulate_defaults_to_a_text_preset_on_text_data(

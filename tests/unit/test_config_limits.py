@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from ssvae.adapters.yaml.experiment import YamlExperimentReader, parse_assignments
+from ssvae.adapters.yaml.experiment import YamlExperimentReader
 from ssvae.adapters.yaml.loader import MAX_NESTING, MAX_NUMBER_LENGTH, MAX_VALUES
-from ssvae.adapters.yaml.spec import load_spec, spec_from_yaml
+from ssvae.adapters.yaml.spec import load_spec, parse_assignments, spec_from_yaml
 from ssvae.application.bootstrap import bootstrap
 from ssvae.application.experiments import ExperimentResolver
 from ssvae.application.settings import AppSettings
