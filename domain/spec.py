@@ -325,21 +325,6 @@ class ModelSpec:
         return attrs.evolve(self, **changes)
 
 
-# Overrides that took plain M2 to ~95% on MNIST with 100 labels (benchmarks/README.md):
-# enumerate only the 3 most probable classes for unlabelled samples (about 3x faster; the
-# rest carries little mass), alpha = classification_weight * pool / labelled (the ~95% was
-# measured at Kingma 2014's 0.1; 1.0 here, SEMI_SUPERVISED_BASE says why), and a consistency
-# term on the classifier under random 2-pixel translations, which also augment the labelled
-# batch. The presets carry them (fitted to the data by `preset`), so applying
-# them over a preset only changes max_epochs; kept for the benchmarks and `--semi-supervised`.
-SEMI_SUPERVISED_OVERRIDES: Mapping[str, Any] = {
-    "enumerate_top_k": 3,
-    "classification_weight": 1.0,
-    "consistency_weight": 30.0,
-    "augment_shift": 2,
-    "max_epochs": 25,
-}
-
 # What every preset shares: the semi-supervised configuration measured in benchmarks/README.md.
 # enumerate_top_k, augment_shift and the conv classifier suit images with more than 3 classes;
 # `fit_to_data` turns them into their neutral values for other data.

@@ -12,7 +12,7 @@ small rest. Only the decoder p(x|y,z) pays the full price of each enumerated cla
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -243,7 +243,3 @@ class SsvaeNetwork(nnx.Module):
 def build_network(spec: ModelSpec, seed: int | None = None) -> SsvaeNetwork:
     """A freshly initialised network for `spec`, seeded by `seed` (default spec.seed)."""
     return SsvaeNetwork(spec, nnx.Rngs(spec.seed if seed is None else seed))
-
-
-def flat_size(shape: Sequence[int]) -> int:
-    return math.prod(shape)
