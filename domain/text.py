@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
-import numpy as np
-import numpy.typing as npt
+
+if TYPE_CHECKING:  # annotations only: the CLI reads the names below without loading numpy
+    import numpy as np
+    import numpy.typing as npt
 
 # The embedders and scalings a text dataset can use: the settings, the data source and the CLI
 # all validate against these, so a new one is added here once.

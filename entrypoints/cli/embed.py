@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from ssvae.domain.text import EMBEDDERS  # cheap: attrs only
+
 
 class _Bar:
     """A progress bar on stderr that appears once embedding starts."""
@@ -46,7 +48,7 @@ class _Bar:
 )
 @click.option(
     "--embedder",
-    type=click.Choice(["tfidf", "minilm"]),
+    type=click.Choice(EMBEDDERS),
     default="tfidf",
     show_default=True,
     help="tfidf (offline, fitted on these messages) or minilm (a local model folder).",

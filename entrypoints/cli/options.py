@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ssvae.domain.spec import PRESETS  # cheap: attrs only
+from ssvae.domain.text import EMBEDDERS, LOGHUB_TASKS, SCALINGS  # cheap: attrs only
 
 if TYPE_CHECKING:  # the container loads inside the commands, to keep this import cheap
     from ssvae.application.container import Container
@@ -48,7 +49,6 @@ DATA_OPTION_NAMES = (
     *TEXT_OPTION_NAMES,
 )
 TEXT_DATASET = "text"  # --dataset text: the messages in --input
-LOGHUB_TASKS = ("system", "event")
 
 
 def _apply(command: F, options: Sequence[Callable[[Any], Any]]) -> F:
@@ -61,7 +61,7 @@ def text_options(command: F) -> F:
     options: list[Callable[[Any], Any]] = [
         click.option(
             "--task",
-            type=click.Choice(LOGHUB_TASKS),
+            type=click.Choice(tuple(LOGHUB_TASKS)),
             help="For --dataset loghub: classify the emitting system (10 classes) or the "
             "message template (event: the 99 templates with at least 20 messages).",
         ),
@@ -88,7 +88,7 @@ def text_options(command: F) -> F:
         ),
         click.option(
             "--embedder",
-            type=click.Choice(["tfidf", "minilm"]),
+            type=click.Choice(EMBEDDERS),
             help="How messages become vectors: tfidf (offline, fitted on the pool) or minilm "
             "(a local sentence-transformers folder). [default: tfidf]",
         ),
@@ -106,7 +106,7 @@ def text_options(command: F) -> F:
         ),
         click.option(
             "--scaling",
-            type=click.Choice(["none", "standardise", "l2"]),
+            type=click.Choice(SCALINGS),
             help="Scaling of the vectors for the Gaussian likelihood, fitted on the pool: "
             "l2 (unit rows), standardise (per feature) or none. [default: l2]",
         ),

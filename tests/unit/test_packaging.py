@@ -47,3 +47,13 @@ def test_importing_our_packages_loads_no_heavy_framework() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert result.stdout.strip() == ""
+
+
+def test_starting_the_cli_loads_no_numpy() -> None:
+    """--help and a usage error stay quick: policy, preset, embedder and task names come
+    from domain modules that need no numpy."""
+    code = "import sys\nimport ssvae.entrypoints.cli.main\nprint('numpy' in sys.modules)\n"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert result.stdout.strip() == "False"
