@@ -25,7 +25,7 @@ from ssvae.entrypoints.dashboard.viewmodels.map import (
     colour_column,
 )
 from ssvae.entrypoints.dashboard.viewmodels.text import shortened
-from ssvae.entrypoints.dashboard.widgets import png_data_url
+from ssvae.entrypoints.dashboard.widgets import message_html, sample_html
 
 IntArray = npt.NDArray[np.int64]
 REMOVE = "(remove labels)"
@@ -82,23 +82,6 @@ def probability_bars(
     return f"<b>{html.escape(title)}{note}</b><table style='font-size:12px'>{rows}</table>"
 
 
-def message_html(text: str, extras: tuple[tuple[str, str], ...] = (), *, size: int = 14) -> str:
-    """A message as a person reads it (whitespace kept, wrapped), with its extra columns."""
-    parts = [
-        f'<div class="ssvae-text" style="white-space:pre-wrap;word-break:break-word;'
-        f"font-family:ui-monospace,monospace;font-size:{size}px;background:#f6f6f6;"
-        f'padding:6px;border-left:4px solid #4a7ab5">{html.escape(text)}</div>'
-    ]
-    if extras:
-        rows = "".join(
-            f"<tr><td style='color:#666;padding-right:8px'>{html.escape(name)}</td>"
-            f"<td>{html.escape(value)}</td></tr>"
-            for name, value in extras
-        )
-        parts.append(f"<table class='ssvae-extras' style='font-size:12px'>{rows}</table>")
-    return "".join(parts)
-
-
 def group_texts_html(texts: list[str], total: int) -> str:
     """The first messages of a selected group, one line each."""
     if not texts:
@@ -109,16 +92,6 @@ def group_texts_html(texts: list[str], total: int) -> str:
     )
     more = f"<small>… and {total - len(texts)} more</small>" if total > len(texts) else ""
     return f"<ul style='margin:2px 0;padding-left:16px;font-size:12px'>{items}</ul>{more}"
-
-
-def sample_html(x: Any, kind: str, scale: int = 5) -> str:
-    """An image as a PNG, a vector as its leading values."""
-    array = np.asarray(x)
-    if kind == "image" and array.ndim >= 2:
-        return f'<img src="{png_data_url(array, scale)}" style="image-rendering:pixelated">'
-    shown = ", ".join(f"{v:.3g}" for v in array.reshape(-1)[:12])
-    more = ", ..." if array.size > 12 else ""
-    return f"<code>[{shown}{more}]</code> ({array.size} values)"
 
 
 def detail_html(detail: SampleDetail, kind: str) -> str:

@@ -12,15 +12,11 @@ import panel as pn
 
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.text_examples import TextExamples
-from ssvae.entrypoints.dashboard.label_page import (
-    message_html,
-    sample_html,
-    undo_off_the_event_loop,
-)
+from ssvae.entrypoints.dashboard.label_page import undo_off_the_event_loop
 from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard, LabelUpdate
 from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard
 from ssvae.entrypoints.dashboard.viewmodels.text import shortened
-from ssvae.entrypoints.dashboard.widgets import png_data_url
+from ssvae.entrypoints.dashboard.widgets import message_html, png_data_url, sample_html
 
 
 def strip_html(board: QueueBoard, kind: str) -> str:

@@ -1,10 +1,12 @@
 # mypy: disable-error-code="no-untyped-call"
 # (Panel and Bokeh widgets are param classes whose constructors carry no annotations.)
-"""Small browser-side pieces: a page-wide key listener and sample images as PNG data URLs."""
+"""Small browser-side pieces: a page-wide key listener, and samples as HTML (images as PNG
+data URLs, vectors as their leading values, messages as a person reads them)."""
 
 from __future__ import annotations
 
 import base64
+import html
 import struct
 import zlib
 from typing import Any, ClassVar
@@ -94,3 +96,30 @@ def png_bytes(image: npt.NDArray[Any], scale: int = 1) -> bytes:
 def png_data_url(image: npt.NDArray[Any], scale: int = 4) -> str:
     """`png_bytes` as a data URL for an <img> tag."""
     return "data:image/png;base64," + base64.b64encode(png_bytes(image, scale)).decode("ascii")
+
+
+def sample_html(x: Any, kind: str, scale: int = 5) -> str:
+    """An image as a PNG, a vector as its leading values."""
+    array = np.asarray(x)
+    if kind == "image" and array.ndim >= 2:
+        return f'<img src="{png_data_url(array, scale)}" style="image-rendering:pixelated">'
+    shown = ", ".join(f"{v:.3g}" for v in array.reshape(-1)[:12])
+    more = ", ..." if array.size > 12 else ""
+    return f"<code>[{shown}{more}]</code> ({array.size} values)"
+
+
+def message_html(text: str, extras: tuple[tuple[str, str], ...] = (), *, size: int = 14) -> str:
+    """A message as a person reads it (whitespace kept, wrapped), with its extra columns."""
+    parts = [
+        f'<div class="ssvae-text" style="white-space:pre-wrap;word-break:break-word;'
+        f"font-family:ui-monospace,monospace;font-size:{size}px;background:#f6f6f6;"
+        f'padding:6px;border-left:4px solid #4a7ab5">{html.escape(text)}</div>'
+    ]
+    if extras:
+        rows = "".join(
+            f"<tr><td style='color:#666;padding-right:8px'>{html.escape(name)}</td>"
+            f"<td>{html.escape(value)}</td></tr>"
+            for name, value in extras
+        )
+        parts.append(f"<table class='ssvae-extras' style='font-size:12px'>{rows}</table>")
+    return "".join(parts)
