@@ -135,7 +135,7 @@ def test_hyperparameters_apply_to_the_first_run_and_are_refused_after(tmp_path: 
     model.job.start(1, {"learning_rate": 0.01})
     assert model.job.wait(20)
     assert model.job.progress().state == FINISHED
-    assert model.model().spec.learning_rate == 0.01
+    assert model.model().spec.optimiser.learning_rate == 0.01
     model.job.start(1, {"learning_rate": 0.02})
     assert model.job.wait(20)
     progress = model.job.progress()
@@ -154,7 +154,11 @@ def test_clone_copies_spec_pool_and_labels_and_yaml_errors_name_the_line(tmp_pat
     assert clone.metadata.pool_size == 20
     assert dict(hub.open("m-copy").labels().labels()) == {2: "2", 5: "2"}
     made = hub.create_from_yaml("standard", "latent_dim: 3\nbatch_size: 7\n", "mine.yaml", "y")
-    assert (made.spec.latent_dim, made.spec.batch_size, made.spec.prior) == (3, 7, "standard")
+    assert (
+        made.spec.network.latent_dim,
+        made.spec.training.batch_size,
+        made.spec.network.prior,
+    ) == (3, 7, "standard")
     with pytest.raises(SpecError, match=r"mine\.yaml:2: .*learning_rate"):
         hub.create_from_yaml("standard", "latent_dim: 3\nlearning_rate: -2\n", "mine.yaml")
 
@@ -177,3 +181,16 @@ def test_the_dashboard_accepts_labels_for_the_pool_only_as_the_cli_does(tmp_path
         service.set([int(pool[0])], "0", "test")  # a pool serial is accepted
     labels = model.labels().labels()
     assert outside not in labels and int(pool[0]) in labels  # only the pool serial was written
+
+
+def test_the_catalog_leaves_out_folders_that_are_no_complete_workspace(tmp_path: Path) -> None:
+    hub = _hub(tmp_path)
+    hub.create("standard", "good", num_samples=10)
+    (hub.models_dir / "empty").mkdir()
+    damaged = hub.models_dir / "damaged"
+    damaged.mkdir()
+    (damaged / "metadata.json").write_text("{not json")
+    (hub.models_dir / "stray.txt").write_text("")
+    assert [summary.id for summary in hub.catalog()] == ["good"]
+    with pytest.raises(WorkspaceError, match=r"spec\.yaml is missing"):
+        hub.open("damaged")  # opening it says what is wrong
