@@ -13,7 +13,7 @@ import panel as pn
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.text_examples import TextExamples
 from ssvae.entrypoints.dashboard.label_page import undo_off_the_event_loop
-from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard, LabelUpdate
+from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard
 from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard
 from ssvae.entrypoints.dashboard.viewmodels.text import shortened
 from ssvae.entrypoints.dashboard.widgets import message_html, png_data_url, sample_html
@@ -207,8 +207,3 @@ class QueuePage:
             if self.on_update is not None:
                 self.on_update(update)
         self.strip.object = strip_html(self.board, self.kind)
-
-    def labels_changed(self, update: LabelUpdate) -> None:
-        """Labels changed on another page: redraw the strip's labels."""
-        if self.board.rows:
-            self.strip.object = strip_html(self.board, self.kind)

@@ -8,8 +8,6 @@ and kept with the map, so every page and every refresh of one model shows the sa
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from types import MappingProxyType
 
 import attrs
 import numpy as np
@@ -20,6 +18,7 @@ from ssvae.domain.errors import SsvaeError
 from ssvae.domain.labels import ClassVocabulary, LabelSet
 from ssvae.domain.model import Predictions
 from ssvae.domain.novelty import MIN_LABELLED, Novelty, novelty
+from ssvae.domain.policies import MAP_POLICIES, REGISTRY
 from ssvae.domain.query import SELECTION_POLICIES
 
 FloatArray = npt.NDArray[np.float64]
@@ -44,22 +43,6 @@ COLOUR_MODES: tuple[str, ...] = (
     COMPONENT,
     ACQUISITION,
 )
-
-# Policies whose score exists for every sample: the map can be coloured by it. The diverse
-# policies rank by their uncertainty score first, so the map shows that score.
-_SCORE_OF_POLICY: Mapping[str, str] = MappingProxyType(
-    {
-        "random": "random",
-        "least_confidence": "least_confidence",
-        "margin": "margin",
-        "entropy": "entropy",
-        "diverse_margin": "margin",
-        "diverse_entropy": "entropy",
-        "tau_ood": "tau_ood",
-    }
-)
-MAP_POLICIES: tuple[str, ...] = tuple(p for p in SELECTION_POLICIES if p in _SCORE_OF_POLICY)
-"""The policies whose acquisition score can colour the map."""
 
 
 class DashboardError(SsvaeError, ValueError):
@@ -253,8 +236,9 @@ def _predicted_column(pool_map: PoolMap, labels: LabelSet) -> ColourColumn:
 
 def acquisition_scores(pool_map: PoolMap, policy: str, seed: int = 0) -> FloatArray:
     """Every point's score under `policy`; DashboardError for policies without one."""
-    if policy not in _SCORE_OF_POLICY:
-        if policy not in SELECTION_POLICIES:
+    info = REGISTRY.get(policy)
+    if info is None or info.map_score is None:
+        if info is None:
             raise AcquisitionError(
                 f"unknown acquisition policy {policy!r}; choose one of "
                 f"{', '.join(SELECTION_POLICIES)}"
@@ -263,7 +247,7 @@ def acquisition_scores(pool_map: PoolMap, policy: str, seed: int = 0) -> FloatAr
             f"policy {policy!r} scores a batch, not each sample; colour the map by one of "
             f"{', '.join(MAP_POLICIES)}"
         )
-    score = _SCORE_OF_POLICY[policy]
+    score = info.map_score
     if score == "tau_ood":
         if pool_map.ood is None:
             raise DashboardError("this model has no OOD score yet: label some samples and train it")
