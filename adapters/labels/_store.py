@@ -47,14 +47,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import os
 import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import BinaryIO, ClassVar
 
 import attrs
 import filelock
@@ -64,6 +63,14 @@ import numpy.typing as npt
 from ssvae.adapters.files import atomic_write_bytes
 from ssvae.adapters.json_limits import load_json_bounded
 from ssvae.adapters.labels.classes_file import classes_path, read_vocabulary, write_vocabulary
+from ssvae.adapters.labels.history_log import (
+    HistoryLog,
+    Logged,
+    history_lines,
+    history_record,
+    last_batch_start,
+)
+from ssvae.adapters.labels.label_files import one_line, read_bytes, read_error, reason, write_error
 from ssvae.domain.errors import ConcurrentWriteError, LabelError
 from ssvae.domain.labels import (
     ClassVocabulary,
@@ -84,7 +91,6 @@ DEFAULT_LOCK_TIMEOUT = 10.0
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # the hash of a label file that does not exist
 # The names `atomic_writer` gives its temporaries: `.<file name>.<8 of [a-z0-9_]>.tmp`.
 _TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
-_READ_BLOCK = 1 << 16
 
 
 @attrs.frozen
@@ -121,7 +127,7 @@ class LabelFile(ABC):
         self, path: Path, vocabulary: ClassVocabulary, valid_serials: npt.NDArray[np.int64]
     ) -> LabelSet:
         """The labels in the file at `path` (LabelFileCodec)."""
-        data = _read_bytes(Path(path))
+        data = read_bytes(Path(path))
         if data is None:
             raise LabelError(f"label file {path} does not exist; check the path")
         return self.decode(data, str(path), vocabulary, np.asarray(valid_serials, np.int64))
@@ -132,7 +138,7 @@ class LabelFile(ABC):
         try:
             atomic_write_bytes(Path(path), data)
         except OSError as error:
-            raise _write_error(Path(path), error) from error
+            raise write_error(Path(path), error) from error
 
 
 def labels_from_rows(
@@ -176,71 +182,6 @@ class _Snapshot:
 
 
 @attrs.frozen
-class _Logged:
-    """A history entry with what the log adds: its batch, the hash it produced, its offset."""
-
-    entry: HistoryEntry
-    batch: int
-    labels_sha256: str
-    offset: int
-
-
-class _History:
-    """The history file, read under the lock from its end.
-
-    A write reads only the last complete record: its index gives the count, and its hash
-    says whether the label file needs reconciling, so a write costs the same however long
-    the history is. Undo reads back from the end only as far as the batch it reverts;
-    `records` (reconciliation, `history()`) reads the whole file.
-    """
-
-    def __init__(self, path: Path, parse_line: Callable[[bytes, int | None, int], _Logged]) -> None:
-        self._path = path
-        self._parse_line = parse_line  # (line, position or None when unknown, offset) -> record
-        self.size = 0
-        self.complete_length = 0  # anything after it is a torn write
-        self.count = 0
-        self._last: _Logged | None = None
-        with _opened(path) as handle:
-            if handle is None:
-                return
-            self.size = os.fstat(handle.fileno()).st_size
-            self.complete_length = _end_of_last_line(handle, self.size)
-            for offset, line in _lines_backwards(handle, self.complete_length):
-                self._last = self._parse_line(line, None, offset)
-                break
-        if self._last is not None:
-            self.count = self._last.entry.index + 1
-
-    def last(self) -> _Logged | None:
-        """The last complete record."""
-        return self._last
-
-    @functools.cached_property
-    def records(self) -> tuple[_Logged, ...]:
-        """Every complete record, oldest first."""
-        data = (_read_bytes(self._path) or b"")[: self.complete_length]
-        records: list[_Logged] = []
-        offset = 0
-        for line in data.splitlines(keepends=True):
-            records.append(self._parse_line(line, len(records), offset))
-            offset += len(line)
-        return tuple(records)
-
-    def newest_first(self, kept: int) -> Iterator[HistoryEntry]:
-        """The first `kept` entries, newest first, parsed lazily from the end of the file."""
-        if "records" in self.__dict__ or kept != self.count:  # read in full already
-            yield from (record.entry for record in reversed(self.records[:kept]))
-            return
-        with _opened(self._path) as handle:
-            if handle is None:
-                return
-            lines = _lines_backwards(handle, self.complete_length)
-            for position, (offset, line) in zip(range(kept - 1, -1, -1), lines, strict=False):
-                yield self._parse_line(line, position, offset).entry
-
-
-@attrs.frozen
 class _Reconciled:
     """How much of the history explains the label file, and what must be added to it."""
 
@@ -248,10 +189,10 @@ class _Reconciled:
     keep_bytes: int  # the history file's prefix that stays
     external: tuple[HistoryEntry, ...]  # entries for changes made outside the store
 
-    def entries(self, history: _History) -> tuple[HistoryEntry, ...]:
+    def entries(self, history: HistoryLog) -> tuple[HistoryEntry, ...]:
         return tuple(r.entry for r in history.records[: self.kept]) + self.external
 
-    def newest_first(self, history: _History) -> Iterator[HistoryEntry]:
+    def newest_first(self, history: HistoryLog) -> Iterator[HistoryEntry]:
         """The reconciled history, newest first, read from the end only as far as needed."""
         yield from reversed(self.external)
         yield from history.newest_first(self.kept)
@@ -336,7 +277,7 @@ class LabelFileStore:
                     write_vocabulary(self.classes_path, vocabulary)
                 self._write(snapshot, history, reconciled, labels, entries)
             except OSError as error:
-                raise _write_error(self.path, error) from error
+                raise write_error(self.path, error) from error
             return labels, entries
 
     def _remove_stale_temporaries(self) -> None:
@@ -363,7 +304,7 @@ class LabelFileStore:
             os.close(os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644))
         except OSError as error:
             raise LabelError(
-                f"cannot create the lock file {self.lock_path}: {_reason(self.lock_path, error)}; "
+                f"cannot create the lock file {self.lock_path}: {reason(self.lock_path, error)}; "
                 "keep the labels in a folder where you may create files"
             ) from None
         try:
@@ -376,7 +317,7 @@ class LabelFileStore:
             ) from None
         except OSError as error:
             raise LabelError(
-                f"cannot lock {self.lock_path}: {_reason(self.lock_path, error)}; "
+                f"cannot lock {self.lock_path}: {reason(self.lock_path, error)}; "
                 "keep the labels in a folder where you may create files"
             ) from None
         try:
@@ -395,22 +336,23 @@ class LabelFileStore:
         except FileNotFoundError:
             pass
         except OSError as error:
-            raise _read_error(self.path, error) from error
+            raise read_error(self.path, error) from error
         vocabulary = read_vocabulary(self.classes_path, self.base_vocabulary)
         if data is None:
             return _Snapshot(LabelSet(vocabulary), _EMPTY_SHA256, None)
         labels = self.label_file.decode(data, str(self.path), vocabulary, self._valid_serials)
         return _Snapshot(labels, hashlib.sha256(data).hexdigest(), mtime)
 
-    def _read_history(self, vocabulary: ClassVocabulary) -> _History:
-        return _History(self.history_path, functools.partial(self._parse_history_line, vocabulary))
+    def _read_history(self, vocabulary: ClassVocabulary) -> HistoryLog:
+        parse = functools.partial(self._parse_history_line, vocabulary)
+        return HistoryLog(self.history_path, parse)
 
     def _parse_history_line(
         self, vocabulary: ClassVocabulary, line: bytes, position: int | None, offset: int
-    ) -> _Logged:
+    ) -> Logged:
         try:
             fields = load_json_bounded(line)
-            entry, batch, labels_sha256 = _history_record(fields, position, vocabulary)
+            entry, batch, labels_sha256 = history_record(fields, position, vocabulary)
         except (ValueError, TypeError, RecursionError) as error:  # JSON, UTF-8, field errors
             where = "the last line" if position is None else f"line {position + 1}"
             raise LabelError(
@@ -418,9 +360,9 @@ class LabelFileStore:
                 f"({error}); restore that file, or delete it to start a new history "
                 f"(the labels themselves are kept in {self.path})"
             ) from None
-        return _Logged(entry, batch, labels_sha256, offset)
+        return Logged(entry, batch, labels_sha256, offset)
 
-    def _reconcile(self, snapshot: _Snapshot, history: _History) -> _Reconciled:
+    def _reconcile(self, snapshot: _Snapshot, history: HistoryLog) -> _Reconciled:
         keep = history.complete_length
         last = history.last()
         if last is not None and last.labels_sha256 == snapshot.sha256:
@@ -432,7 +374,7 @@ class LabelFileStore:
         if full == snapshot.labels:
             return _Reconciled(len(entries), keep, ())
         if records:
-            start = _last_batch_start(records)
+            start = last_batch_start(records)
             if replay(vocabulary, entries[:start]) == snapshot.labels:
                 # A crash between appending the history and replacing the label file.
                 return _Reconciled(start, records[start].offset, ())
@@ -448,16 +390,16 @@ class LabelFileStore:
     def _write(
         self,
         snapshot: _Snapshot,
-        history: _History,
+        history: HistoryLog,
         reconciled: _Reconciled,
         labels: LabelSet,
         entries: Sequence[HistoryEntry],
     ) -> None:
-        lines = _history_lines(reconciled.external, snapshot.sha256)
+        lines = history_lines(reconciled.external, snapshot.sha256)
         committed_length = reconciled.keep_bytes + len(lines)  # where a failed write rolls back
         data = self.label_file.encode(labels) if entries else None
         if data is not None:
-            lines += _history_lines(entries, hashlib.sha256(data).hexdigest())
+            lines += history_lines(entries, hashlib.sha256(data).hexdigest())
         if not lines and reconciled.keep_bytes == history.size:
             return  # nothing changed and nothing to repair: leave both files alone
         self.history_path.parent.mkdir(parents=True, exist_ok=True)
@@ -476,110 +418,6 @@ class LabelFileStore:
                 raise
 
 
-def _history_record(
-    fields: Any, position: int | None, vocabulary: ClassVocabulary
-) -> tuple[HistoryEntry, int, str]:
-    """The entry, batch and label hash in one parsed history line; TypeError when malformed."""
-    if not isinstance(fields, dict):
-        raise TypeError("not a JSON object")
-    entry = HistoryEntry(
-        index=_field(fields, "index", int),
-        timestamp=float(_field(fields, "timestamp", int | float)),
-        serial=_field(fields, "serial", int),
-        previous=_field(fields, "previous", str | None),
-        new=_field(fields, "new", str | None),
-        source=_field(fields, "source", str),
-        undoes=_field(fields, "undoes", int | None),
-        batch=_field(fields, "batch", int),
-    )
-    if entry.index < 0 or (position is not None and entry.index != position):
-        raise TypeError(f"index {entry.index} where {position or 'a count'} was expected")
-    for name in (entry.previous, entry.new):
-        if name is not None and name not in vocabulary:
-            raise TypeError(f"class {one_line(repr(name))} is not in the vocabulary")
-    return entry, entry.batch_id, _field(fields, "labels_sha256", str)
-
-
-def _field(fields: dict[str, Any], key: str, kind: Any) -> Any:
-    if key not in fields:
-        raise TypeError(f"field {key!r} is missing")
-    value = fields[key]
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise TypeError(f"field {key!r} has the wrong type")
-    return value
-
-
-def _history_lines(entries: Sequence[HistoryEntry], labels_sha256: str) -> bytes:
-    """JSON lines for one batch: the entries of one write, with the hash of its label file."""
-    if not entries:
-        return b""
-    batch = entries[0].index
-    return b"".join(
-        json.dumps(
-            {**attrs.asdict(entry), "batch": batch, "labels_sha256": labels_sha256},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        ).encode("utf-8")
-        + b"\n"
-        for entry in entries
-    )
-
-
-def _last_batch_start(records: Sequence[_Logged]) -> int:
-    start = len(records) - 1
-    while start > 0 and records[start - 1].batch == records[-1].batch:
-        start -= 1
-    return start
-
-
-@contextlib.contextmanager
-def _opened(path: Path) -> Iterator[BinaryIO | None]:
-    """`path` open for reading; None when it does not exist."""
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        yield None
-        return
-    except OSError as error:
-        raise _read_error(path, error) from error
-    with handle:
-        yield handle
-
-
-def _end_of_last_line(handle: BinaryIO, size: int) -> int:
-    """The length of the file's complete lines: the offset after its last newline."""
-    end = size
-    while end > 0:
-        start = max(0, end - _READ_BLOCK)
-        handle.seek(start)
-        found = handle.read(end - start).rfind(b"\n")
-        if found >= 0:
-            return start + found + 1
-        end = start
-    return 0
-
-
-def _lines_backwards(handle: BinaryIO, end: int) -> Iterator[tuple[int, bytes]]:
-    """(offset, line) of each line of the file's first `end` bytes (which end with a
-    newline), last line first, reading blocks from the end: the cost is the lines read."""
-    pending = b""  # the tail of the part read so far that is not yet a whole line
-    position = end
-    while position > 0:
-        start = max(0, position - _READ_BLOCK)
-        handle.seek(start)
-        pending = handle.read(position - start) + pending
-        position = start
-        line_end = len(pending)
-        cut = pending.rfind(b"\n", 0, line_end - 1)
-        while cut >= 0:
-            yield position + cut + 1, pending[cut + 1 : line_end]
-            line_end = cut + 1
-            cut = pending.rfind(b"\n", 0, line_end - 1)
-        pending = pending[:line_end]
-    if pending:
-        yield 0, pending
-
-
 @contextlib.contextmanager
 def _open_for_update(path: Path) -> Iterator[BinaryIO]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -590,42 +428,3 @@ def _open_for_update(path: Path) -> Iterator[BinaryIO]:
 def _sync(handle: BinaryIO) -> None:
     handle.flush()
     os.fsync(handle.fileno())
-
-
-def _read_bytes(path: Path) -> bytes | None:
-    """The content of `path`; None when it does not exist."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        raise _read_error(path, error) from error
-
-
-def one_line(value: object, limit: int = 80) -> str:
-    """`value` as text for a message: on one line, cut to about `limit` characters (a value
-    read from a file can be a megabyte long, or a library's error span several lines)."""
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
-
-
-def _read_error(path: Path, error: OSError) -> LabelError:
-    return LabelError(
-        f"cannot read {path}: {_reason(path, error)}; check that it is a readable file"
-    )
-
-
-def _reason(path: Path, error: OSError) -> str:
-    """Why `error` happened at `path`, in words: a folder on the way that is a file is named
-    (the OS says only "Not a directory" or "File exists")."""
-    for parent in path.parents:
-        if parent.is_file():
-            return f"{parent} is a file, not a folder"
-    return str(error.strerror or error)
-
-
-def _write_error(path: Path, error: OSError) -> LabelError:
-    return LabelError(
-        f"could not write the labels {path}: {_reason(path, error)}; the labels are "
-        "unchanged: free disk space or fix the folder's permissions, then retry"
-    )

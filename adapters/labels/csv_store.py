@@ -6,7 +6,8 @@ import csv
 import io
 import re
 
-from ssvae.adapters.labels._store import LabelFile, LabelFileStore, LabelRows, one_line
+from ssvae.adapters.labels._store import LabelFile, LabelFileStore, LabelRows
+from ssvae.adapters.labels.label_files import one_line
 from ssvae.domain.errors import LabelError
 from ssvae.domain.labels import MAX_SERIAL, LabelSet
 

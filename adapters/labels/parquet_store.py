@@ -7,7 +7,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ssvae.adapters.labels._store import LabelFile, LabelFileStore, LabelRows, one_line
+from ssvae.adapters.labels._store import LabelFile, LabelFileStore, LabelRows
+from ssvae.adapters.labels.label_files import one_line
 from ssvae.domain.errors import LabelError
 from ssvae.domain.labels import LabelSet
 

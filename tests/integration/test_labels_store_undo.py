@@ -12,7 +12,7 @@ import filelock
 import numpy as np
 import pytest
 
-from ssvae.adapters.labels import _store
+from ssvae.adapters.labels import _store, history_log
 from ssvae.adapters.labels.csv_store import CsvLabelStore
 from ssvae.adapters.labels.parquet_store import ParquetLabelStore
 from ssvae.application.labeling import LabelService
@@ -160,13 +160,13 @@ def test_a_write_reads_only_the_last_history_line(tmp_path, store_class, file_na
     lines[2] = b"x" * (len(lines[2]) - 1) + b"\n"
     store.history_path.write_bytes(b"".join(lines))
     read_whole: list[Path] = []
-    real_read_bytes = _store._read_bytes
+    real_read_bytes = history_log.read_bytes
 
     def recording_read_bytes(path):
         read_whole.append(path)
         return real_read_bytes(path)
 
-    monkeypatch.setattr(_store, "_read_bytes", recording_read_bytes)
+    monkeypatch.setattr(history_log, "read_bytes", recording_read_bytes)
     store.apply([LabelChange(1100, "dog")], source="test")
     assert store.history_path not in read_whole
     assert store.load().get(1100) == "dog"
@@ -189,13 +189,13 @@ def test_a_torn_last_line_is_dropped_by_the_next_write(tmp_path, store_class, fi
 
 
 def test_lines_backwards_reads_every_line_across_blocks(tmp_path, monkeypatch):
-    monkeypatch.setattr(_store, "_READ_BLOCK", 7)  # lines longer and shorter than a block
+    monkeypatch.setattr(history_log, "READ_BLOCK", 7)  # lines longer and shorter than a block
     lines = [b"a\n", b"\n", b"bcdefghijklmnop\n", b"qr\n", b"stuvwxyz0123\n"]
     path = tmp_path / "lines"
     path.write_bytes(b"".join(lines) + b"torn")
     with path.open("rb") as handle:
-        end = _store._end_of_last_line(handle, path.stat().st_size)
-        found = list(_store._lines_backwards(handle, end))
+        end = history_log.end_of_last_line(handle, path.stat().st_size)
+        found = list(history_log.lines_backwards(handle, end))
     offsets = np.cumsum([0] + [len(line) for line in lines])[:-1].tolist()
     assert found == list(zip(offsets, lines, strict=True))[::-1]
 
