@@ -15,12 +15,12 @@ import numpy.typing as npt
 import panel as pn
 
 from ssvae.domain.errors import SsvaeError
+from ssvae.domain.policies import MAP_POLICIES
 from ssvae.entrypoints.dashboard.latent_map import LatentMapView, category_palette
 from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard, LabelUpdate, SampleDetail
 from ssvae.entrypoints.dashboard.viewmodels.map import (
     ACQUISITION,
     COLOUR_MODES,
-    MAP_POLICIES,
     USER_LABEL,
     colour_column,
 )
