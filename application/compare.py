@@ -268,7 +268,7 @@ class CompareService:
         start = self.clock()
         try:
             model = self.repository.create(plan.spec)
-            report = model.fit(data.pool, data.labels, epochs=plan.spec.max_epochs)
+            report = model.fit(data.pool, data.labels, epochs=plan.spec.training.max_epochs)
         except KeyboardInterrupt:
             return self._interrupted(plan, recorder, self.clock() - start)
         except SsvaeError as error:

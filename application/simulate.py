@@ -191,7 +191,9 @@ class SimulateService:
         for policy in settings.policies:
             check_policy(policy)
         if "bald" in settings.policies:  # refused before loading data: the prior needs none
-            check_prior_serves("bald", preset(settings.preset, **dict(settings.overrides)).prior)
+            check_prior_serves(
+                "bald", preset(settings.preset, **dict(settings.overrides)).network.prior
+            )
         started, start = self.now(), self.clock()
         progress.stage("loading data")
         data = self.load_data(settings)
@@ -290,7 +292,9 @@ class SimulateService:
         record = RoundRecord(
             labels_used=len(labels),
             predictions=outputs.predicted[stop_rows],
-            tau=tau_of(outputs, labels, model.spec.num_classes, model.spec.tau_alpha0),
+            tau=tau_of(
+                outputs, labels, model.spec.network.num_classes, model.spec.scoring.tau_alpha0
+            ),
         )
         decision = should_stop(settings.stopping, [*history, record])
         result = RoundResult(

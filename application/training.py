@@ -110,7 +110,7 @@ class TrainService:
             not fresh
             and loaded is not None
             and loaded.rounds == len(workspace.metadata.rounds)
-            and loaded.model.spec.num_classes == classes
+            and loaded.model.spec.network.num_classes == classes
         )
         if self.relay is not None and listener is not None:
             self.relay.attach(listener)
@@ -159,7 +159,7 @@ class TrainService:
         if not workspace.has_model:
             return self.repository.create(workspace.spec.evolve(num_classes=classes)), None
         model = self.repository.load(workspace.checkpoint_dir)
-        if model.spec.num_classes >= classes:
+        if model.spec.network.num_classes >= classes:
             return model, None  # fewer classes than the model: fit names the mismatch
         # A new model, not the saved one grown. Grown (every parameter carried over, the new
         # classes' rows and columns fresh), its old classes' decoders already explained the
@@ -167,7 +167,7 @@ class TrainService:
         # and 9 added to a model of 0-7 (5 labels a digit, 3 seeds) the new digits reached
         # 45.7% after 5 epochs and 41.7% after 10, against 82.6% and 89.2% for a new model;
         # overall 75.8% / 77.8% against 76.4% / 79.6%. Growing led only after 1-2 epochs.
-        restarted = (model.spec.num_classes, classes)
+        restarted = (model.spec.network.num_classes, classes)
         return self.repository.create(model.spec.evolve(num_classes=classes)), restarted
 
     def _round(
@@ -185,7 +185,7 @@ class TrainService:
         subset = pool.subset(rows)
         outputs = predict_pool(model, subset, self.predict_chunk)
         stop_positions = np.searchsorted(rows, stop_rows)
-        tau = tau_of(outputs, labels, model.spec.num_classes, model.spec.tau_alpha0)
+        tau = tau_of(outputs, labels, model.spec.network.num_classes, model.spec.scoring.tau_alpha0)
         return WorkspaceRound(
             index=len(workspace.metadata.rounds) + 1,
             finished=self.now().isoformat(timespec="seconds"),

@@ -210,12 +210,11 @@ class WorkspaceService:
         where `spec` differs from it (the dataset's shape and classes are fitted anew)."""
         if id is not None:
             check_workspace_id(id)
-        base = preset_spec(base_preset)
+        base = preset_spec(base_preset).to_fields()
         overrides = {
-            name: getattr(spec, name)
-            for name in ModelSpec.field_names()
-            if name not in ("input_shape", "num_classes")
-            and getattr(spec, name) != getattr(base, name)
+            name: value
+            for name, value in spec.to_fields().items()
+            if name not in ("input_shape", "num_classes") and value != base[name]
         }
         return self.init(
             base_preset, dataset, id, num_samples=num_samples, seed=seed, overrides=overrides

@@ -74,7 +74,9 @@ def main() -> None:
             if pred.tau_probs is not None
             else None
         )
-        trained = report.epochs_run * (len(x) // spec.batch_size) * spec.batch_size
+        trained = (
+            report.epochs_run * (len(x) // spec.training.batch_size) * spec.training.batch_size
+        )
         run = {
             "seed": seed,
             "test_accuracy": accuracy,

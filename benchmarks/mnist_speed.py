@@ -49,7 +49,7 @@ def time_epoch(spec: ModelSpec, x: np.ndarray, y: np.ndarray) -> dict[str, float
     key = sharding.put_replicated(mesh, state.key)
     kit = StepKit(spec, graphdef, params)
     rng = np.random.default_rng(0)
-    b, l_ = spec.batch_size, spec.labeled_batch_size
+    b, l_ = spec.training.batch_size, spec.training.labeled_batch_size
     steps = len(x) // b
     order = rng.permutation(len(x))[: steps * b].reshape(steps, b)
     labelled = rng.choice(len(x), 100, replace=False)

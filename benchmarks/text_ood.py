@@ -167,7 +167,7 @@ def main() -> None:
         "pairs_at_target": sum(a >= TARGET_AUROC for a in aurocs),
         "target": TARGET_AUROC,
         "met": min(aurocs) >= TARGET_AUROC,
-        "ood_signal": spec.ood_signal,
+        "ood_signal": spec.scoring.ood_signal,
         "mean_auroc_components": statistics.mean(r["auroc_components"] for r in results),
         "min_auroc_components": min(r["auroc_components"] for r in results),
         "mean_auroc_classifier": statistics.mean(r["auroc_classifier"] for r in results),

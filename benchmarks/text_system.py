@@ -47,7 +47,7 @@ def main() -> None:
     assert test.y is not None
     overrides: dict[str, Any] = {"validation_split": 0.0, **overrides_of(args.set)}
     base = preset(args.preset, input_shape=train.x.shape[1:], num_classes=len(info.vocabulary))
-    epochs = args.epochs or base.max_epochs
+    epochs = args.epochs or base.training.max_epochs
     seeds = args.seeds[:1] if args.quick else args.seeds
     if args.quick:
         epochs = max(1, epochs // 3)

@@ -125,7 +125,7 @@ class ModelRepository(Protocol):
     """Creates, saves and restores models."""
 
     def create(self, spec: ModelSpec) -> SsvaeModel:
-        """A freshly initialised model for `spec` (seeded by spec.seed)."""
+        """A freshly initialised model for `spec` (seeded by spec.training.seed)."""
         ...
 
     def save(self, model: SsvaeModel, directory: Path) -> None:

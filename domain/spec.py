@@ -2,6 +2,23 @@
 
 A `ModelSpec` is built at the edges (CLI flags, YAML files, presets) and travels inward.
 Every invalid value raises `SpecError` naming the field, the value and what is allowed.
+
+The fields fall into five groups, each a frozen sub-spec, chosen by which code reads them, so
+that a reader of one part of the model sees only the values that part depends on:
+- `network`: the model's shape (data shape, layers, prior, likelihood, compute dtype); the
+  modules, priors and likelihoods read it, and a checkpoint's parameters depend on it;
+- `objective`: the terms of the loss and their weights, with the augmented views the
+  consistency term compares and the classes enumerated per unlabelled sample (the losses);
+- `optimiser`: how gradients become updates (the optax chain);
+- `training`: the loop around the step: batches, epochs, early stopping, the validation split
+  and the seed (the trainer);
+- `scoring`: how a trained model's outputs become the scores active learning reads (the
+  component-to-label map's smoothing, the OOD signal); they do not enter the loss.
+
+Users, presets, YAML files, `--set` and checkpoints name fields flat (`learning_rate`): the
+names are unique across groups, and `FIELD_GROUPS` places each one. Checks that span groups
+(the prior against its components, conv components against the data's shape) live on
+`ModelSpec`, the only place that sees every group.
 """
 
 from __future__ import annotations
@@ -137,10 +154,13 @@ def _field(default: T, check: _V, doc: str, converter: Callable[[Any], Any] | No
 
 
 @attrs.frozen(kw_only=True)
-class ModelSpec:
-    """Every hyperparameter of the SSVAE, validated when built."""
+class NetworkSpec:
+    """The model itself: what the data looks like, the layers, the prior and the likelihood.
 
-    # Data.
+    Changing any of these changes the parameters' shapes or meaning, so a checkpoint is tied to
+    them.
+    """
+
     input_shape: tuple[int, ...] = _field(
         (28, 28, 1),
         _int_tuple(min_len=1, max_len=3, low=1),
@@ -148,8 +168,6 @@ class ModelSpec:
         _to_int_tuple,
     )
     num_classes: int = _field(10, _int_at_least(2), "number of classes in the vocabulary")
-
-    # Architecture.
     latent_dim: int = _field(16, _int_at_least(1), "dimension of the latent z")
     hidden_sizes: tuple[int, ...] = _field(
         (500,),
@@ -168,14 +186,10 @@ class ModelSpec:
     classifier_type: str = _field("dense", _one_of(COMPONENT_TYPES), "classifier q(y|x)")
     activation: str = _field("relu", _one_of(ACTIVATIONS), "hidden-layer activation")
     dropout: float = _real(0.0, _real_in(0.0, 1.0, high_open=True), "dropout rate in training")
-
-    # Prior on z.
     prior: str = _field("standard", _one_of(PRIOR_TYPES), "prior on z: standard, mixture, vamp")
     num_components: int = _field(
         1, _int_at_least(1), "mixture components or VampPrior pseudo-inputs (1 for standard)"
     )
-
-    # Likelihood p(x|y,z).
     likelihood: str = _field(
         "bernoulli", _one_of(LIKELIHOODS), "bernoulli, gaussian (fixed sigma) or heteroscedastic"
     )
@@ -188,8 +202,13 @@ class ModelSpec:
     log_sigma_max: float = _real(
         2.0, _real_in(-20.0, 10.0), "upper bound of the heteroscedastic log-sigma"
     )
+    compute_dtype: str = _field("float32", _one_of(COMPUTE_DTYPES), "dtype of the matrix products")
 
-    # Loss weights.
+
+@attrs.frozen(kw_only=True)
+class ObjectiveSpec:
+    """What one training step minimises: the loss terms, their weights and augmented views."""
+
     reconstruction_weight: float = _real(1.0, _real_in(0.0, 1e6), "weight of -log p(x|y,z)")
     kl_weight: float = _real(1.0, _real_in(0.0, 1e6), "weight of KL(q(z|x,y) || p(z))")
     component_kl_weight: float = _real(
@@ -209,19 +228,9 @@ class ModelSpec:
     usage_sparsity_weight: float = _real(
         0.0, _real_in(0.0, 1e6), "weight of the component-usage sparsity penalty"
     )
-    tau_alpha0: float = _real(
-        1.0, _real_in(0.0, 1e6, low_open=True), "Dirichlet smoothing of the component-label map"
-    )
-    ood_signal: str = _field(
-        "components",
-        _one_of(OOD_SIGNALS),
-        "what the OOD score reads: components (1 - max_c r_c(x) max_y tau[c, y]) or "
-        "classifier (1 - max_y q(y|x))",
-    )
     enumerate_top_k: int = _field(
         0, _int_at_least(0), "classes enumerated per unlabelled sample (0 for all)"
     )
-    compute_dtype: str = _field("float32", _one_of(COMPUTE_DTYPES), "dtype of the matrix products")
     consistency_weight: float = _real(
         0.0,
         _real_in(0.0, 1e6),
@@ -237,7 +246,11 @@ class ModelSpec:
         0.0, _real_in(0.0, 10.0), "standard deviation of gaussian noise added to augmented views"
     )
 
-    # Optimisation.
+
+@attrs.frozen(kw_only=True)
+class OptimiserSpec:
+    """How gradients become parameter updates: the optimiser, its step size and its limits."""
+
     optimizer: str = _field("adam", _one_of(OPTIMIZERS), "adam or adamw")
     learning_rate: float = _real(1e-3, _real_in(0.0, 1.0, low_open=True), "optimizer step size")
     lr_schedule: str = _field(
@@ -252,6 +265,12 @@ class ModelSpec:
     grad_clip_norm: float = _real(
         10.0, _real_in(0.0, 1e6), "global gradient-norm clip (0 turns it off)"
     )
+
+
+@attrs.frozen(kw_only=True)
+class TrainingSpec:
+    """The loop around the step: batches, epochs, early stopping, the held-out split, the seed."""
+
     batch_size: int = _field(128, _int_at_least(1), "unlabelled samples per step")
     labeled_batch_size: int = _field(32, _int_at_least(1), "labelled samples per step")
     max_epochs: int = _field(20, _int_at_least(1), "upper bound on epochs")
@@ -264,65 +283,166 @@ class ModelSpec:
     )
     seed: int = _field(0, _int_at_least(0), "root of every random choice")
 
-    def __attrs_post_init__(self) -> None:
-        if self.log_sigma_min >= self.log_sigma_max:
+
+@attrs.frozen(kw_only=True)
+class ScoringSpec:
+    """How a trained model's outputs become the scores active learning reads after training.
+
+    Neither value enters the loss: changing them re-scores the pool without retraining.
+    """
+
+    tau_alpha0: float = _real(
+        1.0, _real_in(0.0, 1e6, low_open=True), "Dirichlet smoothing of the component-label map"
+    )
+    ood_signal: str = _field(
+        "components",
+        _one_of(OOD_SIGNALS),
+        "what the OOD score reads: components (1 - max_c r_c(x) max_y tau[c, y]) or "
+        "classifier (1 - max_y q(y|x))",
+    )
+
+
+# Group name -> sub-spec class, in the order files list them.
+SPEC_GROUPS: Mapping[str, type[Any]] = {
+    "network": NetworkSpec,
+    "objective": ObjectiveSpec,
+    "optimiser": OptimiserSpec,
+    "training": TrainingSpec,
+    "scoring": ScoringSpec,
+}
+
+# The one flat-name mapping: each field's name -> the group that holds it. Users, presets,
+# YAML files, --set and checkpoints name fields flat; the names are unique across groups, so
+# this mapping is all it takes to place them.
+FIELD_GROUPS: Mapping[str, str] = {
+    a.name: group for group, cls in SPEC_GROUPS.items() for a in attrs.fields(cls)
+}
+
+
+def _instance_of(cls: type[Any]) -> _V:
+    def check(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, cls):
             raise SpecError(
-                f"model spec fields 'log_sigma_min' = {self.log_sigma_min!r} and "
-                f"'log_sigma_max' = {self.log_sigma_max!r} are invalid: the minimum must be "
+                f"model spec group '{attribute.name}' = {short_repr(value)} is invalid: "
+                f"must be a {cls.__name__}"
+            )
+
+    return check
+
+
+def _unknown_fields(names: Collection[str]) -> None:
+    unknown = sorted(set(names) - set(FIELD_GROUPS))
+    if unknown:
+        raise SpecError(
+            f"unknown model spec field(s): {', '.join(unknown)}; "
+            f"known fields: {', '.join(FIELD_GROUPS)}"
+        )
+
+
+def _by_group(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    grouped: dict[str, dict[str, Any]] = {}
+    for name, value in values.items():
+        grouped.setdefault(FIELD_GROUPS[name], {})[name] = value
+    return grouped
+
+
+@attrs.frozen(kw_only=True)
+class ModelSpec:
+    """Every hyperparameter of the SSVAE, validated when built, in five groups.
+
+    Read a value through its group (`spec.optimiser.learning_rate`); build and change a spec
+    with flat names (`ModelSpec.from_fields(learning_rate=0.01)`, `spec.evolve(seed=3)`).
+    """
+
+    network: NetworkSpec = attrs.field(factory=NetworkSpec, validator=_instance_of(NetworkSpec))
+    objective: ObjectiveSpec = attrs.field(
+        factory=ObjectiveSpec, validator=_instance_of(ObjectiveSpec)
+    )
+    optimiser: OptimiserSpec = attrs.field(
+        factory=OptimiserSpec, validator=_instance_of(OptimiserSpec)
+    )
+    training: TrainingSpec = attrs.field(factory=TrainingSpec, validator=_instance_of(TrainingSpec))
+    scoring: ScoringSpec = attrs.field(factory=ScoringSpec, validator=_instance_of(ScoringSpec))
+
+    def __attrs_post_init__(self) -> None:
+        net, objective = self.network, self.objective
+        if net.log_sigma_min >= net.log_sigma_max:
+            raise SpecError(
+                f"model spec fields 'log_sigma_min' = {net.log_sigma_min!r} and "
+                f"'log_sigma_max' = {net.log_sigma_max!r} are invalid: the minimum must be "
                 "below the maximum"
             )
-        if self.enumerate_top_k > self.num_classes:
+        if objective.enumerate_top_k > net.num_classes:
             raise SpecError(
-                f"model spec field 'enumerate_top_k' = {self.enumerate_top_k!r} is invalid: "
-                f"must be 0 (all) or at most num_classes = {self.num_classes}"
+                f"model spec field 'enumerate_top_k' = {objective.enumerate_top_k!r} is invalid: "
+                f"must be 0 (all) or at most num_classes = {net.num_classes}"
             )
-        if self.prior == "standard" and self.num_components != 1:
+        if net.prior == "standard" and net.num_components != 1:
             raise SpecError(
-                f"model spec field 'num_components' = {self.num_components!r} is invalid: "
+                f"model spec field 'num_components' = {net.num_components!r} is invalid: "
                 "the standard prior has exactly 1 component; use prior 'mixture' or 'vamp'"
             )
-        if self.prior != "standard" and self.num_components < 2:
+        if net.prior != "standard" and net.num_components < 2:
             raise SpecError(
-                f"model spec field 'num_components' = {self.num_components!r} is invalid: "
-                f"prior '{self.prior}' needs at least 2 components"
+                f"model spec field 'num_components' = {net.num_components!r} is invalid: "
+                f"prior '{net.prior}' needs at least 2 components"
             )
-        if self.augment_shift > 0 and len(self.input_shape) != 3:
+        if objective.augment_shift > 0 and len(net.input_shape) != 3:
             raise SpecError(
-                f"model spec field 'augment_shift' = {self.augment_shift!r} is invalid: "
+                f"model spec field 'augment_shift' = {objective.augment_shift!r} is invalid: "
                 "translations need (height, width, channels) inputs; use 0 for vectors"
             )
-        uses_conv = "conv" in (self.encoder_type, self.decoder_type, self.classifier_type)
-        if uses_conv and len(self.input_shape) != 3:
+        uses_conv = "conv" in (net.encoder_type, net.decoder_type, net.classifier_type)
+        if uses_conv and len(net.input_shape) != 3:
             raise SpecError(
-                f"model spec field 'input_shape' = {self.input_shape!r} is invalid: conv "
+                f"model spec field 'input_shape' = {net.input_shape!r} is invalid: conv "
                 "components need (height, width, channels); use dense components for vectors"
             )
 
     @classmethod
+    def from_fields(cls, **values: Any) -> ModelSpec:
+        """A spec from flat field names (`learning_rate=0.01`); missing fields take defaults.
+
+        Unknown names raise SpecError listing the known ones.
+        """
+        _unknown_fields(values)
+        groups = _by_group(values)
+        return cls(**{name: SPEC_GROUPS[name](**groups.get(name, {})) for name in SPEC_GROUPS})
+
+    def to_fields(self) -> dict[str, Any]:
+        """Every field by its flat name, in `field_names()` order: what files and users write."""
+        values: dict[str, Any] = {}
+        for group in SPEC_GROUPS:
+            values.update(attrs.asdict(getattr(self, group), recurse=False))
+        return values
+
+    @classmethod
     def field_names(cls) -> tuple[str, ...]:
-        return tuple(a.name for a in attrs.fields(cls))
+        return tuple(FIELD_GROUPS)
 
     @classmethod
     def field_docs(cls) -> dict[str, str]:
-        return {a.name: str(a.metadata.get("doc", "")) for a in attrs.fields(cls)}
+        return {
+            a.name: str(a.metadata.get("doc", ""))
+            for group in SPEC_GROUPS.values()
+            for a in attrs.fields(group)
+        }
 
     def evolve(self, **changes: Any) -> ModelSpec:
-        """A copy with `changes` applied; unknown names raise SpecError.
+        """A copy with `changes` (flat names) applied; unknown names raise SpecError.
 
         A change of input_shape or num_classes also fits the fields it did not name to the new
         data (`fit_to_data`): a preset built for images moved onto vectors stops shifting them.
         Values named in `changes` are validated as given.
         """
-        unknown = sorted(set(changes) - set(self.field_names()))
-        if unknown:
-            raise SpecError(
-                f"unknown model spec field(s): {', '.join(unknown)}; "
-                f"known fields: {', '.join(self.field_names())}"
-            )
+        _unknown_fields(changes)
         if "input_shape" in changes or "num_classes" in changes:
-            current = attrs.asdict(self, recurse=False)
-            changes = fit_to_data({**current, **changes}, keep=set(changes))
-        return attrs.evolve(self, **changes)
+            changes = fit_to_data({**self.to_fields(), **changes}, keep=set(changes))
+        groups = {
+            name: attrs.evolve(getattr(self, name), **values)
+            for name, values in _by_group(changes).items()
+        }
+        return attrs.evolve(self, **groups)
 
 
 # What every preset shares: the semi-supervised configuration measured in benchmarks/README.md.
@@ -414,18 +534,18 @@ def fit_to_data(values: Mapping[str, Any], keep: Collection[str] = ()) -> dict[s
     explicit bad value; values of the wrong type are left for validation too. Missing fields
     count as ModelSpec's defaults.
     """
-    defaults = ModelSpec()
+    defaults = ModelSpec().to_fields()
     out = dict(values)
-    shape = out.get("input_shape", defaults.input_shape)
-    classes = out.get("num_classes", defaults.num_classes)
-    top_k = out.get("enumerate_top_k", defaults.enumerate_top_k)
+    shape = out.get("input_shape", defaults["input_shape"])
+    classes = out.get("num_classes", defaults["num_classes"])
+    top_k = out.get("enumerate_top_k", defaults["enumerate_top_k"])
     if "enumerate_top_k" not in keep and _is_int(top_k) and _is_int(classes) and top_k > classes:
         out["enumerate_top_k"] = 0
-    shift = out.get("augment_shift", defaults.augment_shift)
+    shift = out.get("augment_shift", defaults["augment_shift"])
     image = _is_image_shape(shape)
     if "augment_shift" not in keep and _is_int(shift) and shift > 0 and not image:
         out["augment_shift"] = 0
-    classifier = out.get("classifier_type", defaults.classifier_type)
+    classifier = out.get("classifier_type", defaults["classifier_type"])
     if "classifier_type" not in keep and classifier == "conv" and not image:
         out["classifier_type"] = "dense"
     return out
@@ -453,11 +573,6 @@ def preset(name: str, **overrides: Any) -> ModelSpec:
         raise SpecError(
             f"unknown model preset {short_repr(name)}; available presets: {', '.join(PRESETS)}"
         )
-    unknown = sorted(set(overrides) - set(ModelSpec.field_names()))
-    if unknown:
-        raise SpecError(
-            f"unknown model spec field(s): {', '.join(unknown)}; "
-            f"known fields: {', '.join(ModelSpec.field_names())}"
-        )
+    _unknown_fields(overrides)
     values = {**SEMI_SUPERVISED_BASE, **PRESET_VALUES[name], **overrides}
-    return ModelSpec(**fit_to_data(values))
+    return ModelSpec.from_fields(**fit_to_data(values))

@@ -178,12 +178,12 @@ class FakeModel:
         self.centroids = np.stack(
             [
                 flat[rows[classes == c]].mean(axis=0) if np.any(classes == c) else flat.mean(0)
-                for c in range(self._spec.num_classes)
+                for c in range(self._spec.network.num_classes)
             ]
         )
         history = []
         reason = "max_epochs"
-        for epoch in range(epochs if epochs is not None else self._spec.max_epochs):
+        for epoch in range(epochs if epochs is not None else self._spec.training.max_epochs):
             if self.interrupt_at == epoch + 1:
                 raise KeyboardInterrupt
             for step in range(self.STEPS_PER_EPOCH):
@@ -232,12 +232,12 @@ class FakeModel:
         distances = ((flat[:, None, :] - self.centroids[None]) ** 2).sum(-1)
         logits = -(distances - distances.min(axis=1, keepdims=True))
         probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-        k = self._spec.num_components
+        k = self._spec.network.num_components
         resp = np.eye(k, dtype=np.float32)[probs.argmax(axis=1) % k]
         return Predictions(
             class_probs=probs.astype(np.float32),
-            latent_mean=flat[:, : self._spec.latent_dim].astype(np.float32),
-            encoding=flat[:, : 2 * self._spec.latent_dim].astype(np.float32),
+            latent_mean=flat[:, : self._spec.network.latent_dim].astype(np.float32),
+            encoding=flat[:, : 2 * self._spec.network.latent_dim].astype(np.float32),
             certainty=probs.max(axis=1).astype(np.float32),
             tau_probs=probs.astype(np.float32) if k > 1 else None,
             responsibilities=resp,
@@ -288,7 +288,11 @@ class FakeModelGenerator:
         from ssvae.domain.comparison import GeneratedSamples
 
         spec = model.spec
-        c, k, shape = spec.num_classes, spec.num_components, tuple(spec.input_shape)
+        c, k, shape = (
+            spec.network.num_classes,
+            spec.network.num_components,
+            tuple(spec.network.input_shape),
+        )
         rng = np.random.default_rng(seed)
         return GeneratedSamples(
             per_class=rng.random((c, per_class, *shape), dtype=np.float32),
@@ -347,7 +351,9 @@ class IncrementalFakeModel(FakeModel):
     def predict(self, x: npt.NDArray[np.float32]) -> Any:
         if self.centroids is None:  # never trained: every class equally likely
             flat = x.reshape(len(x), -1).astype(np.float64)
-            self.centroids = np.repeat(flat.mean(axis=0, keepdims=True), self._spec.num_classes, 0)
+            self.centroids = np.repeat(
+                flat.mean(axis=0, keepdims=True), self._spec.network.num_classes, 0
+            )
         return super().predict(x)
 
 

@@ -66,11 +66,13 @@ class CheckpointContent:
 
 
 def spec_to_json(spec: ModelSpec) -> dict[str, Any]:
-    return {name: getattr(spec, name) for name in spec.field_names()}
+    """The spec by flat field names, the form spec files use: checkpoints written before the
+    fields were grouped hold the same mapping, so old and new checkpoints read alike."""
+    return spec.to_fields()
 
 
 def spec_from_json(fields: dict[str, Any]) -> ModelSpec:
-    return ModelSpec(**fields)
+    return ModelSpec.from_fields(**fields)
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -281,7 +283,7 @@ def _check_arrays(
             "unsigned integers; retrain the model"
         )
     tau = arrays.get("tau")
-    wanted = (spec.num_components, spec.num_classes)
+    wanted = (spec.network.num_components, spec.network.num_classes)
     if tau is not None and (tau.shape != wanted or tau.dtype.kind != "f"):
         raise CheckpointError(
             f"{path}: the component-label map has shape {tau.shape} ({tau.dtype}), the model "

@@ -62,15 +62,15 @@ def _generate(
     """(per-class images, per-component images, mixing weights) of the network `params`."""
     network = kit.network(params)
     log_w, means, logvars = network.prior_components()
-    c, shape = spec.num_classes, tuple(spec.input_shape)
+    c, shape = spec.network.num_classes, tuple(spec.network.input_shape)
     component_key, noise_key = jax.random.split(key)
     picked = jax.random.categorical(component_key, log_w, shape=(c, per_class))
-    noise = jax.random.normal(noise_key, (c, per_class, spec.latent_dim))
+    noise = jax.random.normal(noise_key, (c, per_class, spec.network.latent_dim))
     z = means[picked] + jnp.exp(0.5 * logvars[picked]) * noise
     y = jnp.broadcast_to(jnp.eye(c)[:, None, :], (c, per_class, c))
     per_class_images = mean_of(spec, network.decode(z, y)).reshape(c, per_class, *shape)
     k = means.shape[0]
-    z_k = jnp.broadcast_to(means[:, None, :], (k, c, spec.latent_dim))
+    z_k = jnp.broadcast_to(means[:, None, :], (k, c, spec.network.latent_dim))
     y_k = jnp.broadcast_to(jnp.eye(c)[None], (k, c, c))
     per_component = mean_of(spec, network.decode(z_k, y_k)).reshape(k, c, *shape)
     return per_class_images, per_component, jnp.exp(log_w)

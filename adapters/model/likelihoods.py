@@ -22,7 +22,7 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def outputs_per_feature(spec: ModelSpec) -> int:
-    return 2 if spec.likelihood == "heteroscedastic" else 1
+    return 2 if spec.network.likelihood == "heteroscedastic" else 1
 
 
 def bernoulli_log_likelihood(x: Array, logits: Array) -> Array:
@@ -47,16 +47,18 @@ def split_outputs(spec: ModelSpec, out: Array) -> tuple[Array, Array | None]:
     shaped = out.reshape(*out.shape[:-1], -1, m)
     if m == 1:
         return shaped[..., 0], None
-    return shaped[..., 0], bounded_log_sigma(shaped[..., 1], spec.log_sigma_min, spec.log_sigma_max)
+    return shaped[..., 0], bounded_log_sigma(
+        shaped[..., 1], spec.network.log_sigma_min, spec.network.log_sigma_max
+    )
 
 
 def log_likelihood(spec: ModelSpec, x_flat: Array, out: Array) -> Array:
     """log p(x|y,z) for flat inputs (..., F) and decoder outputs (..., F * m)."""
     loc, log_sigma = split_outputs(spec, out)
-    if spec.likelihood == "bernoulli":
+    if spec.network.likelihood == "bernoulli":
         return bernoulli_log_likelihood(x_flat, loc)
-    if spec.likelihood == "gaussian":
-        return gaussian_log_likelihood(x_flat, loc, math.log(spec.gaussian_sigma))
+    if spec.network.likelihood == "gaussian":
+        return gaussian_log_likelihood(x_flat, loc, math.log(spec.network.gaussian_sigma))
     assert log_sigma is not None
     return gaussian_log_likelihood(x_flat, loc, log_sigma)
 
@@ -64,14 +66,14 @@ def log_likelihood(spec: ModelSpec, x_flat: Array, out: Array) -> Array:
 def mean_of(spec: ModelSpec, out: Array) -> Array:
     """The reconstruction E[x|y,z] (flat)."""
     loc, _ = split_outputs(spec, out)
-    return jax.nn.sigmoid(loc) if spec.likelihood == "bernoulli" else loc
+    return jax.nn.sigmoid(loc) if spec.network.likelihood == "bernoulli" else loc
 
 
 def sigma_of(spec: ModelSpec, out: Array) -> Array:
     """The predicted data-noise standard deviation (flat; 0 for bernoulli)."""
     loc, log_sigma = split_outputs(spec, out)
-    if spec.likelihood == "bernoulli":
+    if spec.network.likelihood == "bernoulli":
         return jnp.zeros_like(loc)
     if log_sigma is None:
-        return jnp.full_like(loc, spec.gaussian_sigma)
+        return jnp.full_like(loc, spec.network.gaussian_sigma)
     return jnp.exp(log_sigma)

@@ -68,7 +68,7 @@ def kl_divergence(
     spec: ModelSpec, z: Array, mean: Array, logvar: Array, components: tuple[Array, Array, Array]
 ) -> Array:
     """KL(q(z|x,y) || p(z)): closed form for the standard prior, one-sample estimate otherwise."""
-    if spec.prior == "standard":
+    if spec.network.prior == "standard":
         return kl_to_standard_normal(mean, logvar)
     return log_normal(z, mean, logvar) - log_prior(z, components)
 
@@ -95,15 +95,19 @@ def negative_elbo(
     rec = log_likelihood(spec, x_flat[:, None, :], out)
     components = network.prior_components()
     kl = kl_divergence(spec, z, mean, logvar, components)
-    log_py = -math.log(spec.num_classes)
-    value = -spec.reconstruction_weight * rec + spec.kl_weight * kl_scale * kl - log_py
+    log_py = -math.log(spec.network.num_classes)
+    value = (
+        -spec.objective.reconstruction_weight * rec
+        + spec.objective.kl_weight * kl_scale * kl
+        - log_py
+    )
     return value, {"rec": -rec, "kl": kl, "z": z}
 
 
 def enumerated_classes(spec: ModelSpec, probs: Array) -> tuple[Array, Array]:
     """(class indices (B, k), weights (B, k)) to enumerate for unlabelled samples."""
-    c = spec.num_classes
-    k = spec.enumerate_top_k
+    c = spec.network.num_classes
+    k = spec.objective.enumerate_top_k
     if k == 0 or k == c:
         idx = jnp.broadcast_to(jnp.arange(c), probs.shape)
         return idx, probs
@@ -122,13 +126,13 @@ def unlabelled_terms(
     """Per-sample M2 unlabelled loss: sum_y w(y|x)(-ELBO(x, y)) - H(q(y|x))."""
     probs = jax.nn.softmax(logits)
     idx, weights = enumerated_classes(spec, probs)
-    y_vec = jax.nn.one_hot(idx, spec.num_classes, dtype=jnp.float32)
+    y_vec = jax.nn.one_hot(idx, spec.network.num_classes, dtype=jnp.float32)
     x_flat = x.reshape(x.shape[0], -1)
     nelbo, parts = negative_elbo(
         network, spec, x_flat, network.encoder.embed(x), y_vec, key, kl_scale
     )
     h = entropy(probs)
-    per_sample = jnp.sum(weights * nelbo, axis=-1) - spec.component_kl_weight * h
+    per_sample = jnp.sum(weights * nelbo, axis=-1) - spec.objective.component_kl_weight * h
     return per_sample, {
         "rec": jnp.sum(weights * parts["rec"], -1),
         "kl": jnp.sum(weights * parts["kl"], -1),
@@ -149,19 +153,19 @@ def reference_unlabelled_loss(
     x_flat = x.reshape(x.shape[0], -1)
     components = network.prior_components()
     total = jnp.zeros((x.shape[0],))
-    for c in range(spec.num_classes):
-        y = jnp.zeros((x.shape[0], spec.num_classes)).at[:, c].set(1.0)
+    for c in range(spec.network.num_classes):
+        y = jnp.zeros((x.shape[0], spec.network.num_classes)).at[:, c].set(1.0)
         mean, logvar = network.encoder(x, y)
         z = mean + jnp.exp(0.5 * logvar) * eps[:, c, :]
         rec = log_likelihood(spec, x_flat, network.decode(z, y))
         kl = kl_divergence(spec, z, mean, logvar, components)
         nelbo = (
-            -spec.reconstruction_weight * rec
-            + spec.kl_weight * kl_scale * kl
-            + math.log(spec.num_classes)
+            -spec.objective.reconstruction_weight * rec
+            + spec.objective.kl_weight * kl_scale * kl
+            + math.log(spec.network.num_classes)
         )
         total = total + probs[:, c] * nelbo
-    return total - spec.component_kl_weight * entropy(probs)
+    return total - spec.objective.component_kl_weight * entropy(probs)
 
 
 def translate(x: Array, shift: int, key: Array) -> Array:
@@ -179,15 +183,15 @@ def translate(x: Array, shift: int, key: Array) -> Array:
 def augment(spec: ModelSpec, x: Array, key: Array) -> Array:
     """A randomly translated and/or noised view of `x` for the consistency and labelled terms."""
     shift_key, noise_key = jax.random.split(key)
-    if spec.augment_shift > 0:
-        x = translate(x, spec.augment_shift, shift_key)
-    if spec.augment_noise > 0:
-        x = x + spec.augment_noise * jax.random.normal(noise_key, x.shape)
+    if spec.objective.augment_shift > 0:
+        x = translate(x, spec.objective.augment_shift, shift_key)
+    if spec.objective.augment_noise > 0:
+        x = x + spec.objective.augment_noise * jax.random.normal(noise_key, x.shape)
     return x
 
 
 def uses_augmentation(spec: ModelSpec) -> bool:
-    return spec.augment_shift > 0 or spec.augment_noise > 0
+    return spec.objective.augment_shift > 0 or spec.objective.augment_noise > 0
 
 
 def prior_penalty(
@@ -199,12 +203,12 @@ def prior_penalty(
     constant (alpha < 1 favours few components). Usage sparsity: the entropy of the batch's
     mean responsibilities, low when few components explain the data.
     """
-    if spec.prior == "standard":
+    if spec.network.prior == "standard":
         zero = jnp.zeros(())
         return zero, zero
     components = network.prior_components()
     log_w = components[0]
-    dirichlet = -(spec.dirichlet_alpha - 1.0) * jnp.sum(log_w)
+    dirichlet = -(spec.objective.dirichlet_alpha - 1.0) * jnp.sum(log_w)
     r = responsibilities(z, components)  # (B, k, K)
     usage = jnp.sum(weights[..., None] * r, axis=1).mean(axis=0)
     return dirichlet, entropy(usage)
@@ -220,20 +224,20 @@ def total_loss(
     """The training loss of one step and its parts (see the module docstring)."""
     k_unl, k_lab, k_aug, k_aug_l, k_drop, k_drop_l = jax.random.split(key, 6)
     x_u = batch["x_u"]
-    logits_u = network.classifier(x_u, k_drop if spec.dropout > 0 else None)
+    logits_u = network.classifier(x_u, k_drop if spec.network.dropout > 0 else None)
     per_u, parts = unlabelled_terms(network, spec, x_u, logits_u, k_unl, scalars["kl_scale"])
     loss_u = per_u.mean()
 
     x_l, y_l, mask = batch["x_l"], batch["y_l"], batch["mask_l"]
     n_lab = jnp.maximum(mask.sum(), 1.0)
-    y_vec = jax.nn.one_hot(y_l, spec.num_classes, dtype=jnp.float32)[:, None, :]
+    y_vec = jax.nn.one_hot(y_l, spec.network.num_classes, dtype=jnp.float32)[:, None, :]
     x_l_flat = x_l.reshape(x_l.shape[0], -1)
     nelbo_l, _ = negative_elbo(
         network, spec, x_l_flat, network.encoder.embed(x_l), y_vec, k_lab, scalars["kl_scale"]
     )
     loss_l = jnp.sum(mask * nelbo_l[:, 0]) / n_lab
     x_l_cls = augment(spec, x_l, k_aug_l) if uses_augmentation(spec) else x_l
-    logits_l = network.classifier(x_l_cls, k_drop_l if spec.dropout > 0 else None)
+    logits_l = network.classifier(x_l_cls, k_drop_l if spec.network.dropout > 0 else None)
     ce_each = -jnp.take_along_axis(jax.nn.log_softmax(logits_l), y_l[:, None], axis=-1)[:, 0]
     ce = jnp.sum(mask * ce_each) / n_lab
     accuracy = jnp.sum(mask * (jnp.argmax(logits_l, -1) == y_l)) / n_lab
@@ -241,18 +245,22 @@ def total_loss(
     loss = loss_u + loss_l + scalars["alpha"] * ce
     probs_u = jax.nn.softmax(logits_u)
     consistency = jnp.zeros(())
-    if spec.consistency_weight > 0:
+    if spec.objective.consistency_weight > 0:
         target = jax.lax.stop_gradient(probs_u)
         log_aug = jax.nn.log_softmax(network.classifier(augment(spec, x_u, k_aug)))
         log_target = jnp.log(jnp.maximum(target, 1e-30))
         consistency = jnp.sum(target * (log_target - log_aug), axis=-1).mean()
-        loss = loss + spec.consistency_weight * consistency
+        loss = loss + spec.objective.consistency_weight * consistency
     mean_entropy = parts["entropy"].mean()
-    if spec.entropy_weight > 0:
-        loss = loss + spec.entropy_weight * mean_entropy
+    if spec.objective.entropy_weight > 0:
+        loss = loss + spec.objective.entropy_weight * mean_entropy
     dirichlet, usage = prior_penalty(network, spec, parts["z"], parts["weights"])
-    if spec.prior != "standard":
-        loss = loss + spec.dirichlet_weight * dirichlet + spec.usage_sparsity_weight * usage
+    if spec.network.prior != "standard":
+        loss = (
+            loss
+            + spec.objective.dirichlet_weight * dirichlet
+            + spec.objective.usage_sparsity_weight * usage
+        )
 
     metrics: Metrics = {
         "loss": loss,

@@ -37,7 +37,7 @@ ACTIVATION_FUNCTIONS: dict[str, ActivationFn] = {
 
 
 def _dtype(spec: ModelSpec) -> Any:
-    return jnp.bfloat16 if spec.compute_dtype == "bfloat16" else jnp.float32
+    return jnp.bfloat16 if spec.network.compute_dtype == "bfloat16" else jnp.float32
 
 
 def _linear(n_in: int, n_out: int, spec: ModelSpec, rngs: nnx.Rngs) -> nnx.Linear:
@@ -62,9 +62,9 @@ class ConvStack(nnx.Module):
 
     def __init__(self, input_shape: tuple[int, ...], spec: ModelSpec, rngs: nnx.Rngs) -> None:
         height, width, channels = input_shape
-        self.act = ACTIVATION_FUNCTIONS[spec.activation]
+        self.act = ACTIVATION_FUNCTIONS[spec.network.activation]
         layers = []
-        for out in spec.conv_channels:
+        for out in spec.network.conv_channels:
             layers.append(
                 nnx.Conv(
                     channels, out, (3, 3), (2, 2), dtype=_dtype(spec), padding="SAME", rngs=rngs
@@ -85,18 +85,22 @@ class Classifier(nnx.Module):
     """q(y|x): dense hidden layers (optionally after a conv stack) to class logits."""
 
     def __init__(self, spec: ModelSpec, rngs: nnx.Rngs) -> None:
-        self.act = ACTIVATION_FUNCTIONS[spec.activation]
-        self.rate = spec.dropout
+        self.act = ACTIVATION_FUNCTIONS[spec.network.activation]
+        self.rate = spec.network.dropout
         self.conv = (
-            ConvStack(spec.input_shape, spec, rngs) if spec.classifier_type == "conv" else None
+            ConvStack(spec.network.input_shape, spec, rngs)
+            if spec.network.classifier_type == "conv"
+            else None
         )
-        width = self.conv.out_features if self.conv is not None else math.prod(spec.input_shape)
+        width = (
+            self.conv.out_features if self.conv is not None else math.prod(spec.network.input_shape)
+        )
         layers = []
-        for size in spec.hidden_sizes:
+        for size in spec.network.hidden_sizes:
             layers.append(_linear(width, size, spec, rngs))
             width = size
         self.hidden = nnx.List(layers)
-        self.out = _linear(width, spec.num_classes, spec, rngs)
+        self.out = _linear(width, spec.network.num_classes, spec, rngs)
 
     def __call__(self, x: Array, key: Array | None = None) -> Array:
         h = self.conv(x) if self.conv is not None else x.reshape(x.shape[0], -1)
@@ -110,22 +114,28 @@ class Encoder(nnx.Module):
     """q(z|x,y) = N(mu, diag exp(logvar)), with the y-independent work factored out."""
 
     def __init__(self, spec: ModelSpec, rngs: nnx.Rngs) -> None:
-        self.act = ACTIVATION_FUNCTIONS[spec.activation]
-        self.conv = ConvStack(spec.input_shape, spec, rngs) if spec.encoder_type == "conv" else None
-        width = self.conv.out_features if self.conv is not None else math.prod(spec.input_shape)
-        first = spec.hidden_sizes[0]
+        self.act = ACTIVATION_FUNCTIONS[spec.network.activation]
+        self.conv = (
+            ConvStack(spec.network.input_shape, spec, rngs)
+            if spec.network.encoder_type == "conv"
+            else None
+        )
+        width = (
+            self.conv.out_features if self.conv is not None else math.prod(spec.network.input_shape)
+        )
+        first = spec.network.hidden_sizes[0]
         self.embed_x = _linear(width, first, spec, rngs)
         # W_y has no bias: the one in embed_x is shared, so W_y's row for class c acts as
         # a per-class bias on one-hot inputs.
-        self.embed_y = nnx.Linear(spec.num_classes, first, use_bias=False, rngs=rngs)
+        self.embed_y = nnx.Linear(spec.network.num_classes, first, use_bias=False, rngs=rngs)
         layers = []
         width = first
-        for size in spec.hidden_sizes[1:]:
+        for size in spec.network.hidden_sizes[1:]:
             layers.append(_linear(width, size, spec, rngs))
             width = size
         self.hidden = nnx.List(layers)
-        self.mean = _linear(width, spec.latent_dim, spec, rngs)
-        self.logvar = _linear(width, spec.latent_dim, spec, rngs)
+        self.mean = _linear(width, spec.network.latent_dim, spec, rngs)
+        self.logvar = _linear(width, spec.network.latent_dim, spec, rngs)
 
     def embed(self, x: Array) -> Array:
         """The y-independent pre-activation of the first layer: (B, *input) -> (B, H)."""
@@ -151,17 +161,17 @@ class DenseDecoder(nnx.Module):
     """p(x|y,z) through dense layers: (..., D) x (..., C) -> (..., prod(input_shape) * m)."""
 
     def __init__(self, spec: ModelSpec, out_per_pixel: int, rngs: nnx.Rngs) -> None:
-        self.act = ACTIVATION_FUNCTIONS[spec.activation]
-        sizes = tuple(reversed(spec.hidden_sizes))
-        self.from_z = _linear(spec.latent_dim, sizes[0], spec, rngs)
-        self.from_y = nnx.Linear(spec.num_classes, sizes[0], use_bias=False, rngs=rngs)
+        self.act = ACTIVATION_FUNCTIONS[spec.network.activation]
+        sizes = tuple(reversed(spec.network.hidden_sizes))
+        self.from_z = _linear(spec.network.latent_dim, sizes[0], spec, rngs)
+        self.from_y = nnx.Linear(spec.network.num_classes, sizes[0], use_bias=False, rngs=rngs)
         layers = []
         width = sizes[0]
         for size in sizes[1:]:
             layers.append(_linear(width, size, spec, rngs))
             width = size
         self.hidden = nnx.List(layers)
-        self.out = _linear(width, math.prod(spec.input_shape) * out_per_pixel, spec, rngs)
+        self.out = _linear(width, math.prod(spec.network.input_shape) * out_per_pixel, spec, rngs)
 
     def __call__(self, z: Array, y: Array) -> Array:
         h = self.act(self.from_z(z) + self.from_y(y))
@@ -174,15 +184,15 @@ class ConvDecoder(nnx.Module):
     """p(x|y,z) through a dense map to a small grid, stride-2 transposed convs and a crop."""
 
     def __init__(self, spec: ModelSpec, out_per_pixel: int, rngs: nnx.Rngs) -> None:
-        self.act = ACTIVATION_FUNCTIONS[spec.activation]
-        height, width, channels = spec.input_shape
-        steps = len(spec.conv_channels)
+        self.act = ACTIVATION_FUNCTIONS[spec.network.activation]
+        height, width, channels = spec.network.input_shape
+        steps = len(spec.network.conv_channels)
         self.grid = (math.ceil(height / 2**steps), math.ceil(width / 2**steps))
         self.target = (height, width)
-        chans = tuple(reversed(spec.conv_channels))
-        hidden = spec.hidden_sizes[-1]
-        self.from_z = _linear(spec.latent_dim, hidden, spec, rngs)
-        self.from_y = nnx.Linear(spec.num_classes, hidden, use_bias=False, rngs=rngs)
+        chans = tuple(reversed(spec.network.conv_channels))
+        hidden = spec.network.hidden_sizes[-1]
+        self.from_z = _linear(spec.network.latent_dim, hidden, spec, rngs)
+        self.from_y = nnx.Linear(spec.network.num_classes, hidden, use_bias=False, rngs=rngs)
         self.to_grid = _linear(hidden, self.grid[0] * self.grid[1] * chans[0], spec, rngs)
         layers = []
         for i, c_in in enumerate(chans):
@@ -217,14 +227,14 @@ class SsvaeNetwork(nnx.Module):
     """The M2 model's parameters: classifier, encoder, decoder and prior."""
 
     def __init__(self, spec: ModelSpec, rngs: nnx.Rngs) -> None:
-        self.num_classes = spec.num_classes
-        self.input_shape = tuple(spec.input_shape)
-        out_per_pixel = 2 if spec.likelihood == "heteroscedastic" else 1
+        self.num_classes = spec.network.num_classes
+        self.input_shape = tuple(spec.network.input_shape)
+        out_per_pixel = 2 if spec.network.likelihood == "heteroscedastic" else 1
         self.classifier = Classifier(spec, rngs)
         self.encoder = Encoder(spec, rngs)
         self.decoder: nnx.Module = (
             ConvDecoder(spec, out_per_pixel, rngs)
-            if spec.decoder_type == "conv"
+            if spec.network.decoder_type == "conv"
             else DenseDecoder(spec, out_per_pixel, rngs)
         )
         self.prior: Prior = build_prior(spec, rngs)
@@ -241,5 +251,5 @@ class SsvaeNetwork(nnx.Module):
 
 
 def build_network(spec: ModelSpec, seed: int | None = None) -> SsvaeNetwork:
-    """A freshly initialised network for `spec`, seeded by `seed` (default spec.seed)."""
-    return SsvaeNetwork(spec, nnx.Rngs(spec.seed if seed is None else seed))
+    """A freshly initialised network for `spec`, seeded by `seed` (default spec.training.seed)."""
+    return SsvaeNetwork(spec, nnx.Rngs(spec.training.seed if seed is None else seed))

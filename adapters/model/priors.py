@@ -84,9 +84,9 @@ class VampPrior(Prior):
 
 
 def build_prior(spec: ModelSpec, rngs: nnx.Rngs) -> Prior:
-    """The prior named by `spec.prior`."""
-    if spec.prior == "mixture":
-        return MixturePrior(spec.num_components, spec.latent_dim, rngs)
-    if spec.prior == "vamp":
-        return VampPrior(spec.num_components, tuple(spec.input_shape), rngs)
-    return StandardPrior(spec.latent_dim)
+    """The prior named by `spec.network.prior`."""
+    if spec.network.prior == "mixture":
+        return MixturePrior(spec.network.num_components, spec.network.latent_dim, rngs)
+    if spec.network.prior == "vamp":
+        return VampPrior(spec.network.num_components, tuple(spec.network.input_shape), rngs)
+    return StandardPrior(spec.network.latent_dim)

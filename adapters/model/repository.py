@@ -38,7 +38,7 @@ class JaxModelRepository:
         self.callbacks = tuple(callbacks)
 
     def create(self, spec: ModelSpec) -> SsvaeModel:
-        """A fresh model for `spec`, seeded by spec.seed."""
+        """A fresh model for `spec`, seeded by spec.training.seed."""
         return _model_class()(spec, self.callbacks)
 
     def save(self, model: SsvaeModel, directory: Path) -> None:

@@ -84,11 +84,11 @@ def bald_scores(
     network: SsvaeNetwork, spec: ModelSpec, x: Array, tau: Array, keys: Array, samples: int
 ) -> Array:
     """BALD I(y; z | x) per row of `x`, with `samples` draws per class from each row's key."""
-    c = spec.num_classes
+    c = spec.network.num_classes
     weights = jax.nn.softmax(network.classifier(x))
     y_all = jnp.broadcast_to(jnp.eye(c), (x.shape[0], c, c))
     means, logvars = network.encoder.head(network.encoder.embed(x)[:, None, :], y_all)
-    eps = jax.vmap(lambda k: jax.random.normal(k, (c, samples, spec.latent_dim)))(keys)
+    eps = jax.vmap(lambda k: jax.random.normal(k, (c, samples, spec.network.latent_dim)))(keys)
     return bald_from_noise(means, logvars, eps, weights, network.prior_components(), tau)
 
 

@@ -95,10 +95,10 @@ def validation_rows(
 
 
 def _check_shape(spec: ModelSpec, x: np.ndarray, what: str) -> None:
-    if tuple(x.shape[1:]) != tuple(spec.input_shape):
+    if tuple(x.shape[1:]) != tuple(spec.network.input_shape):
         raise DataError(
             f"{what} has samples of shape {tuple(x.shape[1:])}, the model expects "
-            f"{tuple(spec.input_shape)}; use a spec whose input_shape matches the data"
+            f"{tuple(spec.network.input_shape)}; use a spec whose input_shape matches the data"
         )
 
 
@@ -138,11 +138,11 @@ class JaxSsvaeModel:
     # Training.
 
     def fit(self, pool: Samples, labels: LabelSet, epochs: int | None = None) -> TrainingReport:
-        """Train on `pool` with `labels` for at most `epochs` (default: spec.max_epochs)."""
+        """Train on `pool` with `labels` for at most `epochs` (default: the spec's max_epochs)."""
         x = np.asarray(pool.x, dtype=np.float32)
         _check_shape(self._spec, x, "the pool")
         self.pool = Samples(serials=np.asarray(pool.serials, np.int64), x=x, y=pool.y)
-        return self._train(self._spec.max_epochs if epochs is None else epochs, labels)
+        return self._train(self._spec.training.max_epochs if epochs is None else epochs, labels)
 
     def fit_more(self, epochs: int, labels: LabelSet) -> TrainingReport:
         """Continue on the pool of the last `fit`, keeping optimizer and PRNG state."""
@@ -168,10 +168,10 @@ class JaxSsvaeModel:
 
     def _training_data(self, pool: Samples, labels: LabelSet) -> TrainingData:
         spec = self._spec
-        if len(labels.vocabulary) != spec.num_classes:
+        if len(labels.vocabulary) != spec.network.num_classes:
             raise LabelError(
                 f"the labels have {len(labels.vocabulary)} classes, the model "
-                f"{spec.num_classes}; set num_classes to the vocabulary size"
+                f"{spec.network.num_classes}; set num_classes to the vocabulary size"
             )
         n = len(pool)
         row_of = {int(s): i for i, s in enumerate(pool.serials)}
@@ -183,7 +183,7 @@ class JaxSsvaeModel:
                 "label only samples of the dataset's pool"
             )
         rows = np.array([row_of[int(s)] for s in serials], np.int64)
-        val_rows = validation_rows(n, rows, spec.validation_split, spec.seed)
+        val_rows = validation_rows(n, rows, spec.training.validation_split, spec.training.seed)
         train_rows = np.setdiff1d(np.arange(n, dtype=np.int64), val_rows)
         return TrainingData(
             x=pool.x,
@@ -203,8 +203,8 @@ class JaxSsvaeModel:
         self.tau = component_label_map(
             out["responsibilities"],
             data.labelled_classes,
-            self._spec.num_classes,
-            self._spec.tau_alpha0,
+            self._spec.network.num_classes,
+            self._spec.scoring.tau_alpha0,
         )
 
     # Prediction.
@@ -254,7 +254,7 @@ class JaxSsvaeModel:
         tau_probs = ood = None
         if self.tau is not None:  # both OOD signals wait for labels, like tau
             tau_probs = tau_class_probs(resp, self.tau)
-            if self._spec.ood_signal == "classifier":
+            if self._spec.scoring.ood_signal == "classifier":
                 ood = classifier_ood_scores(probs)
             else:
                 ood = ood_scores(resp, self.tau)
@@ -336,7 +336,7 @@ class JaxSsvaeModel:
 
     def _check_bald(self) -> None:
         """BALD reads p(y|z) through tau: it needs labels and more than one component."""
-        check_prior_serves("bald", self._spec.prior)
+        check_prior_serves("bald", self._spec.network.prior)
         if self.tau is None:
             raise AcquisitionError(
                 "bald needs the component-to-label map, which the model gets from training "

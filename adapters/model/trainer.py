@@ -47,7 +47,7 @@ class TrainState:
 
     params: PyTree
     opt_state: PyTree
-    key: Array  # the root PRNG key, from spec.seed
+    key: Array  # the root PRNG key, from spec.training.seed
     step: int = 0
     epoch: int = 0
 
@@ -65,15 +65,19 @@ def decay_mask(params: PyTree) -> PyTree:
 def build_optimizer(spec: ModelSpec, params: PyTree) -> optax.GradientTransformation:
     """Adam (L2 decay) or AdamW (decoupled decay), both masked, after global-norm clipping."""
     parts: list[optax.GradientTransformation] = []
-    if spec.grad_clip_norm > 0:
-        parts.append(optax.clip_by_global_norm(spec.grad_clip_norm))
+    if spec.optimiser.grad_clip_norm > 0:
+        parts.append(optax.clip_by_global_norm(spec.optimiser.grad_clip_norm))
     mask = decay_mask(params)
-    if spec.optimizer == "adamw":
-        parts.append(optax.adamw(spec.learning_rate, weight_decay=spec.weight_decay, mask=mask))
+    if spec.optimiser.optimizer == "adamw":
+        parts.append(
+            optax.adamw(
+                spec.optimiser.learning_rate, weight_decay=spec.optimiser.weight_decay, mask=mask
+            )
+        )
     else:
-        if spec.weight_decay > 0:
-            parts.append(optax.add_decayed_weights(spec.weight_decay, mask))
-        parts.append(optax.adam(spec.learning_rate))
+        if spec.optimiser.weight_decay > 0:
+            parts.append(optax.add_decayed_weights(spec.optimiser.weight_decay, mask))
+        parts.append(optax.adam(spec.optimiser.learning_rate))
     return optax.chain(*parts)
 
 
@@ -81,7 +85,7 @@ def init_state(spec: ModelSpec, network: SsvaeNetwork) -> tuple[Any, TrainState]
     """(graphdef, a fresh TrainState) for `network`."""
     graphdef, params = nnx.split(network)
     optimizer = build_optimizer(spec, params)
-    key = jax.random.key_data(jax.random.key(spec.seed))
+    key = jax.random.key_data(jax.random.key(spec.training.seed))
     return graphdef, TrainState(params, optimizer.init(params), key)
 
 
@@ -142,7 +146,9 @@ class StepKit:
         x, y, mask, labelled = batch["x"], batch["y"], batch["mask"], batch["labelled"]
         logits = net.classifier(x)
         probs = jax.nn.softmax(logits)
-        y_all = jnp.broadcast_to(jnp.eye(spec.num_classes), (x.shape[0],) + (spec.num_classes,) * 2)
+        y_all = jnp.broadcast_to(
+            jnp.eye(spec.network.num_classes), (x.shape[0],) + (spec.network.num_classes,) * 2
+        )
         nelbo, parts = negative_elbo(
             net,
             spec,
@@ -153,7 +159,7 @@ class StepKit:
             1.0,
         )
         h = entropy(probs)
-        per_sample = jnp.sum(probs * nelbo, -1) - spec.component_kl_weight * h
+        per_sample = jnp.sum(probs * nelbo, -1) - spec.objective.component_kl_weight * h
         ce = -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], -1)[:, 0]
         hits = (jnp.argmax(logits, -1) == y).astype(jnp.float32)
         return {
@@ -172,7 +178,9 @@ class StepKit:
         net = self.network(params)
         spec = self.spec
         probs = jax.nn.softmax(net.classifier(x))
-        y_all = jnp.broadcast_to(jnp.eye(spec.num_classes), (x.shape[0],) + (spec.num_classes,) * 2)
+        y_all = jnp.broadcast_to(
+            jnp.eye(spec.network.num_classes), (x.shape[0],) + (spec.network.num_classes,) * 2
+        )
         means, _ = net.encoder.head(net.encoder.embed(x)[:, None, :], y_all)  # (B, C, D)
         resp = responsibilities(means, net.prior_components())  # (B, C, K)
         out = {
@@ -181,13 +189,13 @@ class StepKit:
             "encoding": means.reshape(means.shape[0], -1),
             "responsibilities": jnp.einsum("bc,bck->bk", probs, resp),
         }
-        if reconstruct or spec.likelihood == "heteroscedastic":
+        if reconstruct or spec.network.likelihood == "heteroscedastic":
             best = jnp.argmax(probs, -1)
             z = jnp.take_along_axis(means, best[:, None, None], 1)[:, 0]
-            decoded = net.decode(z, jax.nn.one_hot(best, spec.num_classes))
+            decoded = net.decode(z, jax.nn.one_hot(best, spec.network.num_classes))
             if reconstruct:
                 out["reconstructions"] = mean_of(spec, decoded).reshape(x.shape)
-            if spec.likelihood == "heteroscedastic":
+            if spec.network.likelihood == "heteroscedastic":
                 # Data noise, apart from the model's uncertainty over y (certainty) and z.
                 out["noise_sigma"] = sigma_of(spec, decoded).mean(axis=-1)
         return out
@@ -223,9 +231,9 @@ class TrainingData:
     def alpha(self, spec: ModelSpec) -> float:
         """alpha_eff: the classification weight, scaled by pool size / labelled count."""
         n_lab = len(self.labelled_rows)
-        if not spec.scale_classification_by_ratio or n_lab == 0:
-            return spec.classification_weight
-        return spec.classification_weight * (len(self.train_rows) + n_lab) / n_lab
+        if not spec.objective.scale_classification_by_ratio or n_lab == 0:
+            return spec.objective.classification_weight
+        return spec.objective.classification_weight * (len(self.train_rows) + n_lab) / n_lab
 
 
 MONITOR_MODES = {"val_loss": "min", "val_elbo": "max", "val_accuracy": "max"}
@@ -302,18 +310,18 @@ def evaluate(kit: StepKit, mesh: Mesh, params: PyTree, data: TrainingData) -> di
 
 
 def monitored_metric(spec: ModelSpec, data: TrainingData) -> tuple[str, str]:
-    """(the metric early stopping watches, a note for the user when it is not spec.monitor).
+    """(the metric early stopping watches, a note for the user when it is not the spec's monitor).
 
     Validation holds out unlabelled samples only, so val_accuracy has nothing to measure;
     early stopping then watches val_loss, and the report says so.
     """
-    watching = spec.patience > 0 and len(data.val_rows) > 0
-    if spec.monitor == "val_accuracy" and not np.any(data.val_classes >= 0):
+    watching = spec.training.patience > 0 and len(data.val_rows) > 0
+    if spec.training.monitor == "val_accuracy" and not np.any(data.val_classes >= 0):
         return "val_loss", "" if not watching else (
             "monitor val_accuracy needs labelled validation samples, but every label trains "
             "(validation holds out unlabelled samples only); early stopping watched val_loss"
         )
-    return spec.monitor, ""
+    return spec.training.monitor, ""
 
 
 # How far above its running level a step's loss must rise to count as diverged, in units of
@@ -383,7 +391,7 @@ class Trainer:
     progress_every: int = 20
 
     def kl_scale(self, epoch: int) -> float:
-        warm = self.spec.kl_warmup_epochs
+        warm = self.spec.objective.kl_warmup_epochs
         return 1.0 if warm == 0 else min(1.0, (epoch + 1) / warm)
 
     def lr_scale(self, epoch: int) -> float:
@@ -392,20 +400,20 @@ class Trainer:
         cosine: from 1 down to lr_min_fraction over max_epochs, then held there, so resumed
         training repeats the straight run and later rounds (fit_more) train at the low end.
         """
-        if self.spec.lr_schedule == "constant":
+        if self.spec.optimiser.lr_schedule == "constant":
             return 1.0
-        low = self.spec.lr_min_fraction
-        progress = min(epoch / max(self.spec.max_epochs - 1, 1), 1.0)
+        low = self.spec.optimiser.lr_min_fraction
+        progress = min(epoch / max(self.spec.training.max_epochs - 1, 1), 1.0)
         return low + (1.0 - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def epoch_batches(self, epoch: int, data: TrainingData) -> tuple[np.ndarray, np.ndarray, int]:
         """(unlabelled rows (steps, B), labelled picks (steps, L), steps) for `epoch`."""
-        rng = np.random.default_rng([self.spec.seed, epoch])
-        size = min(self.spec.batch_size, len(data.train_rows))
+        rng = np.random.default_rng([self.spec.training.seed, epoch])
+        size = min(self.spec.training.batch_size, len(data.train_rows))
         steps = len(data.train_rows) // size
         order = rng.permutation(data.train_rows)[: steps * size].reshape(steps, size)
         n_lab = max(len(data.labelled_rows), 1)
-        picks = rng.integers(0, n_lab, size=(steps, self.spec.labeled_batch_size))
+        picks = rng.integers(0, n_lab, size=(steps, self.spec.training.labeled_batch_size))
         return order, picks, steps
 
     def run(self, state: TrainState, data: TrainingData, epochs: int) -> TrainingReport:
@@ -415,9 +423,9 @@ class Trainer:
         good epoch (or at the start), and reports "diverged" or "non_finite_loss"."""
         start = time.perf_counter()
         monitor, note = monitored_metric(self.spec, data)
-        stopper = EarlyStopping(monitor, self.spec.patience)
+        stopper = EarlyStopping(monitor, self.spec.training.patience)
         guard = DivergenceGuard()
-        use_best = self.spec.patience > 0 and len(data.val_rows) > 0
+        use_best = self.spec.training.patience > 0 and len(data.val_rows) > 0
         best = (state.params, state.opt_state)
         last_good = attrs.evolve(state)  # arrays are immutable: a snapshot costs no copy
         history: list[EpochRecord] = []
@@ -493,7 +501,7 @@ class Trainer:
         lab_rows = data.labelled_rows if has_labels else np.zeros(1, np.int64)
         lab_classes = data.labelled_classes if has_labels else np.zeros(1, np.int64)
         # A fixed-size labelled batch with a mask keeps one compiled step, labels or none.
-        mask = np.full(self.spec.labeled_batch_size, float(has_labels), np.float32)
+        mask = np.full(self.spec.training.labeled_batch_size, float(has_labels), np.float32)
         scalars = {
             "kl_scale": np.float32(self.kl_scale(epoch)),
             "lr_scale": np.float32(self.lr_scale(epoch)),

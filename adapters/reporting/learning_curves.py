@@ -185,7 +185,7 @@ def learning_curve_json(result: SimulationResult, summaries: Sequence[PolicySumm
             "stop_set_size": settings.stop_set_size,
             "command": settings.command,
         },
-        "spec": {name: _plain(getattr(result.spec, name)) for name in result.spec.field_names()},
+        "spec": {name: _plain(value) for name, value in result.spec.to_fields().items()},
         "runs": [
             {
                 "policy": run.policy,

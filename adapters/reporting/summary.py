@@ -29,8 +29,7 @@ def spec_fields(spec: ModelSpec) -> dict[str, Any]:
     """The spec as JSON values (tuples become lists)."""
     return {
         name: list(value) if isinstance(value, tuple) else value
-        for name in spec.field_names()
-        for value in (getattr(spec, name),)
+        for name, value in spec.to_fields().items()
     }
 
 
@@ -53,7 +52,7 @@ def model_summary(
         "message": outcome.message,
         "spec": spec_fields(outcome.plan.spec),
         "epochs_run": outcome.epochs_run,
-        "max_epochs": outcome.plan.spec.max_epochs,
+        "max_epochs": outcome.plan.spec.training.max_epochs,
         "stop_reason": outcome.stop_reason or None,
         "best_epoch": outcome.best_epoch or None,
         "training_seconds": round(outcome.seconds, 3),

@@ -163,8 +163,9 @@ def _differing_spec_rows(outcomes: Sequence[ModelOutcome]) -> list[tuple[str, ..
     specs = [o.plan.spec for o in outcomes]
     shown = ("prior", "num_components", "latent_dim", "likelihood", "hidden_sizes")
     rows = []
+    fields = [s.to_fields() for s in specs]
     for name in specs[0].field_names():
-        values = [getattr(s, name) for s in specs]
+        values = [f[name] for f in fields]
         if name in shown or len({repr(v) for v in values}) > 1:
             rows.append((name, *(str(v) for v in values)))
     return rows
@@ -191,7 +192,7 @@ def comparison_table(result: ComparisonResult) -> tuple[tuple[str, ...], list[tu
             evaluated(lambda e: f"{math.exp(e.usage_entropy):.1f} / {len(e.component_usage)}"),
         ),
         row("usage entropy (nats)", evaluated(lambda e: _num(e.usage_entropy, 2))),
-        row("epochs run / max", lambda o: f"{o.epochs_run} / {o.plan.spec.max_epochs}"),
+        row("epochs run / max", lambda o: f"{o.epochs_run} / {o.plan.spec.training.max_epochs}"),
         row("stopped by", lambda o: (o.stop_reason or "—").replace("_", " ")),
         row("training time (s)", lambda o: _num(o.seconds, 1) if o.status != NOT_RUN else "—"),
     ]
@@ -243,7 +244,7 @@ def report_blocks(result: ComparisonResult, images: Sequence[tuple[str, str]]) -
             f"Samples of shape {result.input_shape}, {len(result.class_names)} classes."
         ),
     ]
-    splits = sorted({o.plan.spec.validation_split for o in result.outcomes})
+    splits = sorted({o.plan.spec.training.validation_split for o in result.outcomes})
     if any(splits):
         shares = " or ".join(f"{100 * v:.0f}%" for v in splits)
         blocks.append(

@@ -4,7 +4,9 @@ A spec file is a mapping of `field: value` lines; every key is optional and a mi
 its default. A top-level `preset: <name>` key (for example `preset: mixture_k10`) starts from
 that preset's spec and the other keys override it, whatever their order in the file.
 
-Everything is derived from `attrs.fields(ModelSpec)`, so a new spec field needs no change here.
+The keys are the spec's flat field names, read and written through `ModelSpec.from_fields` and
+`to_fields`: files written before the fields were grouped load unchanged, and a new spec field
+needs no change here.
 """
 
 from __future__ import annotations
@@ -15,11 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
-import cattrs
 import yaml
-from cattrs.errors import ForbiddenExtraKeysError
-from cattrs.gen import make_dict_structure_fn, override
 
 from ssvae.adapters.files import atomic_write_text
 from ssvae.adapters.yaml.loader import (
@@ -33,7 +31,7 @@ from ssvae.adapters.yaml.loader import (
 from ssvae.domain.comparison import PRESET_KEY
 from ssvae.domain.echo import short_repr
 from ssvae.domain.errors import SpecError
-from ssvae.domain.spec import PRESETS, ModelSpec, fit_to_data, preset
+from ssvae.domain.spec import FIELD_GROUPS, PRESETS, ModelSpec, fit_to_data, preset
 
 
 class _SpecDumper(yaml.SafeDumper):
@@ -45,26 +43,6 @@ def _represent_inline_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Nod
 
 
 _SpecDumper.add_representer(list, _represent_inline_list)
-
-
-def _keep(value: Any, _: Any) -> Any:
-    """Pass a value through untouched: the spec's own validators judge it.
-
-    cattrs would coerce (`int(3.7)` is 3, `bool("false")` is True) and hide the user's mistake.
-    """
-    return value
-
-
-def _build_converter() -> cattrs.Converter:
-    converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=False)
-    options: dict[str, Any] = {a.name: override(struct_hook=_keep) for a in attrs.fields(ModelSpec)}
-    options["_cattrs_forbid_extra_keys"] = True
-    structure = make_dict_structure_fn(ModelSpec, converter, **options)
-    converter.register_structure_hook(ModelSpec, structure)
-    return converter
-
-
-_CONVERTER = _build_converter()
 
 
 def known_keys() -> tuple[str, ...]:
@@ -96,11 +74,21 @@ def _entry(name: str, value: Any, doc: str) -> str:
 
 
 def spec_to_yaml(spec: ModelSpec) -> str:
-    """The spec as YAML text: fields in declaration order, tuples as lists, docs as comments."""
-    values: dict[str, Any] = _CONVERTER.unstructure(spec)
+    """The spec as YAML text: flat keys under a comment per group, docs as comments beside them.
+
+    The keys stay flat, as users write them in files, `--set` and experiments; the group
+    comments only show where each field lives in `ModelSpec`.
+    """
     docs = ModelSpec.field_docs()
-    body = "\n".join(_entry(name, value, docs.get(name, "")) for name, value in values.items())
-    return _header() + body + "\n"
+    lines: list[str] = []
+    group = ""
+    for name, value in spec.to_fields().items():
+        if FIELD_GROUPS[name] != group:
+            group = FIELD_GROUPS[name]
+            lines.append(f"\n# {group}")
+        plain = list(value) if isinstance(value, tuple) else value
+        lines.append(_entry(name, plain, docs.get(name, "")))
+    return _header() + "\n".join(lines) + "\n"
 
 
 def save_spec(spec: ModelSpec, path: str | Path) -> None:
@@ -209,7 +197,7 @@ def _start_values(
             f"{where(source_name, key_lines.get(PRESET_KEY))}: unknown model preset "
             f"{short_repr(preset_name)}; available presets: {', '.join(PRESETS)}"
         )
-    return attrs.asdict(preset(preset_name), recurse=False)
+    return preset(preset_name).to_fields()
 
 
 def spec_from_mapping(
@@ -225,16 +213,18 @@ def spec_from_mapping(
     """
     lines = dict(key_lines or {})
     values = dict(mapping)
+    unknown = [key for key in values if key != PRESET_KEY and key not in FIELD_GROUPS]
+    if unknown:
+        raise _unknown_keys_error(unknown, source_name, lines)
     start = (
         _start_values(values.pop(PRESET_KEY), source_name, lines) if PRESET_KEY in values else {}
     )
     try:
         # Over a preset, its data-dependent choices fit the data (as `preset` does).
         merged = fit_to_data({**start, **values}) if start else values
-        return _CONVERTER.structure(merged, ModelSpec)
-    except ForbiddenExtraKeysError as error:
-        unknown = [key for key in values if key in error.extra_fields]
-        raise _unknown_keys_error(unknown, source_name, lines) from None
+        # Values pass to the spec untouched: its validators judge them, where a converter
+        # would coerce (`int(3.7)` is 3, `bool("false")` is True) and hide the user's mistake.
+        return ModelSpec.from_fields(**merged)
     except SpecError as error:
         message = str(error)
         line = _line_of_error(message, values, lines)

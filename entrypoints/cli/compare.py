@@ -51,7 +51,7 @@ class ProgressBar:
     def __init__(self, plans: Sequence[Any], stream: TextIO | None = None, width: int = 28):
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
-        self.epochs = [int(p.spec.max_epochs) for p in plans]
+        self.epochs = [int(p.spec.training.max_epochs) for p in plans]
         self.names = [str(p.name) for p in plans]
         self.total = max(sum(self.epochs), 1)
         self.done_before = 0  # epochs of the models already finished

@@ -51,11 +51,11 @@ class TrainPage:
     def __init__(self, model: OpenModel, on_finished: Callable[[], None]) -> None:
         self.model = model
         self.on_finished = on_finished
-        spec = model.workspace.spec
+        current = model.workspace.spec.to_fields()
         self.epochs = pn.widgets.TextInput(label="epochs", value="1", width=140)
         self.epochs_error = pn.pane.HTML("", width=290)
         self.fields = {
-            name: pn.widgets.TextInput(label=name, value=str(getattr(spec, name)), width=140)
+            name: pn.widgets.TextInput(label=name, value=str(current[name]), width=140)
             for name in TRAIN_FIELDS
         }
         self.errors = {name: pn.pane.HTML("", width=290) for name in TRAIN_FIELDS}
@@ -141,13 +141,11 @@ class TrainPage:
         if not self.validate():
             self.status.object = self._status_html("invalid", "fix the values marked in red")
             return
-        spec = self.model.workspace.spec
+        current = self.model.workspace.spec.to_fields()
         overrides = (
             {}
             if self.model.workspace.has_model
-            else {
-                name: value for name, value in self.values().items() if getattr(spec, name) != value
-            }
+            else {name: value for name, value in self.values().items() if current[name] != value}
         )
         try:
             self.model.job.start(int(parse_value(text_of(self.epochs))), overrides)

@@ -149,7 +149,7 @@ def tiny_spec(**overrides: object) -> ModelSpec:
         seed=3,
     )
     base.update(overrides)
-    return ModelSpec(**base)  # type: ignore[arg-type]
+    return ModelSpec.from_fields(**base)
 
 
 def _images(n: int, seed: int = 0) -> np.ndarray:
@@ -164,7 +164,7 @@ def test_negative_elbo_equals_the_unlabelled_loss_reference_draw_by_draw() -> No
     keys = scores.row_keys(root, jnp.arange(5), scores.ELBO_STREAM)
     draws = 3
     got = np.asarray(scores.negative_elbo_scores(net, spec, x, keys, draws))
-    c, d = spec.num_classes, spec.latent_dim
+    c, d = spec.network.num_classes, spec.network.latent_dim
     reference = jax.jit(lambda row, eps: losses.reference_unlabelled_loss(net, spec, row, eps))
     for row in range(5):
         slow = [
@@ -190,7 +190,7 @@ def test_negative_elbo_equals_the_unlabelled_loss_reference_draw_by_draw() -> No
 
 def _model(spec: ModelSpec, batch: int = 1024) -> JaxSsvaeModel:
     model = JaxSsvaeModel(spec, predict_batch_size=batch)
-    k = spec.num_components
+    k = spec.network.num_components
     model.tau = np.random.default_rng(0).dirichlet(np.full(3, 0.3), size=k).astype(np.float32)
     return model
 
@@ -208,12 +208,14 @@ def test_model_scores_match_the_references_and_repeat_for_a_seed() -> None:
     # BALD: the numpy reference on the same draws of the model's own q(z|x, c).
     net = model.kit.network(model.state.params)
     xj = jnp.asarray(x)
-    c = spec.num_classes
+    c = spec.network.num_classes
     means, logvars = net.encoder.head(
         net.encoder.embed(xj)[:, None, :], jnp.broadcast_to(jnp.eye(c), (10, c, c))
     )
     keys = scores.row_keys(jax.random.key(5), jnp.arange(10), scores.BALD_STREAM)
-    eps = np.stack([np.asarray(jax.random.normal(k, (c, 4, spec.latent_dim))) for k in keys])
+    eps = np.stack(
+        [np.asarray(jax.random.normal(k, (c, 4, spec.network.latent_dim))) for k in keys]
+    )
     weights = np.asarray(jax.nn.softmax(net.classifier(xj)))
     components = tuple(np.asarray(a) for a in net.prior_components())
     expected = numpy_bald(
@@ -263,7 +265,7 @@ SHARDED = """
 import json, numpy as np, jax
 from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
 from ssvae.domain.spec import ModelSpec
-spec = ModelSpec(**json.loads({spec!r}))
+spec = ModelSpec.from_fields(**json.loads({spec!r}))
 model = JaxSsvaeModel(spec, predict_batch_size=4)
 model.tau = np.asarray({tau!r}, np.float32)
 x = np.random.default_rng(0).random((7, 6, 6, 1), dtype=np.float32)
@@ -276,7 +278,7 @@ def test_three_devices_give_the_scores_of_one() -> None:
     """7 rows in batches padded to a multiple of 3 devices: the same scores as here."""
     fields = {"input_shape": [6, 6, 1], "num_classes": 3, "latent_dim": 2, "hidden_sizes": [16],
               "prior": "mixture", "num_components": 4, "seed": 3}  # fmt: skip
-    spec = ModelSpec(**{**fields, "input_shape": (6, 6, 1), "hidden_sizes": (16,)})  # type: ignore[arg-type]
+    spec = ModelSpec.from_fields(**{**fields, "input_shape": (6, 6, 1), "hidden_sizes": (16,)})
     tau = np.random.default_rng(0).dirichlet(np.full(3, 0.3), size=4).astype(np.float32)
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=3"}
     env["JAX_PLATFORMS"] = "cpu"

@@ -18,6 +18,7 @@ from fakes import FakeModelGenerator, FakeModelRepository, InMemoryDataSource
 
 import ssvae.application.bootstrap as bootstrap_module
 from ssvae.domain.labels import ClassVocabulary
+from ssvae.domain.spec import ModelSpec
 from ssvae.entrypoints.cli.compare import ProgressBar
 from ssvae.entrypoints.cli.main import main
 from ssvae.entrypoints.cli.options import expand_multi_value_options
@@ -95,9 +96,9 @@ def test_every_option_reaches_the_trained_models(
     for model in (standard, mixture):
         # --epochs 3 trains exactly 3 epochs (the fake never stops early unless told).
         assert model.fit_calls == [(60, 12, 3)] and model.epochs_trained == 3
-        assert model.spec.max_epochs == 3 and model.spec.seed == 4
-        assert model.spec.batch_size == 16
-    assert (standard.spec.prior, mixture.spec.num_components) == ("standard", 5)
+        assert model.spec.training.max_epochs == 3 and model.spec.training.seed == 4
+        assert model.spec.training.batch_size == 16
+    assert (standard.spec.network.prior, mixture.spec.network.num_components) == ("standard", 5)
     assert wiring.containers[-1].config.data.name() == "fashion_mnist"
     summary = json.loads((run_folder(tmp_path) / "summary.json").read_text())
     assert summary["experiment"]["seed"] == 4
@@ -119,7 +120,7 @@ def test_a_yaml_file_and_flags_combine_with_flags_winning(
     assert result.exit_code == 0, result.output
     small, standard = wiring.models
     assert small.fit_calls == [(45, 9, 2)] and standard.fit_calls == [(45, 9, 2)]
-    assert small.spec.latent_dim == 2 and small.spec.seed == 2
+    assert small.spec.network.latent_dim == 2 and small.spec.training.seed == 2
 
 
 def test_models_also_take_commas_and_repeated_options(
@@ -139,7 +140,7 @@ def test_models_also_take_commas_and_repeated_options(
         "3",
     )
     assert result.exit_code == 0, result.output
-    assert [m.spec.prior for m in wiring.models] == ["standard", "mixture", "vamp"]
+    assert [m.spec.network.prior for m in wiring.models] == ["standard", "mixture", "vamp"]
 
 
 def test_ctrl_c_writes_the_report_and_exits_130(
@@ -221,7 +222,7 @@ def test_multi_value_expansion() -> None:
 class Plan:
     def __init__(self, name: str, epochs: int) -> None:
         self.name = name
-        self.spec = type("Spec", (), {"max_epochs": epochs})()
+        self.spec = ModelSpec.from_fields(max_epochs=epochs)
 
 
 class Record:
@@ -253,10 +254,10 @@ def test_text_data_defaults_to_the_text_presets(
     result = invoke(tmp_path, "--dataset", "loghub", "--task", "system", *flags)
     assert result.exit_code == 0, result.output
     specs = [m.spec for m in wiring.models]
-    assert [(s.likelihood, s.prior, s.num_components) for s in specs] == [
+    assert [(s.network.likelihood, s.network.prior, s.network.num_components) for s in specs] == [
         ("gaussian", "standard", 1),
         ("gaussian", "mixture", 20),
     ]
     images = invoke(tmp_path, *flags)  # image data keeps the image presets
     assert images.exit_code == 0, images.output
-    assert [m.spec.likelihood for m in wiring.models[2:]] == ["bernoulli", "bernoulli"]
+    assert [m.spec.network.likelihood for m in wiring.models[2:]] == ["bernoulli", "bernoulli"]

@@ -53,9 +53,9 @@ def test_flags_reach_every_model() -> None:
     )
     assert [p.name for p in experiment.models] == ["mixture_k5", "vamp_k10"]
     for plan in experiment.models:
-        assert plan.spec.max_epochs == 3 and plan.spec.seed == 7
-        assert plan.spec.batch_size == 16 and plan.spec.learning_rate == 3e-4
-        assert plan.spec.hidden_sizes == (64, 32)
+        assert plan.spec.training.max_epochs == 3 and plan.spec.training.seed == 7
+        assert plan.spec.training.batch_size == 16 and plan.spec.optimiser.learning_rate == 3e-4
+        assert plan.spec.network.hidden_sizes == (64, 32)
     assert (experiment.num_samples, experiment.num_labeled, experiment.seed) == (300, 20, 7)
     assert (experiment.dataset, experiment.out) == ("fashion_mnist", "somewhere")
 
@@ -90,11 +90,11 @@ overrides:
         "vamp_k10_hidden_sizes-64",
     )
     # overrides < epochs/seed < the model's own keys
-    assert (standard.spec.batch_size, standard.spec.latent_dim) == (64, 8)
-    assert (standard.spec.max_epochs, standard.spec.seed) == (6, 3)
-    assert (small.spec.latent_dim, small.spec.max_epochs) == (2, 4)
-    assert small.spec.prior == "mixture" and small.spec.num_components == 10
-    assert vamp.spec.hidden_sizes == (64,)
+    assert (standard.spec.training.batch_size, standard.spec.network.latent_dim) == (64, 8)
+    assert (standard.spec.training.max_epochs, standard.spec.training.seed) == (6, 3)
+    assert (small.spec.network.latent_dim, small.spec.training.max_epochs) == (2, 4)
+    assert small.spec.network.prior == "mixture" and small.spec.network.num_components == 10
+    assert vamp.spec.network.hidden_sizes == (64,)
     assert (experiment.num_samples, experiment.sampling, experiment.seed) == (1000, "random", 3)
     assert experiment.source == str(path)
 
@@ -114,14 +114,14 @@ epochs: 6
     )
     experiment = resolve(path, epochs=2, seed=9, num_samples=200, set=("max_epochs=5",))
     (plan,) = experiment.models
-    assert plan.spec.max_epochs == 5  # --set is applied last
-    assert plan.spec.seed == 9
+    assert plan.spec.training.max_epochs == 5  # --set is applied last
+    assert plan.spec.training.seed == 9
     assert experiment.num_samples == 200
     assert experiment.source == f"{path} with command-line flags"
     # --models picks the file's named models and presets alike.
     chosen = resolve(path, models=("mine", "standard"))
     assert [p.name for p in chosen.models] == ["mine", "standard"]
-    assert chosen.models[1].spec.max_epochs == 6  # the file's epochs apply to presets too
+    assert chosen.models[1].spec.training.max_epochs == 6  # the file's epochs apply to presets too
 
 
 def test_unknown_model_name_lists_the_presets(tmp_path: Path) -> None:
@@ -210,7 +210,7 @@ def test_shipped_experiment_files_resolve_and_document_themselves(path: Path) ->
 def test_the_shipped_files_cover_the_issue(tmp_path: Path) -> None:
     names = {p.stem for p in CONFIGS.glob("*.yaml")}
     assert {"standard_vs_mixture", "latent_sizes", "likelihoods", "priors"} <= names
-    priors = {p.spec.prior for p in resolve(CONFIGS / "priors.yaml").models}
+    priors = {p.spec.network.prior for p in resolve(CONFIGS / "priors.yaml").models}
     assert priors == {"standard", "mixture", "vamp"}
-    likelihoods = {p.spec.likelihood for p in resolve(CONFIGS / "likelihoods.yaml").models}
+    likelihoods = {p.spec.network.likelihood for p in resolve(CONFIGS / "likelihoods.yaml").models}
     assert likelihoods == {"bernoulli", "gaussian", "heteroscedastic"}

@@ -16,7 +16,7 @@ from ssvae.domain.spec import ModelSpec
 
 
 def tiny(prior: str, k: int) -> JaxSsvaeModel:
-    spec = ModelSpec(
+    spec = ModelSpec.from_fields(
         input_shape=(6, 6, 1),
         num_classes=3,
         latent_dim=2,

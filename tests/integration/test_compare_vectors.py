@@ -82,7 +82,9 @@ def test_compare_reads_vectors_and_holds_out_test_samples(
     assert result.exit_code == 0, result.output
     assert "held out" in result.stderr and "--test-vectors" in result.stderr
     (model,) = [m for r in fake_models for m in r.created]
-    assert tuple(model.spec.input_shape) == (6,) and model.spec.num_classes == len(CLASSES)
+    assert tuple(model.spec.network.input_shape) == (6,) and model.spec.network.num_classes == len(
+        CLASSES
+    )
     data = summary(tmp_path)["data"]
     assert data["test_samples"] == round(HELD_OUT_FRACTION * labelled.sum())
     assert data["train_samples"] == 40 and data["labelled_samples"] == 6

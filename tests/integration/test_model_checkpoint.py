@@ -31,7 +31,7 @@ from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
 from ssvae.domain.model import EpochRecord
 from ssvae.domain.spec import ModelSpec
 
-SPEC = ModelSpec(input_shape=(4,), num_classes=2, latent_dim=2, hidden_sizes=(4,))
+SPEC = ModelSpec.from_fields(input_shape=(4,), num_classes=2, latent_dim=2, hidden_sizes=(4,))
 
 
 class Killed(BaseException):
@@ -48,7 +48,7 @@ def save(directory: Path, step: int) -> None:
         key=np.array([step, step], np.uint32),
         step=step,
         epoch=step,
-        tau=np.full((SPEC.num_components, SPEC.num_classes), step, np.float32),
+        tau=np.full((SPEC.network.num_components, SPEC.network.num_classes), step, np.float32),
         extra={"fingerprint": f"save {step}"},
     )
 
@@ -144,7 +144,7 @@ def test_a_model_loads_after_a_kill_between_the_two_renames(
 def valid_files() -> tuple[bytes, bytes]:
     """The files of a model's checkpoint with every part filled: tau, history, fingerprint."""
     model = JaxSsvaeModel(SPEC.evolve(prior="mixture", num_components=3))
-    model.tau = np.full((3, SPEC.num_classes), 0.5, np.float32)
+    model.tau = np.full((3, SPEC.network.num_classes), 0.5, np.float32)
     model.history = [EpochRecord(epoch=1, metrics={"loss": 3.5, "val_loss": 4.0})]
     model.fingerprint = "f" * 32
     directory = Path(tempfile.mkdtemp())
@@ -237,3 +237,27 @@ def test_a_damaged_checkpoint_restores_or_says_why_in_one_line(
         assert peak < 20 * 2**20  # never what a declared size asks for, only what the files hold
     finally:
         shutil.rmtree(directory)
+
+
+def test_a_checkpoint_written_with_the_flat_spec_loads_and_predicts_as_it_did() -> None:
+    """tests/data/checkpoint_flat_v1 was saved when ModelSpec was one flat class (meta.json
+    holds the fields flat); it must load to the same spec and give the same predictions."""
+    data = Path(__file__).parent.parent / "data"
+    meta = json.loads((data / "checkpoint_flat_v1" / META).read_text(encoding="utf-8"))
+    assert "network" not in meta["spec"] and meta["spec"]["learning_rate"] == 0.01
+    model = JaxSsvaeModel.restore(data / "checkpoint_flat_v1")
+    assert model.spec == ModelSpec.from_fields(
+        input_shape=(4,),
+        num_classes=2,
+        latent_dim=2,
+        hidden_sizes=(4,),
+        prior="mixture",
+        num_components=3,
+        learning_rate=0.01,
+        seed=3,
+    )
+    # Saving it again writes the same flat fields, so older readers still read new files.
+    assert json.loads(json.dumps(checkpoint.spec_to_json(model.spec))) == meta["spec"]
+    expected = json.loads((data / "checkpoint_flat_v1_predictions.json").read_text("utf-8"))
+    predictions = model.predict(np.asarray(expected["x"], np.float32))
+    np.testing.assert_allclose(predictions.class_probs, expected["class_probs"], rtol=1e-5)

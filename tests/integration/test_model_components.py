@@ -25,7 +25,7 @@ def tiny_spec(**overrides: object) -> ModelSpec:
         seed=1,
     )
     base.update(overrides)
-    return ModelSpec(**base)  # type: ignore[arg-type]
+    return ModelSpec.from_fields(**base)
 
 
 PRIORS = {"standard": 1, "mixture": 3, "vamp": 4}
@@ -34,9 +34,9 @@ PRIORS = {"standard": 1, "mixture": 3, "vamp": 4}
 def _batch(spec: ModelSpec, b: int = 4, l_: int = 3) -> dict[str, jax.Array]:
     rng = np.random.default_rng(0)
     return {
-        "x_u": jnp.asarray(rng.random((b, *spec.input_shape), dtype=np.float32)),
-        "x_l": jnp.asarray(rng.random((l_, *spec.input_shape), dtype=np.float32)),
-        "y_l": jnp.asarray(rng.integers(0, spec.num_classes, l_).astype(np.int32)),
+        "x_u": jnp.asarray(rng.random((b, *spec.network.input_shape), dtype=np.float32)),
+        "x_l": jnp.asarray(rng.random((l_, *spec.network.input_shape), dtype=np.float32)),
+        "y_l": jnp.asarray(rng.integers(0, spec.network.num_classes, l_).astype(np.int32)),
         "mask_l": jnp.ones(l_, jnp.float32),
     }
 
@@ -175,7 +175,7 @@ def test_enumerated_elbo_matches_a_slow_loop_over_classes(prior: str) -> None:
     key = jax.random.key(7)
     logits = net.classifier(x)
     fast, _ = losses.unlabelled_terms(net, spec, x, logits, key, 0.5)
-    eps = jax.random.normal(key, (4, spec.num_classes, spec.latent_dim))
+    eps = jax.random.normal(key, (4, spec.network.num_classes, spec.network.latent_dim))
     slow = losses.reference_unlabelled_loss(net, spec, x, eps, kl_scale=0.5)
     np.testing.assert_allclose(np.asarray(fast), np.asarray(slow), rtol=1e-5, atol=1e-4)
 

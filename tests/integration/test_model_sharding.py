@@ -25,7 +25,7 @@ for i, c in enumerate(y):
     x[i, 2 * c : 2 * c + 2, :, 0] += 0.8
 pool = Samples(np.arange(n, dtype=np.int64), x, y.astype(np.int64))
 labels = LabelSet.from_pairs(vocab, [(i, vocab.names[y[i]]) for i in range(12)])
-spec = ModelSpec(input_shape=(6, 6, 1), num_classes=3, latent_dim=2, hidden_sizes=(16,),
+spec = ModelSpec.from_fields(input_shape=(6, 6, 1), num_classes=3, latent_dim=2, hidden_sizes=(16,),
                  batch_size=16, labeled_batch_size=8, patience=0, validation_split=0.25,
                  consistency_weight=1.0, augment_shift=1, seed=5)
 model = JaxSsvaeModel(spec)

@@ -38,7 +38,7 @@ def tiny_spec(**overrides: object) -> ModelSpec:
         seed=3,
     )
     base.update(overrides)
-    return ModelSpec(**base)  # type: ignore[arg-type]
+    return ModelSpec.from_fields(**base)
 
 
 def tiny_pool(n: int = 80, seed: int = 0) -> Samples:
@@ -213,7 +213,7 @@ def test_predictions_are_batched_consistently_and_well_formed() -> None:
     assert small.tau_probs is not None and small.tau_probs.shape == (21, 3)
     assert small.ood_score is not None and np.all((small.ood_score >= 0) & (small.ood_score <= 1))
     assert small.reconstructions is not None and small.reconstructions.shape == (21, 6, 6, 1)
-    low, high = np.exp(spec.log_sigma_min), np.exp(spec.log_sigma_max)
+    low, high = np.exp(spec.network.log_sigma_min), np.exp(spec.network.log_sigma_max)
     assert small.noise_sigma is not None and small.noise_sigma.shape == (21,)
     assert np.all((small.noise_sigma >= low) & (small.noise_sigma <= high))
 

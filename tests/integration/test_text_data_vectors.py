@@ -59,7 +59,7 @@ def test_every_format_reads_1536_dimensional_vectors(tmp_path: Path) -> None:
         assert source.describe().sample_shape == (WIDTH,)
         np.testing.assert_array_equal(source.load("train").x, x)
     spec = preset("text_standard").evolve(input_shape=(WIDTH,), num_classes=2)
-    assert spec.input_shape == (WIDTH,) and spec.encoder_type == "dense"
+    assert spec.network.input_shape == (WIDTH,) and spec.network.encoder_type == "dense"
 
 
 BAD = {

@@ -55,7 +55,7 @@ def test_a_reopened_workspace_embeds_from_its_own_state(
     state = workspace.directory / "embedder"
     assert (state / TFIDF_FILE).is_file() and (state / SCALING_FILE).is_file()
     assert workspace.metadata.dataset["state_dir"] == "embedder"
-    assert workspace.spec.input_shape == (16,) and workspace.spec.num_classes == 10
+    assert workspace.spec.network.input_shape == (16,) and workspace.spec.network.num_classes == 10
     before = app.data_source().load("train")
     before_test = app.data_source().load("test")
 

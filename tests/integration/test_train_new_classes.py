@@ -114,5 +114,5 @@ def test_fresh_training_after_a_new_class_uses_every_class(
     store = CsvLabelStore(workspace.labels_path, VOCAB, pool.serials)
     store.apply([LabelChange(int(pool.serials[0]), "edge")], "test", new_classes=["edge"])
     outcome = TrainService(repository, workspaces).train(workspace, 1, store, fresh=True)
-    assert repository.load(workspace.checkpoint_dir).spec.num_classes == 4
+    assert repository.load(workspace.checkpoint_dir).spec.network.num_classes == 4
     assert outcome.restarted_for_classes is None  # no saved model was replaced

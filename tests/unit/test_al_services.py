@@ -60,8 +60,8 @@ def test_init_fits_the_preset_to_the_data_and_records_the_pool(tmp_path: Path) -
     workspace = _init(service, num_samples=30, seed=2, overrides={"latent_dim": 3})
     assert workspace.directory == tmp_path / "artifacts" / "models" / workspace.id
     assert workspace.id == "mixture_k5-fake-20250102-030405"
-    assert workspace.spec.input_shape == (4,) and workspace.spec.num_classes == 3
-    assert workspace.spec.latent_dim == 3 and workspace.spec.num_components == 5
+    assert workspace.spec.network.input_shape == (4,) and workspace.spec.network.num_classes == 3
+    assert workspace.spec.network.latent_dim == 3 and workspace.spec.network.num_components == 5
     metadata = workspace.metadata
     assert (metadata.pool_size, metadata.pool_seed, metadata.subset) == (30, 2, True)
     assert metadata.dataset["name"] == "mnist" and metadata.rounds == ()
@@ -348,7 +348,7 @@ def test_every_policy_and_seed_runs_from_the_same_start(tmp_path: Path) -> None:
         ("random", 1, FINISHED),
     ]
     assert (result.pool_size, result.test_size) == (90, 30)
-    assert result.spec.validation_split == 0.0 and result.spec.seed == 0
+    assert result.spec.training.validation_split == 0.0 and result.spec.training.seed == 0
     # One model trained per seed, loaded once per policy; warm start after the first round.
     assert len(repository.created) == 2 and len(repository.loaded) == 4
     assert [m.fit_calls[0][1:] for m in repository.created] == [(6, 1), (6, 1)]
@@ -375,7 +375,7 @@ def test_retrain_scratch_trains_a_fresh_model_on_all_labels_every_round(tmp_path
     assert [m.fit_calls for m in fresh[:3]] == [[(90, 10, 2)], [(90, 14, 2)], [(90, 18, 2)]]
     assert all(m.fit_more_calls == [] for m in fresh)
     assert repository.loaded == []  # the seed's checkpoint is not read for scratch rounds
-    assert all(m.spec.seed == 0 for m in fresh)
+    assert all(m.spec.training.seed == 0 for m in fresh)
     # Round 1 still starts from the seed's checkpoint, so both modes share round 0.
     assert [r.labels for r in result.runs[0].rounds] == [6, 10, 14, 18]
     assert writer.results[0].settings.retrain == "scratch"

@@ -97,9 +97,9 @@ def test_every_setting_reaches_the_trained_models(tmp_path: Path) -> None:
     assert [m.fit_calls for m in repository.created] == [[(60, 9, 3)], [(60, 9, 3)]]
     assert [m.epochs_trained for m in repository.created] == [3, 3]
     for model in repository.created:
-        assert model.spec.max_epochs == 3 and model.spec.seed == 5
+        assert model.spec.training.max_epochs == 3 and model.spec.training.seed == 5
         # The dataset fixes the input shape and class count.
-        assert model.spec.input_shape == (6, 6, 1) and model.spec.num_classes == 3
+        assert model.spec.network.input_shape == (6, 6, 1) and model.spec.network.num_classes == 3
     result = writer.results[0]
     assert [o.status for o in result.outcomes] == [FINISHED, FINISHED]
     assert [o.epochs_run for o in result.outcomes] == [3, 3]

@@ -141,7 +141,7 @@ def test_the_bomb_under_unknown_keys_is_refused_too() -> None:
 def test_aliases_within_the_limit_still_work() -> None:
     text = "hidden_sizes: &h [64, 32]\nconv_channels: *h\n"
     spec = spec_from_yaml(text)
-    assert spec.hidden_sizes == spec.conv_channels == (64, 32)
+    assert spec.network.hidden_sizes == spec.network.conv_channels == (64, 32)
 
 
 def test_a_value_that_contains_itself_is_refused() -> None:
@@ -223,7 +223,7 @@ def test_integers_beyond_64_bits_are_refused_by_the_spec(field: str, value: int)
 
 def test_an_integer_beyond_the_largest_float_is_refused_where_a_number_is_expected() -> None:
     with pytest.raises(SpecError, match="'learning_rate' = <an integer of about 401 digits>"):
-        ModelSpec(learning_rate=10**400)
+        ModelSpec.from_fields(learning_rate=10**400)
 
 
 @pytest.mark.parametrize(
@@ -308,7 +308,7 @@ def test_short_repr_keeps_small_values_exact() -> None:
 
 
 def test_a_bomb_given_to_the_spec_in_code_is_echoed_short() -> None:
-    error, peak = _peak(lambda: ModelSpec(hidden_sizes=_shared_bomb()[:2]))
+    error, peak = _peak(lambda: ModelSpec.from_fields(hidden_sizes=_shared_bomb()[:2]))
     message = _one_line(error, SpecError)
     assert message.startswith("model spec field 'hidden_sizes' = ([[")
     assert peak < PEAK_BYTES

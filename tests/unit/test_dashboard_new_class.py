@@ -228,7 +228,7 @@ def test_every_session_and_page_of_a_model_sees_a_class_added_in_one(tmp_path: P
     model.job.start(1)
     assert model.job.wait(20)
     assert model.job.progress().state == FINISHED, model.job.progress().message
-    assert model.model().spec.num_classes == 4
+    assert model.model().spec.network.num_classes == 4
     assert model.pool_map().class_probs.shape == (N, 4)
     clone = hub.clone(model, "m-copy")
     copied = hub.open(clone.id).labels()

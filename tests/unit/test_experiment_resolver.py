@@ -50,7 +50,11 @@ def test_the_file_gives_epochs_and_seed_below_the_models_own_keys() -> None:
     reader = InMemoryExperimentReader(FILE)
     experiment = ExperimentResolver(reader).resolve(Path("e.yaml"), {})
     (plan,) = experiment.models
-    assert plan.spec.max_epochs == 5 and plan.spec.seed == 2 and plan.spec.latent_dim == 3
+    assert (
+        plan.spec.training.max_epochs == 5
+        and plan.spec.training.seed == 2
+        and plan.spec.network.latent_dim == 3
+    )
     assert experiment.num_samples == 40 and experiment.source == "e.yaml"
     assert reader.built[0][1] == {}  # no field came from a flag
 
@@ -60,7 +64,11 @@ def test_flags_win_over_the_file_and_set_wins_over_epochs() -> None:
     flags = {"epochs": 3, "seed": 9, "num_samples": 60, "set": ("latent_dim=4",)}
     experiment = ExperimentResolver(reader).resolve(Path("e.yaml"), flags)
     (plan,) = experiment.models
-    assert plan.spec.max_epochs == 3 and plan.spec.seed == 9 and plan.spec.latent_dim == 4
+    assert (
+        plan.spec.training.max_epochs == 3
+        and plan.spec.training.seed == 9
+        and plan.spec.network.latent_dim == 4
+    )
     assert experiment.num_samples == 60 and experiment.seed == 9
     assert experiment.source == "e.yaml with command-line flags"
     flag_fields = reader.built[0][1]
@@ -72,13 +80,13 @@ def test_flags_win_over_the_file_and_set_wins_over_epochs() -> None:
     over = ExperimentResolver(reader).resolve(
         Path("e.yaml"), {"epochs": 3, "set": ("max_epochs=8",)}
     )
-    assert over.models[0].spec.max_epochs == 8
+    assert over.models[0].spec.training.max_epochs == 8
 
 
 def test_without_a_file_the_default_models_train_the_default_epochs() -> None:
     experiment = ExperimentResolver(InMemoryExperimentReader(FILE)).resolve(None, {})
     assert experiment.source == "command line" and experiment.models
-    assert {plan.spec.max_epochs for plan in experiment.models} == {DEFAULT_EPOCHS}
+    assert {plan.spec.training.max_epochs for plan in experiment.models} == {DEFAULT_EPOCHS}
 
 
 def test_a_setting_error_names_the_files_line_unless_a_flag_set_it() -> None:

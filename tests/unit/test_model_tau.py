@@ -42,11 +42,11 @@ def test_classifier_ood_score_by_hand() -> None:
 
 
 def test_ood_signal_is_validated_and_text_presets_read_the_classifier() -> None:
-    assert ModelSpec().ood_signal == "components"
-    assert preset("mixture_k10").ood_signal == "components"
-    assert preset("text_mixture_k20").ood_signal == "classifier"
+    assert ModelSpec().scoring.ood_signal == "components"
+    assert preset("mixture_k10").scoring.ood_signal == "components"
+    assert preset("text_mixture_k20").scoring.ood_signal == "classifier"
     with pytest.raises(SpecError, match=r"ood_signal.*components, classifier"):
-        ModelSpec(ood_signal="entropy")
+        ModelSpec.from_fields(ood_signal="entropy")
 
 
 def test_no_labels_give_the_uniform_map() -> None:

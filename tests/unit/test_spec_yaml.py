@@ -27,9 +27,10 @@ from ssvae.adapters.yaml.spec import (
     spec_to_yaml,
 )
 from ssvae.domain.errors import SpecError
-from ssvae.domain.spec import PRESETS, ModelSpec, preset
+from ssvae.domain.spec import FIELD_GROUPS, PRESETS, SPEC_GROUPS, ModelSpec, preset
 
-FIELDS = attrs.fields(ModelSpec)
+FIELDS = tuple(a for group in SPEC_GROUPS.values() for a in attrs.fields(group))
+DATA = Path(__file__).parent.parent / "data"
 
 # Every option the spec module declares (tuples of strings such as ACTIVATIONS): a string field
 # draws from those its validator accepts, so a new option list needs no change here.
@@ -63,7 +64,7 @@ def _accepts(attribute: attrs.Attribute[Any], value: Any) -> bool:
 
 
 def _field_type(attribute: attrs.Attribute[Any]) -> str:
-    """The annotation as written ('int', 'tuple[int, ...]'): cattrs resolves the strings."""
+    """The annotation as written ('int', 'tuple[int, ...]'), a string or a resolved type."""
     kind = attribute.type
     if isinstance(kind, str):
         return kind
@@ -118,10 +119,10 @@ def valid_specs(draw: st.DrawFn) -> ModelSpec:
     no rule has to be restated here; a clash that no reset removes is discarded.
     """
     values = {name: draw(strategy) for name, strategy in FIELD_VALUES.items()}
-    defaults = attrs.asdict(ModelSpec(), recurse=False)
+    defaults = ModelSpec().to_fields()
     while True:
         try:
-            return ModelSpec(**values)
+            return ModelSpec.from_fields(**values)
         except SpecError as error:
             clashing = _named_fields(str(error), values)
             repaired = {name: defaults[name] for name in clashing}
@@ -136,16 +137,40 @@ def test_any_valid_spec_survives_a_yaml_round_trip(spec: ModelSpec) -> None:
     assert spec_from_yaml(text) == spec
     assert yaml.safe_load(text) == {
         name: list(value) if isinstance(value, tuple) else value
-        for name, value in attrs.asdict(spec, recurse=False).items()
+        for name, value in spec.to_fields().items()
     }
 
 
-def test_the_yaml_lists_the_fields_in_declaration_order_after_a_comment() -> None:
+def test_the_yaml_lists_the_flat_fields_in_order_under_a_comment_per_group() -> None:
     text = spec_to_yaml(ModelSpec())
     assert text.startswith("# ")
-    keys = [line.split(":")[0] for line in text.splitlines() if not line.startswith("#")]
+    lines = [line for line in text.splitlines() if line.strip()]
+    keys = [line.split(":")[0] for line in lines if not line.startswith("#")]
     assert keys == list(ModelSpec.field_names())
     assert "hidden_sizes: [500]  # " in text
+    groups = [line.removeprefix("# ") for line in lines if line.removeprefix("# ") in SPEC_GROUPS]
+    assert groups == list(SPEC_GROUPS)
+    following = lines[lines.index("# optimiser") + 1]
+    assert FIELD_GROUPS[following.split(":")[0]] == "optimiser"
+
+
+def test_a_spec_file_written_before_the_fields_were_grouped_loads_as_the_same_spec() -> None:
+    """tests/data/spec_flat_v1.yaml is what a workspace's spec.yaml held when ModelSpec was one
+    flat class; the flat keys must keep loading, to the spec that wrote them."""
+    old = load_spec(DATA / "spec_flat_v1.yaml")
+    written = preset(
+        "mixture_k10",
+        input_shape=(784,),
+        num_classes=10,
+        learning_rate=0.01,
+        hidden_sizes=(256, 128),
+        seed=7,
+    )
+    assert old == written and hash(old) == hash(written)
+    assert (old.optimiser.learning_rate, old.network.hidden_sizes) == (0.01, (256, 128))
+    assert yaml.safe_load(spec_to_yaml(old)) == yaml.safe_load(
+        (DATA / "spec_flat_v1.yaml").read_text(encoding="utf-8")
+    )
 
 
 def test_known_keys_are_the_preset_key_and_every_field() -> None:
@@ -155,11 +180,11 @@ def test_known_keys_are_the_preset_key_and_every_field() -> None:
 def test_missing_keys_take_defaults_and_an_empty_file_is_the_default_spec() -> None:
     assert spec_from_yaml("") == ModelSpec()
     assert spec_from_yaml("# only a comment\n") == ModelSpec()
-    assert spec_from_yaml("latent_dim: 4\n") == ModelSpec(latent_dim=4)
+    assert spec_from_yaml("latent_dim: 4\n") == ModelSpec.from_fields(latent_dim=4)
 
 
 def test_exponents_without_a_dot_read_as_numbers() -> None:
-    assert spec_from_yaml("learning_rate: 1e-3\ngaussian_sigma: 2E+1\n") == ModelSpec(
+    assert spec_from_yaml("learning_rate: 1e-3\ngaussian_sigma: 2E+1\n") == ModelSpec.from_fields(
         learning_rate=1e-3, gaussian_sigma=20.0
     )
 
@@ -229,7 +254,11 @@ def test_a_preset_key_starts_from_the_preset_and_other_keys_override_it(order: s
     text = "\n".join(lines if order == "preset first" else lines[::-1])
     spec = spec_from_yaml(text)
     assert spec == preset("mixture_k10", latent_dim=3)
-    assert (spec.prior, spec.num_components, spec.latent_dim) == ("mixture", 10, 3)
+    assert (spec.network.prior, spec.network.num_components, spec.network.latent_dim) == (
+        "mixture",
+        10,
+        3,
+    )
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -294,7 +323,11 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
 
 def test_a_preset_in_yaml_fits_vector_data_but_an_explicit_shift_still_fails() -> None:
     spec = spec_from_yaml("preset: standard\ninput_shape: [384]\nnum_classes: 2\n")
-    assert (spec.augment_shift, spec.enumerate_top_k, spec.consistency_weight) == (0, 0, 30.0)
-    assert spec.classifier_type == "dense"
+    assert (
+        spec.objective.augment_shift,
+        spec.objective.enumerate_top_k,
+        spec.objective.consistency_weight,
+    ) == (0, 0, 30.0)
+    assert spec.network.classifier_type == "dense"
     with pytest.raises(SpecError, match=r"^<string>:2: model spec field 'augment_shift'"):
         spec_from_yaml("input_shape: [384]\naugment_shift: 2\n")

@@ -18,12 +18,17 @@ def test_the_text_presets_are_presets() -> None:
 @pytest.mark.parametrize("width", [64, 384, 1536])
 def test_text_presets_fit_embeddings_of_any_width(name: str, width: int) -> None:
     spec = preset(name, input_shape=(width,), num_classes=99)
-    assert spec.input_shape == (width,) and spec.num_classes == 99
-    assert (spec.encoder_type, spec.decoder_type, spec.classifier_type) == ("dense",) * 3
-    assert spec.likelihood in ("gaussian", "heteroscedastic")
-    assert spec.augment_shift == 0 and spec.augment_noise > 0 < spec.consistency_weight
-    assert spec.enumerate_top_k == 3
-    assert preset(name, input_shape=(width,), num_classes=2).enumerate_top_k == 0
+    assert spec.network.input_shape == (width,) and spec.network.num_classes == 99
+    assert (spec.network.encoder_type, spec.network.decoder_type, spec.network.classifier_type) == (
+        "dense",
+    ) * 3
+    assert spec.network.likelihood in ("gaussian", "heteroscedastic")
+    assert (
+        spec.objective.augment_shift == 0
+        and spec.objective.augment_noise > 0 < spec.objective.consistency_weight
+    )
+    assert spec.objective.enumerate_top_k == 3
+    assert preset(name, input_shape=(width,), num_classes=2).objective.enumerate_top_k == 0
 
 
 @pytest.mark.parametrize("name", TEXT_PRESETS)
@@ -33,11 +38,17 @@ def test_text_presets_move_onto_data_by_evolve(name: str) -> None:
 
 
 def test_text_presets_differ_in_prior_and_likelihood() -> None:
-    assert preset("text_standard").prior == "standard"
-    assert preset("text_standard").likelihood == "gaussian"
-    assert preset("text_standard_hetero").likelihood == "heteroscedastic"
-    assert (preset("text_mixture_k20").prior, preset("text_mixture_k20").num_components) == (
+    assert preset("text_standard").network.prior == "standard"
+    assert preset("text_standard").network.likelihood == "gaussian"
+    assert preset("text_standard_hetero").network.likelihood == "heteroscedastic"
+    assert (
+        preset("text_mixture_k20").network.prior,
+        preset("text_mixture_k20").network.num_components,
+    ) == (
         "mixture",
         20,
     )
-    assert (preset("text_vamp_k20").prior, preset("text_vamp_k20").num_components) == ("vamp", 20)
+    assert (
+        preset("text_vamp_k20").network.prior,
+        preset("text_vamp_k20").network.num_components,
+    ) == ("vamp", 20)

@@ -42,7 +42,7 @@ class ModelOverview:
 def spec_rows(spec: ModelSpec) -> tuple[tuple[str, str, str], ...]:
     """(field, value, doc) for every spec field, in declaration order."""
     docs = ModelSpec.field_docs()
-    return tuple((name, repr(getattr(spec, name)), docs[name]) for name in spec.field_names())
+    return tuple((name, repr(value), docs[name]) for name, value in spec.to_fields().items())
 
 
 def _number(value: Any) -> float | None:

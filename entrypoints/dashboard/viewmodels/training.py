@@ -53,7 +53,8 @@ def field_errors(spec: ModelSpec, values: Mapping[str, Any]) -> dict[str, str]:
 
 def changed_fields(spec: ModelSpec, values: Mapping[str, Any]) -> dict[str, Any]:
     """The values that differ from `spec`'s."""
-    return {name: value for name, value in values.items() if getattr(spec, name) != value}
+    current = spec.to_fields()
+    return {name: value for name, value in values.items() if current[name] != value}
 
 
 @attrs.frozen
