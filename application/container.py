@@ -11,7 +11,7 @@ importing this module stays cheap (no JAX, no pyarrow) and does no work.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,23 @@ from ssvae.application.query import QueryService
 from ssvae.application.simulate import SimulateService
 from ssvae.application.training import TrainService
 from ssvae.application.workspace import WorkspaceService
-from ssvae.domain.comparison import TrainingRelay
-from ssvae.domain.ports import DataSource
-from ssvae.domain.workspace import Workspace
+from ssvae.domain.comparison import ExperimentReader, ModelGenerator, ReportWriter, TrainingRelay
+from ssvae.domain.labels import ClassVocabulary
+from ssvae.domain.model import ModelRepository
+from ssvae.domain.ports import DataSource, LabelStore
+from ssvae.domain.simulation import LearningCurveWriter
+from ssvae.domain.spec import ModelSpec
+from ssvae.domain.text import TextFileEmbedder
+from ssvae.domain.workspace import TrainingLock, Workspace, WorkspaceStore
 
 
 def adapter(path: str) -> Callable[..., Any]:
-    """A callable that imports `module:attribute` on first use and calls it."""
+    """A callable that imports `module:attribute` on first use and calls it.
+
+    It returns Any because the application may not import the adapter to learn its type: each
+    provider built from one is annotated with the port it serves (`providers.Singleton[
+    LabelStore]`), so `container.label_store()` is a `LabelStore` to mypy at every call site.
+    """
     module_name, _, attribute = path.partition(":")
 
     def build(*args: Any, **kwargs: Any) -> Any:
@@ -59,7 +69,7 @@ def _valid_serials(
     return workspaces.pool_serials(workspace)
 
 
-def _vocabulary(source: Any) -> Any:
+def _vocabulary(source: DataSource) -> ClassVocabulary:
     return source.describe().vocabulary
 
 
@@ -69,7 +79,7 @@ class Container(containers.DeclarativeContainer):
     config = providers.Configuration(strict=True)
 
     # Data sources, chosen by config.data.kind.
-    idx_source = providers.Singleton(
+    idx_source: providers.Singleton[DataSource] = providers.Singleton(
         adapter("ssvae.adapters.data.mnist:IdxDataSource"),
         name=config.data.name,
         directories=providers.Callable(
@@ -80,7 +90,7 @@ class Container(containers.DeclarativeContainer):
         cache_dir=config.data.cache_dir,
         download=config.data.download,
     )
-    vector_source = providers.Singleton(
+    vector_source: providers.Singleton[DataSource] = providers.Singleton(
         adapter("ssvae.adapters.data.vectors:VectorDataSource"),
         train_path=config.data.train_path,
         test_path=config.data.test_path,
@@ -92,15 +102,15 @@ class Container(containers.DeclarativeContainer):
     )
     # The text adapter builds its own settings value from the data settings, so their fields
     # are listed once, in DataSettings, rather than again here.
-    text_source = providers.Singleton(
+    text_source: providers.Singleton[DataSource] = providers.Singleton(
         adapter("ssvae.adapters.data.text_source:open_text_source"), config.data
     )
-    data_source = providers.Selector(
+    data_source: providers.Selector[DataSource] = providers.Selector(
         config.data.kind, idx=idx_source, vectors=vector_source, text=text_source
     )
 
     # Model workspaces: their files, and the service that opens them and reads their pools.
-    workspace_store = providers.Singleton(
+    workspace_store: providers.Singleton[WorkspaceStore] = providers.Singleton(
         adapter("ssvae.adapters.workspace_files:FileWorkspaceStore")
     )
     workspace_service = providers.Factory(
@@ -116,21 +126,21 @@ class Container(containers.DeclarativeContainer):
         _valid_serials, data_source, workspace_service, config.workspace
     )
     vocabulary = providers.Callable(_vocabulary, data_source)
-    csv_label_store = providers.Singleton(
+    csv_label_store: providers.Singleton[LabelStore] = providers.Singleton(
         adapter("ssvae.adapters.labels.csv_store:CsvLabelStore"),
         path=config.labels.path,
         vocabulary=vocabulary,
         valid_serials=valid_serials,
         lock_timeout=config.labels.lock_timeout,
     )
-    parquet_label_store = providers.Singleton(
+    parquet_label_store: providers.Singleton[LabelStore] = providers.Singleton(
         adapter("ssvae.adapters.labels.parquet_store:ParquetLabelStore"),
         path=config.labels.path,
         vocabulary=vocabulary,
         valid_serials=valid_serials,
         lock_timeout=config.labels.lock_timeout,
     )
-    label_store = providers.Selector(
+    label_store: providers.Selector[LabelStore] = providers.Selector(
         config.labels.format, csv=csv_label_store, parquet=parquet_label_store
     )
     label_file_codecs = providers.Dict(
@@ -141,26 +151,30 @@ class Container(containers.DeclarativeContainer):
     # Models. The relay is every model's training callback: a use case attaches a listener
     # (a progress bar) for as long as it trains one model.
     training_relay = providers.Singleton(TrainingRelay)
-    model_repository = providers.Singleton(
+    model_repository: providers.Singleton[ModelRepository] = providers.Singleton(
         adapter("ssvae.adapters.model.repository:JaxModelRepository"),
         callbacks=providers.List(training_relay),
     )
-    model_generator = providers.Singleton(
+    model_generator: providers.Singleton[ModelGenerator] = providers.Singleton(
         adapter("ssvae.adapters.model.generation:JaxModelGenerator")
     )
 
     # Comparisons: experiment files and reports. The adapter reads the file; the application
     # decides what wins over what (flags over the file), so `experiment_reader` serves the
     # resolved experiment.
-    experiment_files = providers.Singleton(
+    experiment_files: providers.Singleton[ExperimentReader] = providers.Singleton(
         adapter("ssvae.adapters.yaml.experiment:YamlExperimentReader")
     )
     experiment_reader = providers.Factory(ExperimentResolver, reader=experiment_files)
-    report_writer = providers.Singleton(adapter("ssvae.adapters.reporting.writer:FileReportWriter"))
+    report_writer: providers.Singleton[ReportWriter] = providers.Singleton(
+        adapter("ssvae.adapters.reporting.writer:FileReportWriter")
+    )
 
     # Active learning: training runs and simulated-oracle experiment reports.
-    training_lock = providers.Singleton(adapter("ssvae.adapters.workspace_files:FileTrainingLock"))
-    learning_curve_writer = providers.Singleton(
+    training_lock: providers.Singleton[TrainingLock] = providers.Singleton(
+        adapter("ssvae.adapters.workspace_files:FileTrainingLock")
+    )
+    learning_curve_writer: providers.Singleton[LearningCurveWriter] = providers.Singleton(
         adapter("ssvae.adapters.reporting.learning_curves:FileLearningCurveWriter")
     )
 
@@ -200,10 +214,16 @@ class Container(containers.DeclarativeContainer):
     )
 
     # Text: `ssvae embed` writes a file's messages as vectors (imported on first use).
-    embed_text_file = providers.Object(adapter("ssvae.adapters.text.embed_file:embed_text_file"))
+    embed_text_file: providers.Object[TextFileEmbedder] = providers.Object(
+        adapter("ssvae.adapters.text.embed_file:embed_text_file")
+    )
 
     # `--set NAME=VALUE` texts as spec overrides, read as YAML within the files' limits.
-    spec_assignments = providers.Object(adapter("ssvae.adapters.yaml.spec:parse_assignments"))
+    spec_assignments: providers.Object[Callable[[Sequence[str]], dict[str, Any]]] = (
+        providers.Object(adapter("ssvae.adapters.yaml.spec:parse_assignments"))
+    )
 
     # The dashboard's spec form: a YAML text as a spec, errors naming the line.
-    dashboard_spec_from_yaml = providers.Object(adapter("ssvae.adapters.yaml.spec:spec_from_yaml"))
+    dashboard_spec_from_yaml: providers.Object[Callable[[str, str], ModelSpec]] = providers.Object(
+        adapter("ssvae.adapters.yaml.spec:spec_from_yaml")
+    )

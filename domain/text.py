@@ -7,12 +7,14 @@ stored vectors by `texts_fingerprint(texts)` together with the embedder's `finge
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
 if TYPE_CHECKING:  # annotations only: the CLI reads the names below without loading numpy
+    from pathlib import Path
+
     import numpy as np
     import numpy.typing as npt
 
@@ -53,6 +55,50 @@ class Embedder(Protocol):
     def fingerprint(self) -> str:
         """A stable hex id of all that decides the vectors (weights, vocabulary, settings)."""
         ...
+
+
+class EmbeddedFile(Protocol):
+    """What embedding a file of messages wrote: the CLI reports it to the user."""
+
+    @property
+    def out(self) -> Path: ...
+
+    @property
+    def rows(self) -> int: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def labelled(self) -> int: ...
+
+    @property
+    def seconds(self) -> float: ...
+
+    @property
+    def note(self) -> str | None:
+        """One line for the user when the vectors are narrower than asked, else None."""
+        ...
+
+
+class TextFileEmbedder(Protocol):
+    """Writes every message of a text file as a vector (and its label) to a vectors file."""
+
+    def __call__(
+        self,
+        input_path: Path,
+        out_path: Path,
+        *,
+        embedder: str = ...,
+        embedder_dim: int | None = ...,
+        embedder_folder: Path | None = ...,
+        id_column: str | None = ...,
+        text_column: str | None = ...,
+        label_column: str | None = ...,
+        cache_dir: Path | None = ...,
+        stage: Callable[[str], None] = ...,
+        progress: Callable[[int, int], None] = ...,
+    ) -> EmbeddedFile: ...
 
 
 def texts_fingerprint(texts: Sequence[str]) -> str:

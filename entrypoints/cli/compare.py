@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -24,6 +24,10 @@ from ssvae.entrypoints.cli.options import (
 )
 from ssvae.entrypoints.cli.printers import echo_dataset_lines
 
+if TYPE_CHECKING:  # the domain's values load inside the command, to keep this import cheap
+    from ssvae.domain.comparison import Experiment, ModelOutcome, ModelPlan
+    from ssvae.domain.model import EpochRecord
+
 
 class _CompareCommand(MultiValueCommand):
     """`--models standard mixture_k10`: --models takes every following word."""
@@ -31,7 +35,7 @@ class _CompareCommand(MultiValueCommand):
     multi_value_options = ("--models",)
 
 
-def _config_sets_num_samples(experiment: Any, config: Path | None) -> bool:
+def _config_sets_num_samples(experiment: Experiment, config: Path | None) -> bool:
     """Whether `--config` chose num_samples (a value other than the default)."""
     import attrs
 
@@ -48,7 +52,7 @@ class ProgressBar:
     redraws in place; elsewhere (a log file) it prints one line per epoch.
     """
 
-    def __init__(self, plans: Sequence[Any], stream: TextIO | None = None, width: int = 28):
+    def __init__(self, plans: Sequence[ModelPlan], stream: TextIO | None = None, width: int = 28):
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
         self.epochs = [int(p.spec.training.max_epochs) for p in plans]
@@ -87,7 +91,7 @@ class ProgressBar:
             self.stream.write(self._line(note) + "\n")
         self.stream.flush()
 
-    def model_started(self, index: int, plan: Any) -> None:
+    def model_started(self, index: int, plan: ModelPlan) -> None:
         self.index, self.epoch_fraction, self.loss = index, 0.0, float("nan")
         self.shown_epoch = 1
         self._draw(force=self.tty)
@@ -98,7 +102,7 @@ class ProgressBar:
         self.loss = loss
         self._draw()
 
-    def epoch_finished(self, record: Any) -> None:
+    def epoch_finished(self, record: EpochRecord) -> None:
         self.epoch_fraction = float(record.epoch)
         self.shown_epoch = record.epoch
         self.loss = float(record.metrics.get("loss", self.loss))
@@ -106,7 +110,7 @@ class ProgressBar:
         note = f" val_acc {accuracy:.3f}" if accuracy is not None else ""
         self._draw(force=True, note=note)
 
-    def model_finished(self, outcome: Any) -> None:
+    def model_finished(self, outcome: ModelOutcome) -> None:
         self.done_before += self.epochs[self.index]
         self.epoch_fraction = 0.0
         if self.tty:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ssvae.domain.errors import LabelError
 from ssvae.entrypoints.cli.options import data_app, data_options
 from ssvae.entrypoints.cli.workspace import workspace_app
+
+if TYPE_CHECKING:  # the container is imported when a command runs, so --help stays quick
+    from ssvae.application.container import Container
 
 
 class SerialType(click.ParamType[int]):
@@ -81,7 +84,7 @@ def label(ctx: click.Context, /, labels_path: Path, model_dir: str | None, **opt
     "is stored beside the labels and the model grows its outputs at the next ssvae train.",
 )
 @click.pass_obj
-def label_set(app: Any, serials: tuple[int, ...], class_name: str, new_class: bool) -> None:
+def label_set(app: Container, serials: tuple[int, ...], class_name: str, new_class: bool) -> None:
     """Give SERIALS the class --class.
 
     \b
@@ -97,7 +100,7 @@ def label_set(app: Any, serials: tuple[int, ...], class_name: str, new_class: bo
 @label.command("unset")
 @click.argument("serials", nargs=-1, type=SERIAL, required=True)
 @click.pass_obj
-def label_unset(app: Any, serials: tuple[int, ...]) -> None:
+def label_unset(app: Container, serials: tuple[int, ...]) -> None:
     """Remove the labels of SERIALS."""
     labels = app.label_service().unset(list(serials), source="cli")
     click.echo(f"unlabelled {len(serials)} sample(s); {len(labels)} labels in all")
@@ -105,7 +108,7 @@ def label_unset(app: Any, serials: tuple[int, ...]) -> None:
 
 @label.command("undo")
 @click.pass_obj
-def label_undo(app: Any) -> None:
+def label_undo(app: Container) -> None:
     """Undo the latest change not undone yet, whoever made it: a whole batch (one set or
     unset, one import, one group labelled in the dashboard) at once."""
     undone = app.label_service().undo(source="cli")
@@ -128,7 +131,7 @@ def label_undo(app: Any) -> None:
     help="Only add and overwrite labels; keep labels the file does not list.",
 )
 @click.pass_obj
-def label_import(app: Any, source_file: Path, merge: bool) -> None:
+def label_import(app: Container, source_file: Path, merge: bool) -> None:
     """Make the store's labels those of SOURCE_FILE (.csv or .parquet), validated first."""
     labels = app.label_exchange().import_file(source_file, "import", keep_unlisted=merge)
     click.echo(f"imported {source_file}; {len(labels)} labels in all")
@@ -137,7 +140,7 @@ def label_import(app: Any, source_file: Path, merge: bool) -> None:
 @label.command("export")
 @click.argument("target_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.pass_obj
-def label_export(app: Any, target_file: Path) -> None:
+def label_export(app: Container, target_file: Path) -> None:
     """Write the current labels to TARGET_FILE (.csv or .parquet) atomically."""
     labels = app.label_exchange().export_file(target_file)
     click.echo(f"exported {len(labels)} labels to {target_file}")
@@ -145,7 +148,7 @@ def label_export(app: Any, target_file: Path) -> None:
 
 @label.command("show")
 @click.pass_obj
-def label_show(app: Any) -> None:
+def label_show(app: Container) -> None:
     """Print the label counts per class."""
     service = app.label_service()
     counts = service.counts()

@@ -15,6 +15,8 @@ from ssvae.domain.text import EMBEDDERS, LOGHUB_TASKS, SCALINGS  # cheap: attrs 
 
 if TYPE_CHECKING:  # the container loads inside the commands, to keep this import cheap
     from ssvae.application.container import Container
+    from ssvae.application.settings import DataSettings
+    from ssvae.domain.stopping import StoppingRule
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -170,7 +172,7 @@ def data_options(command: F) -> F:
     return _apply(command, options)
 
 
-def data_settings(options: Mapping[str, Any]) -> Any:
+def data_settings(options: Mapping[str, Any]) -> DataSettings:
     """The DataSettings that the values of `data_options` (by parameter name) describe.
 
     Options a command lacks count as not given; SettingsError (one line) for combinations
@@ -256,18 +258,18 @@ def data_settings(options: Mapping[str, Any]) -> Any:
     return DataSettings(kind="idx", name=dataset, **common)
 
 
-def _is_text(settings: Any) -> bool:
+def _is_text(settings: DataSettings) -> bool:
     return getattr(settings, "kind", None) == "text"
 
 
-def default_preset(settings: Any) -> str:
+def default_preset(settings: DataSettings) -> str:
     """The preset a command uses unless told: a text preset for text, mixture_k10 otherwise."""
     from ssvae.domain.spec import DEFAULT_IMAGE_PRESET, DEFAULT_TEXT_PRESET
 
     return DEFAULT_TEXT_PRESET if _is_text(settings) else DEFAULT_IMAGE_PRESET
 
 
-def default_models(settings: Any) -> tuple[str, ...] | None:
+def default_models(settings: DataSettings) -> tuple[str, ...] | None:
     """The models `compare` trains unless told: text presets for text (the image presets'
     Bernoulli pixels and conv classifier do not suit message embeddings), else None (the
     experiment's own default)."""
@@ -343,7 +345,7 @@ def stopping_options(command: F) -> F:
     return _apply(command, options)
 
 
-def stopping_rule(options: dict[str, Any]) -> Any:
+def stopping_rule(options: dict[str, Any]) -> StoppingRule:
     """The StoppingRule of the `stopping_options` values, popped from `options`."""
     from ssvae.domain.stopping import StoppingRule
 

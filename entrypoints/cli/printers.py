@@ -8,6 +8,7 @@ import click
 
 if TYPE_CHECKING:  # numpy loads only when a command needs it
     from ssvae.domain.data import DatasetInfo
+    from ssvae.domain.stopping import StopDecision
 
 
 def echo_dataset_lines(info: DatasetInfo) -> None:
@@ -23,7 +24,7 @@ def echo_dataset_lines(info: DatasetInfo) -> None:
         click.echo(f"note: {note}", err=True)
 
 
-def stopping_json(decision: Any) -> dict[str, Any]:
+def stopping_json(decision: StopDecision) -> dict[str, Any]:
     """A StoppingDecision for --json output."""
     return {
         "stop": decision.stop,
@@ -33,7 +34,7 @@ def stopping_json(decision: Any) -> dict[str, Any]:
     }
 
 
-def echo_stopping(decision: Any, rounds: int) -> None:
+def echo_stopping(decision: StopDecision, rounds: int) -> None:
     """Which stopping criteria hold, with the stability figures known so far."""
     kappa = "n/a" if decision.kappa is None else f"{decision.kappa:.4f}"
     tau = "n/a" if decision.tau_change is None else f"{decision.tau_change:.4g}"

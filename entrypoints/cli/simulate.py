@@ -10,7 +10,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,6 +28,9 @@ from ssvae.entrypoints.cli.options import (
     stopping_rule,
 )
 from ssvae.entrypoints.cli.printers import echo_dataset_lines
+
+if TYPE_CHECKING:  # the domain's values load inside the command, to keep this import cheap
+    from ssvae.domain.simulation import RoundResult
 
 
 class _SimulateCommand(MultiValueCommand):
@@ -56,7 +59,7 @@ class _RoundPrinter:
     def run_started(self, policy: str, seed: int, index: int, total: int) -> None:
         click.echo(f"run {index + 1}/{total}: {policy}, seed {seed}", err=True)
 
-    def round_finished(self, policy: str, seed: int, result: Any) -> None:
+    def round_finished(self, policy: str, seed: int, result: RoundResult) -> None:
         met = f"; met: {', '.join(r.split(':')[0] for r in result.stop_reasons)}"
         click.echo(
             f"  round {result.round}: {result.labels} labels, test accuracy "

@@ -29,6 +29,8 @@ from ssvae.entrypoints.cli.printers import echo_dataset_lines, echo_stopping, st
 
 if TYPE_CHECKING:  # the container loads inside the commands, to keep this import cheap
     from ssvae.application.container import Container
+    from ssvae.application.query import QueryRow
+    from ssvae.domain.model import EpochRecord, TrainingReport
     from ssvae.domain.workspace import Workspace
 
 
@@ -126,7 +128,7 @@ def init(
     click.echo(f"next: ssvae query --model {workspace.directory} --policy cold_start --k 20")
 
 
-def _row_json(row: Any) -> dict[str, Any]:
+def _row_json(row: QueryRow) -> dict[str, Any]:
     score = row.score if math.isfinite(row.score) else None
     return {
         "serial": row.serial,
@@ -219,7 +221,7 @@ class _EpochPrinter:
     def on_step(self, epoch: int, step: int, steps_per_epoch: int, loss: float) -> None:
         """Nothing: one line per epoch is enough in a terminal or a log."""
 
-    def on_epoch_end(self, record: Any) -> None:
+    def on_epoch_end(self, record: EpochRecord) -> None:
         metrics = record.metrics
         shown = "  ".join(
             f"{name} {metrics[name]:.4g}"
@@ -228,7 +230,7 @@ class _EpochPrinter:
         )
         click.echo(f"epoch {record.epoch}: {shown}", err=True)
 
-    def on_train_end(self, report: Any) -> None:
+    def on_train_end(self, report: TrainingReport) -> None:
         """Nothing: the command prints the outcome."""
 
 

@@ -10,7 +10,9 @@ from typing import Any
 
 import panel as pn
 
+from ssvae.domain.comparison import GeneratedSamples
 from ssvae.domain.errors import SsvaeError
+from ssvae.domain.text_examples import TextExamples
 from ssvae.entrypoints.dashboard.label_page import LabelPage
 from ssvae.entrypoints.dashboard.model_page import ModelPage
 from ssvae.entrypoints.dashboard.queue_page import QueuePage
@@ -151,7 +153,7 @@ class ModelApp:
         if generated is not None:
             self.queue.show_generated(generated)
 
-    def _generated(self) -> Any:
+    def _generated(self) -> GeneratedSamples | TextExamples | None:
         """What the model thinks each class and component looks like: generated images, or
         for text data the pool messages each holds; None when it cannot say yet."""
         try:

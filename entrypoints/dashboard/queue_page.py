@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import panel as pn
 
+from ssvae.domain.comparison import GeneratedSamples
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.text_examples import TextExamples
 from ssvae.entrypoints.dashboard.label_page import undo_off_the_event_loop
@@ -77,7 +78,9 @@ def examples_html(examples: TextExamples) -> str:
     return "".join(lines)
 
 
-def generated_html(generated: Any, class_names: tuple[str, ...], kind: str) -> str:
+def generated_html(
+    generated: GeneratedSamples | TextExamples, class_names: tuple[str, ...], kind: str
+) -> str:
     """Per class: a few prior samples; per component: its mean decoded with every class.
     For text data (`generated` holds message examples): what each component holds."""
     if isinstance(generated, TextExamples):
@@ -107,7 +110,12 @@ def generated_html(generated: Any, class_names: tuple[str, ...], kind: str) -> s
 class QueuePage:
     """The Queue tab."""
 
-    def __init__(self, board: QueueBoard, kind: str, generated: Any | None = None) -> None:
+    def __init__(
+        self,
+        board: QueueBoard,
+        kind: str,
+        generated: GeneratedSamples | TextExamples | None = None,
+    ) -> None:
         self.board = board
         self.kind = kind
         self.policy = pn.widgets.Select(
@@ -160,7 +168,7 @@ class QueuePage:
             visible=len(names) > 10,
         )
 
-    def show_generated(self, generated: Any) -> None:
+    def show_generated(self, generated: GeneratedSamples | TextExamples) -> None:
         """Generated samples of the current model."""
         self.generated.object = generated_html(generated, self.board.board.class_names, self.kind)
 

@@ -28,7 +28,7 @@ from ssvae.application.training import TrainService
 from ssvae.application.workspace import WorkspaceService
 from ssvae.domain.comparison import GeneratedSamples, ModelGenerator
 from ssvae.domain.data import DatasetInfo, Samples
-from ssvae.domain.model import SsvaeModel, TrainingReport
+from ssvae.domain.model import SsvaeModel, TrainingCallback, TrainingReport
 from ssvae.domain.ports import LabelStore
 from ssvae.domain.spec import (
     DEFAULT_IMAGE_PRESET,
@@ -237,7 +237,9 @@ class OpenModel:
             self.generated(per_class=GENERATED_PER_CLASS)
         self.test_accuracy()
 
-    def _train(self, epochs: int, overrides: Mapping[str, Any], listener: Any) -> TrainingReport:
+    def _train(
+        self, epochs: int, overrides: Mapping[str, Any], listener: TrainingCallback
+    ) -> TrainingReport:
         """One round through the TrainService (worker thread); refreshes model and map."""
         check_epochs(epochs)
         workspace = self.workspace

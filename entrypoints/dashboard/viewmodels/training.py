@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from ssvae.domain.errors import SpecError, SsvaeError
-from ssvae.domain.model import EpochRecord, TrainingReport
+from ssvae.domain.model import EpochRecord, TrainingCallback, TrainingReport
 from ssvae.domain.spec import ModelSpec
 from ssvae.entrypoints.dashboard.viewmodels.map import DashboardError
 
@@ -91,7 +91,9 @@ class TrainingJob:
     """Runs `train(epochs, overrides, listener)` in a thread; a second start while one runs
     is refused with a message."""
 
-    def __init__(self, train: Callable[[int, Mapping[str, Any], Any], TrainingReport]) -> None:
+    def __init__(
+        self, train: Callable[[int, Mapping[str, Any], TrainingCallback], TrainingReport]
+    ) -> None:
         self._train = train
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
