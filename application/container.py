@@ -23,12 +23,14 @@ from ssvae.application.compare import CompareService
 from ssvae.application.datasets import DatasetService
 from ssvae.application.experiments import ExperimentResolver
 from ssvae.application.labeling import LabelExchange, LabelService
+from ssvae.application.maps import MapService
 from ssvae.application.query import QueryService
 from ssvae.application.simulate import SimulateService
 from ssvae.application.training import TrainService
 from ssvae.application.workspace import WorkspaceService
 from ssvae.domain.comparison import ExperimentReader, ModelGenerator, ReportWriter, TrainingRelay
 from ssvae.domain.labels import ClassVocabulary
+from ssvae.domain.maps import MapCache, MapProjector, MapTableWriter
 from ssvae.domain.model import ModelRepository
 from ssvae.domain.ports import DataSource, LabelStore
 from ssvae.domain.simulation import LearningCurveWriter
@@ -197,6 +199,24 @@ class Container(containers.DeclarativeContainer):
     )
     query_service = providers.Factory(
         QueryService, repository=model_repository, workspaces=workspace_service
+    )
+    # The pool's 2-D map: laid out once per trained model by the projector, kept in the
+    # workspace by the cache (`ssvae map`, the dashboard).
+    map_projector: providers.Singleton[MapProjector] = providers.Singleton(
+        adapter("ssvae.adapters.maps:OpenTsneProjector")
+    )
+    map_cache: providers.Singleton[MapCache] = providers.Singleton(
+        adapter("ssvae.adapters.maps:NpzMapCache")
+    )
+    map_table_writer: providers.Singleton[MapTableWriter] = providers.Singleton(
+        adapter("ssvae.adapters.maps:MapTableFile")
+    )
+    map_service = providers.Factory(
+        MapService,
+        repository=model_repository,
+        workspaces=workspace_service,
+        projector=map_projector,
+        cache=map_cache,
     )
     # A singleton: it keeps each workspace's model loaded, so the next round is incremental.
     train_service = providers.Singleton(

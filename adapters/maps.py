@@ -1,0 +1,173 @@
+"""The pool's map: an openTSNE layout (`OpenTsneProjector`) and its cache in the workspace
+(`NpzMapCache`).
+
+openTSNE was chosen by benchmarks/map_purity.py: its FFT-accelerated gradient lays out tens of
+thousands of rows in seconds on 2 cores, and its `transform` places new rows on a fitted map
+without moving the old ones, which a sampled fit and a stable map across rounds both need.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ssvae.adapters.files import atomic_writer
+from ssvae.domain.maps import FittedMap, FloatArray, MapError, PoolMap
+
+MAP_FILE = "map.npz"
+PERPLEXITY = 30.0  # openTSNE's default: about the number of neighbours each row keeps near
+# Below this many rows a neighbour embedding has too few neighbours to mean anything (and
+# openTSNE rejects a perplexity of less than one neighbour): the map is the rows' two main
+# axes (PCA) instead.
+MIN_TSNE_ROWS = 8
+
+
+class _TsneMap:
+    """A fitted openTSNE embedding: the fitted rows' positions and `transform` for new rows."""
+
+    def __init__(self, embedding: object) -> None:
+        self._embedding = embedding
+
+    @property
+    def positions(self) -> FloatArray:
+        return np.asarray(self._embedding, dtype=np.float64)
+
+    def transform(self, features: FloatArray) -> FloatArray:
+        if len(features) == 0:
+            return np.empty((0, 2), np.float64)
+        placed = self._embedding.transform(np.asarray(features, np.float64))  # type: ignore[attr-defined]
+        return np.asarray(placed, dtype=np.float64)
+
+
+class _PcaMap:
+    """The two main axes of a few rows: a map for pools too small for t-SNE."""
+
+    def __init__(self, features: FloatArray) -> None:
+        self._mean = features.mean(axis=0)
+        _, _, vt = np.linalg.svd(features - self._mean, full_matrices=False)
+        axes = np.zeros((features.shape[1], 2))
+        axes[:, : min(2, len(vt))] = vt[:2].T
+        self._axes = axes
+        self.positions: FloatArray = self.transform(features)
+
+    def transform(self, features: FloatArray) -> FloatArray:
+        return np.asarray((features - self._mean) @ self._axes, dtype=np.float64)
+
+
+class OpenTsneProjector:
+    """t-SNE with openTSNE (FFT-accelerated gradients, all cores), seeded: the same rows and
+    seed give the same map."""
+
+    def __init__(self, n_jobs: int = -1) -> None:
+        self.n_jobs = n_jobs
+
+    def fit(self, features: FloatArray, seed: int) -> FittedMap:
+        x = np.ascontiguousarray(features, dtype=np.float64)
+        if len(x) < MIN_TSNE_ROWS:
+            return _PcaMap(x)
+        # A perplexity needs three times as many other rows to choose neighbours from.
+        perplexity = min(PERPLEXITY, (len(x) - 1) / 3)
+        from openTSNE import TSNE  # here: importing it (and scikit-learn) costs seconds
+
+        tsne = TSNE(
+            perplexity=perplexity, n_jobs=self.n_jobs, random_state=seed % (1 << 32), verbose=False
+        )
+        return _TsneMap(tsne.fit(x))
+
+
+class NpzMapCache:
+    """The map of a workspace's current model in `<workspace>/map.npz`: serials, positions
+    and the model's key, written atomically, so a crash leaves the old map or the new one."""
+
+    def load(self, directory: Path, model_key: str) -> PoolMap | None:
+        path = Path(directory) / MAP_FILE
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if str(data["model_key"]) != model_key:
+                    return None
+                return PoolMap(
+                    serials=np.asarray(data["serials"], np.int64),
+                    positions=np.asarray(data["positions"], np.float64),
+                    model_key=model_key,
+                )
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            # A cache that cannot be read is drawn again: nothing in it is the user's work.
+            return None
+
+    def save(self, directory: Path, pool_map: PoolMap) -> None:
+        with atomic_writer(Path(directory) / MAP_FILE) as handle:
+            np.savez(
+                handle,
+                serials=pool_map.serials,
+                positions=pool_map.positions,
+                model_key=np.asarray(pool_map.model_key),
+            )
+
+
+TABLE_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+
+
+class MapTableFile:
+    """`serial, x, y` per pool sample as Parquet (`.parquet`, `.pq`) or CSV (`.csv`)."""
+
+    def check(self, path: Path) -> None:
+        path = Path(path)
+        if path.suffix.lower() not in TABLE_FORMATS:
+            raise MapError(f"cannot write the map to {path}: name the file .parquet or .csv")
+        if path.is_dir():
+            raise MapError(f"cannot write the map to {path}: it is a folder; name a file")
+        folder = path.parent
+        if not folder.is_dir():
+            raise MapError(
+                f"cannot write the map to {path}: {folder} is not an existing folder; "
+                "create it first"
+            )
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise MapError(
+                f"cannot write the map to {path}: folder {folder} is not writable; "
+                "choose another --out"
+            )
+
+    def write(self, path: Path, pool_map: PoolMap) -> None:
+        path = Path(path)
+        self.check(path)
+        if TABLE_FORMATS[path.suffix.lower()] == "csv":
+            data = _csv_bytes(pool_map)
+        else:
+            data = _parquet_bytes(pool_map)
+        try:
+            with atomic_writer(path) as handle:
+                handle.write(data)
+        except OSError as error:
+            raise MapError(
+                f"cannot write the map to {path}: {error.strerror or error}; choose another --out"
+            ) from None
+
+
+def _csv_bytes(pool_map: PoolMap) -> bytes:
+    buffer = io.StringIO()
+    buffer.write("serial,x,y\n")
+    table = np.column_stack([pool_map.serials, pool_map.positions])
+    # %.17g keeps every float64 exactly, so a notebook reads the positions the cache holds.
+    np.savetxt(buffer, table, fmt=["%d", "%.17g", "%.17g"], delimiter=",")
+    return buffer.getvalue().encode("utf-8")
+
+
+def _parquet_bytes(pool_map: PoolMap) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "serial": pa.array(pool_map.serials, pa.int64()),
+            "x": pa.array(pool_map.positions[:, 0], pa.float64()),
+            "y": pa.array(pool_map.positions[:, 1], pa.float64()),
+        }
+    )
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())

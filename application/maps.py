@@ -1,0 +1,74 @@
+"""Use case: where every pool sample sits on the map of a workspace's trained model.
+
+The map is laid out once per trained model and cached in the workspace: a neighbour embedding
+of the model's class probabilities and encodings (`ssvae.domain.maps.map_features`). A full
+fit costs time that grows faster than the pool (60,000 rows took minutes on 2 cores,
+benchmarks/README.md "The pool's map"), so above `fit_limit` rows the map is fitted on a
+seeded sample and the other rows are placed on it by `transform`.
+"""
+
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+from ssvae.application.query import PREDICT_CHUNK, predict_pool
+from ssvae.application.workspace import WorkspaceService
+from ssvae.domain.maps import (
+    FloatArray,
+    MapCache,
+    MapProjector,
+    PoolMap,
+    map_features,
+    model_key,
+)
+from ssvae.domain.model import ModelRepository
+from ssvae.domain.workspace import Workspace
+
+# Rows fitted in full; the rest are transformed onto the map of a sample this large. The fit
+# of 20,000 MNIST rows plus the transform of 40,000 keeps 60,000 rows within a minute on 2
+# cores with the purity of a full fit (benchmarks/README.md "The pool's map").
+DEFAULT_FIT_LIMIT = 20_000
+
+
+@attrs.define
+class MapService:
+    """The map of a workspace's trained model: from the cache, or laid out and cached."""
+
+    repository: ModelRepository
+    workspaces: WorkspaceService
+    projector: MapProjector
+    cache: MapCache
+    fit_limit: int = DEFAULT_FIT_LIMIT
+    predict_chunk: int = PREDICT_CHUNK
+
+    def positions(self, workspace: Workspace) -> PoolMap:
+        """(serial, x, y) of every pool sample, laid out with the spec's seed (the same model
+        gives the same map); MapError when no model is trained yet."""
+        key = model_key(workspace.metadata)
+        cached = self.cache.load(workspace.directory, key)
+        if cached is not None:
+            return cached
+        model = self.repository.load(workspace.checkpoint_dir)
+        outputs = predict_pool(model, self.workspaces.pool(workspace), self.predict_chunk)
+        features = map_features(outputs.probs, outputs.encodings)
+        pool_map = PoolMap(
+            serials=outputs.serials,
+            positions=self.layout(features, workspace.spec.training.seed),
+            model_key=key,
+        )
+        self.cache.save(workspace.directory, pool_map)
+        return pool_map
+
+    def layout(self, features: FloatArray, seed: int) -> FloatArray:
+        """2-D positions of `features`' rows: a full fit up to `fit_limit` rows, else a fit on
+        a sample chosen by `seed` with the other rows transformed onto it."""
+        if len(features) <= self.fit_limit:
+            return np.asarray(self.projector.fit(features, seed).positions, np.float64)
+        order = np.random.default_rng(seed).permutation(len(features))
+        fitted_rows, other_rows = order[: self.fit_limit], order[self.fit_limit :]
+        fitted = self.projector.fit(features[fitted_rows], seed)
+        positions = np.empty((len(features), 2), np.float64)
+        positions[fitted_rows] = fitted.positions
+        positions[other_rows] = fitted.transform(features[other_rows])
+        return positions

@@ -1,0 +1,111 @@
+"""The openTSNE projector, the map's cache in the workspace and the map's table files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from ssvae.adapters.maps import MAP_FILE, MapTableFile, NpzMapCache, OpenTsneProjector
+from ssvae.domain.maps import MapError, PoolMap, map_purity
+
+
+def _clusters(n_per: int = 60, classes: int = 4, dims: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """Well separated Gaussian clusters, one a class."""
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 10, (classes, dims))
+    y = np.repeat(np.arange(classes), n_per)
+    return centres[y] + rng.normal(0, 1, (len(y), dims)), y
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x, y = _clusters()
+    return x, y, OpenTsneProjector(n_jobs=1).fit(x, seed=5).positions
+
+
+def test_separate_clusters_stay_separate_on_the_map(fitted: tuple) -> None:
+    _, y, positions = fitted
+    assert positions.shape == (len(y), 2) and np.all(np.isfinite(positions))
+    assert map_purity(positions, y) >= 0.9
+
+
+def test_the_same_rows_and_seed_give_the_same_map(fitted: tuple) -> None:
+    x, _, positions = fitted
+    assert np.array_equal(OpenTsneProjector(n_jobs=1).fit(x, seed=5).positions, positions)
+
+
+def test_transform_places_a_fitted_row_next_to_its_own_position(fitted: tuple) -> None:
+    x, _, _ = fitted
+    fitted_map = OpenTsneProjector(n_jobs=1).fit(x, seed=5)
+    placed = fitted_map.transform(x[:5])
+    positions = fitted_map.positions
+    spread = np.median(np.linalg.norm(positions - positions.mean(axis=0), axis=1))
+    # Each row lands among the rows of its class: nearer its own position than a class apart.
+    assert np.all(np.linalg.norm(placed - positions[:5], axis=1) < 0.25 * spread)
+    assert fitted_map.transform(x[:0]).shape == (0, 2)
+
+
+def test_a_handful_of_rows_gets_a_map_too() -> None:
+    x, _ = _clusters(n_per=1, classes=3)
+    fitted_map = OpenTsneProjector(n_jobs=1).fit(x, seed=0)
+    assert fitted_map.positions.shape == (3, 2)
+    assert fitted_map.transform(x).shape == (3, 2)
+
+
+def _map(n: int = 5, key: str = "model-a") -> PoolMap:
+    positions = np.arange(2 * n, dtype=np.float64).reshape(n, 2) / 3
+    return PoolMap(
+        serials=np.arange(10, 10 + n, dtype=np.int64), positions=positions, model_key=key
+    )
+
+
+def test_the_cache_serves_its_model_only_and_redraws_a_damaged_file(tmp_path: Path) -> None:
+    cache = NpzMapCache()
+    assert cache.load(tmp_path, "model-a") is None
+    cache.save(tmp_path, _map())
+    loaded = cache.load(tmp_path, "model-a")
+    assert loaded is not None and loaded.model_key == "model-a"
+    assert np.array_equal(loaded.serials, _map().serials)
+    assert np.array_equal(loaded.positions, _map().positions)
+    assert cache.load(tmp_path, "model-b") is None  # a retrained model
+    (tmp_path / MAP_FILE).write_bytes(b"PK\x03\x04 not a zip")
+    assert cache.load(tmp_path, "model-a") is None
+    assert [p.name for p in tmp_path.iterdir()] == [MAP_FILE]  # no temporary file left
+
+
+def test_the_table_is_parquet_or_csv_by_its_name(tmp_path: Path) -> None:
+    writer = MapTableFile()
+    writer.write(tmp_path / "map.parquet", _map())
+    table = pq.read_table(tmp_path / "map.parquet")
+    assert table.column_names == ["serial", "x", "y"]
+    assert table.column("serial").to_pylist() == _map().serials.tolist()
+    assert np.array_equal(table.column("y").to_numpy(), _map().positions[:, 1])
+    writer.write(tmp_path / "map.csv", _map())
+    lines = (tmp_path / "map.csv").read_text().splitlines()
+    assert lines[0] == "serial,x,y" and len(lines) == 6
+    csv = np.loadtxt(tmp_path / "map.csv", delimiter=",", skiprows=1)
+    assert np.array_equal(csv[:, 1:], _map().positions)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing/map.parquet", "is not an existing folder"),
+        ("plain.txt/map.csv", "is not an existing folder"),
+        ("map.txt", ".parquet or .csv"),
+        ("folder.csv", "is a folder"),
+    ],
+)
+def test_an_unwritable_table_is_refused_with_one_line_and_nothing_written(
+    tmp_path: Path, name: str, message: str
+) -> None:
+    (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "plain.txt").write_text("a file, not a folder")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(MapError, match=message) as error:
+        MapTableFile().write(tmp_path / name, _map())
+    assert "\n" not in str(error.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
