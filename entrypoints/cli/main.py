@@ -15,6 +15,7 @@ from ssvae.domain.errors import SsvaeError
 from ssvae.entrypoints.cli.compare import compare
 from ssvae.entrypoints.cli.embed import embed
 from ssvae.entrypoints.cli.label import label
+from ssvae.entrypoints.cli.map import map_command
 from ssvae.entrypoints.cli.options import data_app, data_options
 from ssvae.entrypoints.cli.simulate import simulate
 from ssvae.entrypoints.cli.workspace import init, query, train
@@ -93,5 +94,5 @@ def data_describe(as_json: bool, **options: Any) -> None:
             click.echo(f"         per class  {counts}")
 
 
-for command in (label, compare, init, query, train, simulate, embed, dashboard):
+for command in (label, compare, init, query, train, simulate, embed, map_command, dashboard):
     main.add_command(command)
