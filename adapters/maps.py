@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -79,13 +80,62 @@ class OpenTsneProjector:
         return _TsneMap(tsne.fit(x))
 
 
+# What reading a damaged .npz can raise: not a zip, a truncated or corrupt member (zlib,
+# EOF), an unsupported or encrypted zip entry (NotImplementedError, RuntimeError), a bad
+# header (ValueError), arrays that do not make a map (MapError).
+_UNREADABLE = (
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    RuntimeError,
+    NotImplementedError,
+    UnicodeDecodeError,
+    zipfile.BadZipFile,
+    zlib.error,
+    MapError,
+)
+# The model key is a short hex digest; this bounds what its header may declare.
+_KEY_CHARACTERS = 64
+
+
+def _holds_a_map_of(path: Path, rows: int) -> bool:
+    """Whether `path` is a zip of exactly the map's three arrays with the shapes and types a
+    map of `rows` pool samples has, read from their headers alone."""
+    expected = {
+        "serials.npy": ((rows,), "i"),
+        "positions.npy": ((rows, 2), "f"),
+        "model_key.npy": ((), "U"),
+    }
+    with zipfile.ZipFile(path) as archive:
+        if sorted(archive.namelist()) != sorted(expected):
+            return False
+        for name, (shape, kind) in expected.items():
+            with archive.open(name) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    header = np.lib.format.read_array_header_1_0(member)
+                elif version == (2, 0):
+                    header = np.lib.format.read_array_header_2_0(member)
+                else:
+                    return False
+            declared, _, dtype = header
+            if declared != shape or dtype.kind != kind or dtype.itemsize > 8 * _KEY_CHARACTERS:
+                return False
+    return True
+
+
 class NpzMapCache:
     """The map of a workspace's current model in `<workspace>/map.npz`: serials, positions
     and the model's key, written atomically, so a crash leaves the old map or the new one."""
 
-    def load(self, directory: Path, model_key: str) -> PoolMap | None:
+    def load(self, directory: Path, model_key: str, rows: int) -> PoolMap | None:
         path = Path(directory) / MAP_FILE
         try:
+            # The headers first: an array is allocated at the size its header declares, so a
+            # damaged file could otherwise ask for gigabytes before its data is read.
+            if not _holds_a_map_of(path, rows):
+                return None
             with np.load(path, allow_pickle=False) as data:
                 if str(data["model_key"]) != model_key:
                     return None
@@ -94,7 +144,7 @@ class NpzMapCache:
                     positions=np.asarray(data["positions"], np.float64),
                     model_key=model_key,
                 )
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        except _UNREADABLE:
             # A cache that cannot be read is drawn again: nothing in it is the user's work.
             return None
 

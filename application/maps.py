@@ -46,7 +46,7 @@ class MapService:
         """(serial, x, y) of every pool sample, laid out with the spec's seed (the same model
         gives the same map); MapError when no model is trained yet."""
         key = model_key(workspace.metadata)
-        cached = self.cache.load(workspace.directory, key)
+        cached = self.cache.load(workspace.directory, key, workspace.metadata.pool_size)
         if cached is not None:
             return cached
         model = self.repository.load(workspace.checkpoint_dir)

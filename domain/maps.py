@@ -155,9 +155,10 @@ class PoolMap:
 class MapCache(Protocol):
     """Keeps a workspace's map between runs, so each trained model is laid out once."""
 
-    def load(self, directory: Path, model_key: str) -> PoolMap | None:
-        """The map cached in workspace `directory` for model `model_key`; None when there is
-        none, it belongs to another model, or it cannot be read (it is drawn again)."""
+    def load(self, directory: Path, model_key: str, rows: int) -> PoolMap | None:
+        """The map of `rows` pool samples cached in workspace `directory` for model
+        `model_key`; None when there is none, it belongs to another model or another pool, or
+        it cannot be read (it is drawn again)."""
         ...
 
     def save(self, directory: Path, pool_map: PoolMap) -> None:

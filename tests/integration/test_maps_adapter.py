@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ssvae.adapters.maps import MAP_FILE, MapTableFile, NpzMapCache, OpenTsneProjector
 from ssvae.domain.maps import MapError, PoolMap, map_purity
@@ -64,15 +69,16 @@ def _map(n: int = 5, key: str = "model-a") -> PoolMap:
 
 def test_the_cache_serves_its_model_only_and_redraws_a_damaged_file(tmp_path: Path) -> None:
     cache = NpzMapCache()
-    assert cache.load(tmp_path, "model-a") is None
+    assert cache.load(tmp_path, "model-a", 5) is None
     cache.save(tmp_path, _map())
-    loaded = cache.load(tmp_path, "model-a")
+    loaded = cache.load(tmp_path, "model-a", 5)
     assert loaded is not None and loaded.model_key == "model-a"
     assert np.array_equal(loaded.serials, _map().serials)
     assert np.array_equal(loaded.positions, _map().positions)
-    assert cache.load(tmp_path, "model-b") is None  # a retrained model
+    assert cache.load(tmp_path, "model-b", 5) is None  # a retrained model
+    assert cache.load(tmp_path, "model-a", 6) is None  # another pool
     (tmp_path / MAP_FILE).write_bytes(b"PK\x03\x04 not a zip")
-    assert cache.load(tmp_path, "model-a") is None
+    assert cache.load(tmp_path, "model-a", 5) is None
     assert [p.name for p in tmp_path.iterdir()] == [MAP_FILE]  # no temporary file left
 
 
@@ -109,3 +115,64 @@ def test_an_unwritable_table_is_refused_with_one_line_and_nothing_written(
         MapTableFile().write(tmp_path / name, _map())
     assert "\n" not in str(error.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def _npz_bytes(pool_map: PoolMap) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        serials=pool_map.serials,
+        positions=pool_map.positions,
+        model_key=np.asarray(pool_map.model_key),
+    )
+    return buffer.getvalue()
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    flips=st.lists(
+        st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=255)),
+        max_size=6,
+    ),
+    cut=st.one_of(st.none(), st.integers(min_value=0)),
+)
+def test_a_damaged_cache_gives_a_map_or_none_never_an_error(
+    tmp_path: Path, flips: list[tuple[int, int]], cut: int | None
+) -> None:
+    data = bytearray(_npz_bytes(_map()))
+    for offset, value in flips:
+        data[offset % len(data)] = value
+    if cut is not None:
+        data = data[: cut % (len(data) + 1)]
+    (tmp_path / MAP_FILE).write_bytes(bytes(data))
+    loaded = NpzMapCache().load(tmp_path, "model-a", 5)
+    assert loaded is None or (loaded.positions.shape == (5, 2) and loaded.serials.shape == (5,))
+
+
+def test_a_header_that_declares_a_huge_map_is_not_allocated(tmp_path: Path) -> None:
+    # A well formed zip whose positions header claims 10^11 rows (1.6 TB of float64).
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, array in (
+            ("serials", np.arange(5, dtype=np.int64)),
+            ("model_key", np.asarray("model-a")),
+        ):
+            member = io.BytesIO()
+            np.save(member, array)
+            archive.writestr(f"{name}.npy", member.getvalue())
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "<f8", "fortran_order": False, "shape": (10**11, 2)}
+        )
+        archive.writestr("positions.npy", header.getvalue())
+    (tmp_path / MAP_FILE).write_bytes(buffer.getvalue())
+    tracemalloc.start()
+    try:
+        assert NpzMapCache().load(tmp_path, "model-a", 10**11) is None
+        assert NpzMapCache().load(tmp_path, "model-a", 5) is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 2**20

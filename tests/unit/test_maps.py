@@ -102,9 +102,11 @@ class InMemoryMapCache:
     def __init__(self) -> None:
         self.maps: dict[Path, PoolMap] = {}
 
-    def load(self, directory: Path, model_key: str) -> PoolMap | None:
+    def load(self, directory: Path, model_key: str, rows: int) -> PoolMap | None:
         cached = self.maps.get(directory)
-        return cached if cached is not None and cached.model_key == model_key else None
+        if cached is None or cached.model_key != model_key or len(cached.serials) != rows:
+            return None
+        return cached
 
     def save(self, directory: Path, pool_map: PoolMap) -> None:
         self.maps[directory] = pool_map
