@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ssvae.adapters.files import atomic_writer
-from ssvae.domain.maps import FittedMap, FloatArray, MapError, PoolMap
+from ssvae.domain.maps import FittedMap, FloatArray, MapError, MapLayout
 
 MAP_FILE = "map.npz"
 PERPLEXITY = 30.0  # openTSNE's default: about the number of neighbours each row keeps near
@@ -129,7 +129,7 @@ class NpzMapCache:
     """The map of a workspace's current model in `<workspace>/map.npz`: serials, positions
     and the model's key, written atomically, so a crash leaves the old map or the new one."""
 
-    def load(self, directory: Path, model_key: str, rows: int) -> PoolMap | None:
+    def load(self, directory: Path, model_key: str, rows: int) -> MapLayout | None:
         path = Path(directory) / MAP_FILE
         try:
             # The headers first: an array is allocated at the size its header declares, so a
@@ -139,7 +139,7 @@ class NpzMapCache:
             with np.load(path, allow_pickle=False) as data:
                 if str(data["model_key"]) != model_key:
                     return None
-                return PoolMap(
+                return MapLayout(
                     serials=np.asarray(data["serials"], np.int64),
                     positions=np.asarray(data["positions"], np.float64),
                     model_key=model_key,
@@ -148,13 +148,13 @@ class NpzMapCache:
             # A cache that cannot be read is drawn again: nothing in it is the user's work.
             return None
 
-    def save(self, directory: Path, pool_map: PoolMap) -> None:
+    def save(self, directory: Path, layout: MapLayout) -> None:
         with atomic_writer(Path(directory) / MAP_FILE) as handle:
             np.savez(
                 handle,
-                serials=pool_map.serials,
-                positions=pool_map.positions,
-                model_key=np.asarray(pool_map.model_key),
+                serials=layout.serials,
+                positions=layout.positions,
+                model_key=np.asarray(layout.model_key),
             )
 
 
@@ -182,13 +182,13 @@ class MapTableFile:
                 "choose another --out"
             )
 
-    def write(self, path: Path, pool_map: PoolMap) -> None:
+    def write(self, path: Path, layout: MapLayout) -> None:
         path = Path(path)
         self.check(path)
         if TABLE_FORMATS[path.suffix.lower()] == "csv":
-            data = _csv_bytes(pool_map)
+            data = _csv_bytes(layout)
         else:
-            data = _parquet_bytes(pool_map)
+            data = _parquet_bytes(layout)
         try:
             with atomic_writer(path) as handle:
                 handle.write(data)
@@ -198,24 +198,24 @@ class MapTableFile:
             ) from None
 
 
-def _csv_bytes(pool_map: PoolMap) -> bytes:
+def _csv_bytes(layout: MapLayout) -> bytes:
     buffer = io.StringIO()
     buffer.write("serial,x,y\n")
-    table = np.column_stack([pool_map.serials, pool_map.positions])
+    table = np.column_stack([layout.serials, layout.positions])
     # %.17g keeps every float64 exactly, so a notebook reads the positions the cache holds.
     np.savetxt(buffer, table, fmt=["%d", "%.17g", "%.17g"], delimiter=",")
     return buffer.getvalue().encode("utf-8")
 
 
-def _parquet_bytes(pool_map: PoolMap) -> bytes:
+def _parquet_bytes(layout: MapLayout) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.table(
         {
-            "serial": pa.array(pool_map.serials, pa.int64()),
-            "x": pa.array(pool_map.positions[:, 0], pa.float64()),
-            "y": pa.array(pool_map.positions[:, 1], pa.float64()),
+            "serial": pa.array(layout.serials, pa.int64()),
+            "x": pa.array(layout.positions[:, 0], pa.float64()),
+            "y": pa.array(layout.positions[:, 1], pa.float64()),
         }
     )
     sink = pa.BufferOutputStream()

@@ -17,8 +17,8 @@ from ssvae.application.workspace import WorkspaceService
 from ssvae.domain.maps import (
     FloatArray,
     MapCache,
+    MapLayout,
     MapProjector,
-    PoolMap,
     map_features,
     model_key,
 )
@@ -42,7 +42,7 @@ class MapService:
     fit_limit: int = DEFAULT_FIT_LIMIT
     predict_chunk: int = PREDICT_CHUNK
 
-    def positions(self, workspace: Workspace) -> PoolMap:
+    def positions(self, workspace: Workspace) -> MapLayout:
         """(serial, x, y) of every pool sample, laid out with the spec's seed (the same model
         gives the same map); MapError when no model is trained yet."""
         key = model_key(workspace.metadata)
@@ -52,13 +52,13 @@ class MapService:
         model = self.repository.load(workspace.checkpoint_dir)
         outputs = predict_pool(model, self.workspaces.pool(workspace), self.predict_chunk)
         features = map_features(outputs.probs, outputs.encodings)
-        pool_map = PoolMap(
+        layout = MapLayout(
             serials=outputs.serials,
             positions=self.layout(features, workspace.spec.training.seed),
             model_key=key,
         )
-        self.cache.save(workspace.directory, pool_map)
-        return pool_map
+        self.cache.save(workspace.directory, layout)
+        return layout
 
     def layout(self, features: FloatArray, seed: int) -> FloatArray:
         """2-D positions of `features`' rows: a full fit up to `fit_limit` rows, else a fit on

@@ -136,7 +136,7 @@ class MapProjector(Protocol):
 
 
 @attrs.frozen
-class PoolMap:
+class MapLayout:
     """Where every pool sample sits on the map of one trained model. `model_key` names the
     model (its checkpoint's step and fingerprint), so a retrained model gets a new map."""
 
@@ -155,14 +155,14 @@ class PoolMap:
 class MapCache(Protocol):
     """Keeps a workspace's map between runs, so each trained model is laid out once."""
 
-    def load(self, directory: Path, model_key: str, rows: int) -> PoolMap | None:
+    def load(self, directory: Path, model_key: str, rows: int) -> MapLayout | None:
         """The map of `rows` pool samples cached in workspace `directory` for model
         `model_key`; None when there is none, it belongs to another model or another pool, or
         it cannot be read (it is drawn again)."""
         ...
 
-    def save(self, directory: Path, pool_map: PoolMap) -> None:
-        """Cache `pool_map` in workspace `directory` (atomically), replacing any older map."""
+    def save(self, directory: Path, layout: MapLayout) -> None:
+        """Cache `layout` in workspace `directory` (atomically), replacing any older map."""
         ...
 
 
@@ -174,6 +174,6 @@ class MapTableWriter(Protocol):
         folder, or its suffix names no format), before any work is spent on the map."""
         ...
 
-    def write(self, path: Path, pool_map: PoolMap) -> None:
-        """Write `pool_map` to `path` atomically: Parquet, or CSV when it ends in .csv."""
+    def write(self, path: Path, layout: MapLayout) -> None:
+        """Write `layout` to `path` atomically: Parquet, or CSV when it ends in .csv."""
         ...

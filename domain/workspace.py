@@ -12,6 +12,8 @@ A workspace is the folder `artifacts/models/<id>/` that `ssvae init` creates and
 | `checkpoint/`     | the model, once trained                                            |
 | `history.csv`     | one row per training round: labels, epochs, final metrics          |
 | `embedder/`       | text datasets: the fitted embedder and scaling statistics          |
+| `map.npz`         | the pool's 2-D map of the current model (`ssvae map`), redrawn when  |
+|                   | a new round trains                                                 |
 
 The pool is the dataset's train split or a seeded subset of it (`pool_size`), so a workspace
 can stay small and quick. Each round records the labels used, the model's predictions on a

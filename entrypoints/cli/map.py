@@ -38,14 +38,14 @@ def map_command(model: str, out: Path, as_json: bool, artifacts: Path) -> None:
     app, workspace = workspace_app(model, artifacts)
     writer = app.map_table_writer()
     writer.check(out)  # before the layout: a bad --out costs no minutes
-    pool_map = app.map_service().positions(workspace)
-    writer.write(out, pool_map)
+    layout = app.map_service().positions(workspace)
+    writer.write(out, layout)
     if as_json:
         document = {
             "model": str(workspace.directory),
             "out": str(out),
-            "rows": len(pool_map.serials),
+            "rows": len(layout.serials),
         }
         click.echo(json.dumps(document, indent=2))
     else:
-        click.echo(f"wrote the map of {len(pool_map.serials)} pool samples to {out}")
+        click.echo(f"wrote the map of {len(layout.serials)} pool samples to {out}")

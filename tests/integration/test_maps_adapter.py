@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ssvae.adapters.maps import MAP_FILE, MapTableFile, NpzMapCache, OpenTsneProjector
-from ssvae.domain.maps import MapError, PoolMap, map_purity
+from ssvae.domain.maps import MapError, MapLayout, map_purity
 
 
 def _clusters(n_per: int = 60, classes: int = 4, dims: int = 12) -> tuple[np.ndarray, np.ndarray]:
@@ -60,9 +60,9 @@ def test_a_handful_of_rows_gets_a_map_too() -> None:
     assert fitted_map.transform(x).shape == (3, 2)
 
 
-def _map(n: int = 5, key: str = "model-a") -> PoolMap:
+def _map(n: int = 5, key: str = "model-a") -> MapLayout:
     positions = np.arange(2 * n, dtype=np.float64).reshape(n, 2) / 3
-    return PoolMap(
+    return MapLayout(
         serials=np.arange(10, 10 + n, dtype=np.int64), positions=positions, model_key=key
     )
 
@@ -117,13 +117,13 @@ def test_an_unwritable_table_is_refused_with_one_line_and_nothing_written(
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-def _npz_bytes(pool_map: PoolMap) -> bytes:
+def _npz_bytes(layout: MapLayout) -> bytes:
     buffer = io.BytesIO()
     np.savez(
         buffer,
-        serials=pool_map.serials,
-        positions=pool_map.positions,
-        model_key=np.asarray(pool_map.model_key),
+        serials=layout.serials,
+        positions=layout.positions,
+        model_key=np.asarray(layout.model_key),
     )
     return buffer.getvalue()
 

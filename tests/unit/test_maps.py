@@ -20,7 +20,7 @@ from ssvae.application.settings import DataSettings
 from ssvae.application.training import TrainService
 from ssvae.application.workspace import WorkspaceService
 from ssvae.domain.labels import ClassVocabulary, LabelChange
-from ssvae.domain.maps import MapError, PoolMap, map_features, map_purity, model_key
+from ssvae.domain.maps import MapError, MapLayout, map_features, map_purity, model_key
 from ssvae.domain.workspace import Workspace
 
 VOCAB = ClassVocabulary(("ok", "warning", "error"))
@@ -68,7 +68,7 @@ def test_features_refuse_non_finite_outputs_with_one_line() -> None:
 
 def test_a_pool_map_needs_one_position_a_serial() -> None:
     with pytest.raises(MapError, match="one"):
-        PoolMap(serials=np.arange(3), positions=np.zeros((2, 2)), model_key="k")
+        MapLayout(serials=np.arange(3), positions=np.zeros((2, 2)), model_key="k")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -100,16 +100,16 @@ class FakeProjector:
 
 class InMemoryMapCache:
     def __init__(self) -> None:
-        self.maps: dict[Path, PoolMap] = {}
+        self.maps: dict[Path, MapLayout] = {}
 
-    def load(self, directory: Path, model_key: str, rows: int) -> PoolMap | None:
+    def load(self, directory: Path, model_key: str, rows: int) -> MapLayout | None:
         cached = self.maps.get(directory)
         if cached is None or cached.model_key != model_key or len(cached.serials) != rows:
             return None
         return cached
 
-    def save(self, directory: Path, pool_map: PoolMap) -> None:
-        self.maps[directory] = pool_map
+    def save(self, directory: Path, layout: MapLayout) -> None:
+        self.maps[directory] = layout
 
 
 def _trained(tmp_path: Path, rounds: int = 1) -> tuple[WorkspaceService, Any, Workspace]:
@@ -166,12 +166,12 @@ def test_above_the_fit_limit_a_seeded_sample_is_fitted_and_the_rest_transformed(
 ) -> None:
     workspaces, repository, workspace = _trained(tmp_path)
     service = _service(workspaces, repository, fit_limit=25)
-    pool_map = service.positions(workspace)
+    layout = service.positions(workspace)
     projector: Any = service.projector
     assert projector.fits == [(25, workspace.spec.training.seed)]
     assert projector.maps[0].transformed == [35]
     # Every row is placed exactly once: 25 by the fit, 35 by transform (shifted by the fake).
-    assert int(np.sum(pool_map.positions[:, 0] >= 500)) == 35
+    assert int(np.sum(layout.positions[:, 0] >= 500)) == 35
     # The sample is seeded: the same service lays the same rows out the same way.
     again = _service(workspaces, repository, fit_limit=25).layout(
         np.random.default_rng(1).normal(size=(60, 3)), seed=4
