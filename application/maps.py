@@ -2,8 +2,8 @@
 
 The map is laid out once per trained model and cached in the workspace: a neighbour embedding
 of the model's class probabilities and encodings (`ssvae.domain.maps.map_features`). A full
-fit costs time that grows faster than the pool (60,000 rows took minutes on 2 cores,
-benchmarks/README.md "The pool's map"), so above `fit_limit` rows the map is fitted on a
+fit costs time that grows faster than the pool (60,000 rows took about 2 minutes on 2 shared
+cores, benchmarks/README.md "The pool's map"), so above `fit_limit` rows the map is fitted on a
 seeded sample and the other rows are placed on it by `transform`.
 """
 
@@ -25,10 +25,10 @@ from ssvae.domain.maps import (
 from ssvae.domain.model import ModelRepository
 from ssvae.domain.workspace import Workspace
 
-# Rows fitted in full; the rest are transformed onto the map of a sample this large. The fit
-# of 20,000 MNIST rows plus the transform of 40,000 keeps 60,000 rows within a minute on 2
-# cores with the purity of a full fit (benchmarks/README.md "The pool's map").
-DEFAULT_FIT_LIMIT = 20_000
+# Rows fitted in full; the rest are transformed onto the map of a sample this large. On 60,000
+# MNIST rows, a fit on 10,000 with 50,000 transformed took 28 s on 2 cores (purity 0.949),
+# on 20,000 34 s (0.945), a full fit about 2 minutes (benchmarks/README.md "The pool's map").
+DEFAULT_FIT_LIMIT = 10_000
 
 
 @attrs.define

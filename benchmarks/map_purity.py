@@ -12,7 +12,8 @@ umap-learn is not a project dependency; to measure it, install it in a scratch e
 (`python3 -m venv /tmp/umapvenv && /tmp/umapvenv/bin/pip install umap-learn numpy`) and pass
 `--umap-python /tmp/umapvenv/bin/python`: the layout runs there on the same features.
 `--timing-points 60000` also times the map of the full MNIST training set (60,000 rows of
-the same model's outputs): a full fit, and a fit on a sample with the rest transformed.
+the same model's outputs): a fit on a sample of `--fit-sample` rows with the rest
+transformed, and with `--full-fit` a fit of all of them; `--skip-views` times only that.
 """
 
 from __future__ import annotations
@@ -149,7 +150,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--umap-python", default=None)
     parser.add_argument("--timing-points", type=int, default=0)
-    parser.add_argument("--fit-sample", type=int, default=20_000)
+    parser.add_argument("--fit-sample", type=int, default=10_000)
+    parser.add_argument(
+        "--full-fit", action="store_true", help="also time a full fit of --timing-points"
+    )
+    parser.add_argument("--skip-views", action="store_true", help="only the timing")
     parser.add_argument("--out", type=Path, default=None, help="write results as JSON here")
     args = parser.parse_args()
     args.labels = args.labels or (100 if args.dataset == "mnist" else 50)
@@ -168,7 +173,7 @@ def main() -> None:
         "seed": args.seed,
         "train_seconds": round(train_seconds, 1),
         "pool_accuracy": accuracy,
-        "views": views(outputs, y, args),
+        "views": {} if args.skip_views else views(outputs, y, args),
         "cpu": cpu_model(),
         "cpus": os.cpu_count(),
         "load": os.getloadavg(),
@@ -179,13 +184,15 @@ def main() -> None:
         features = map_features(many.class_probs, many.encoding)
         y_many = y_all[: args.timing_points]
         timing: dict[str, Any] = {}
-        for name, layout in (
+        layouts: list[tuple[str, Any]] = [
             (
                 f"fit on {args.fit_sample}, transform the rest",
                 lambda: tsne_sampled(features, args.seed, args.fit_sample),
-            ),
-            ("full fit", lambda: tsne(features, args.seed)),
-        ):
+            )
+        ]
+        if args.full_fit:
+            layouts.append(("full fit", lambda: tsne(features, args.seed)))
+        for name, layout in layouts:
             begin = time.perf_counter()
             xy = layout()
             timing[name] = {
