@@ -40,6 +40,10 @@ def test_separate_clusters_stay_separate_on_the_map(fitted: tuple) -> None:
 def test_the_same_rows_and_seed_give_the_same_map(fitted: tuple) -> None:
     x, _, positions = fitted
     assert np.array_equal(OpenTsneProjector(n_jobs=1).fit(x, seed=5).positions, positions)
+    # On every core, as `ssvae map` runs it, too: the threads do not change the map.
+    first, second = (OpenTsneProjector().fit(x, seed=5) for _ in range(2))
+    assert np.array_equal(first.positions, second.positions)
+    assert not np.array_equal(OpenTsneProjector().fit(x, seed=6).positions, first.positions)
 
 
 def test_transform_places_a_fitted_row_next_to_its_own_position(fitted: tuple) -> None:
