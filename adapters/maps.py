@@ -8,11 +8,15 @@ without moving the old ones, which a sampled fit and a stable map across rounds 
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import os
 import zipfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +70,7 @@ class OpenTsneProjector:
     def __init__(self, n_jobs: int = -1) -> None:
         self.n_jobs = n_jobs
 
-    def fit(self, features: FloatArray, seed: int) -> FittedMap:
+    def fit(self, features: FloatArray, seed: int, initial: FloatArray | None = None) -> FittedMap:
         x = np.ascontiguousarray(features, dtype=np.float64)
         if len(x) < MIN_TSNE_ROWS:
             return _PcaMap(x)
@@ -74,10 +78,38 @@ class OpenTsneProjector:
         perplexity = min(PERPLEXITY, (len(x) - 1) / 3)
         from openTSNE import TSNE  # here: importing it (and scikit-learn) costs seconds
 
+        options: dict[str, Any] = {}
+        if initial is not None:
+            # Start from the earlier map as it is, without the early exaggeration that lets
+            # clusters travel across the map: each row only settles among its new neighbours.
+            # (A fresh fit starts from the features' PCA, whose axes turn with every retrain
+            # when classes are about equally far apart, as class probabilities are.)
+            options = {
+                "initialization": np.array(initial, dtype=np.float64),
+                "early_exaggeration_iter": 0,
+            }
         tsne = TSNE(
-            perplexity=perplexity, n_jobs=self.n_jobs, random_state=seed % (1 << 32), verbose=False
+            perplexity=perplexity,
+            n_jobs=self.n_jobs,
+            random_state=seed % (1 << 32),
+            verbose=False,
+            **options,
         )
-        return _TsneMap(tsne.fit(x))
+        with _quiet_opentsne():
+            return _TsneMap(tsne.fit(x))
+
+
+@contextlib.contextmanager
+def _quiet_opentsne() -> Iterator[None]:
+    """openTSNE logs a warning for any starting map wider than its own tiny random one; an
+    earlier converged map is meant to be that wide, so the warning would only mislead."""
+    logger = logging.getLogger("openTSNE")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 # What reading a damaged .npz can raise: not a zip, a truncated or corrupt member (zlib,
@@ -129,7 +161,7 @@ class NpzMapCache:
     """The map of a workspace's current model in `<workspace>/map.npz`: serials, positions
     and the model's key, written atomically, so a crash leaves the old map or the new one."""
 
-    def load(self, directory: Path, model_key: str, rows: int) -> MapLayout | None:
+    def load(self, directory: Path, model_key: str | None, rows: int) -> MapLayout | None:
         path = Path(directory) / MAP_FILE
         try:
             # The headers first: an array is allocated at the size its header declares, so a
@@ -137,12 +169,13 @@ class NpzMapCache:
             if not _holds_a_map_of(path, rows):
                 return None
             with np.load(path, allow_pickle=False) as data:
-                if str(data["model_key"]) != model_key:
+                stored_key = str(data["model_key"])
+                if model_key is not None and stored_key != model_key:
                     return None
                 return MapLayout(
                     serials=np.asarray(data["serials"], np.int64),
                     positions=np.asarray(data["positions"], np.float64),
-                    model_key=model_key,
+                    model_key=stored_key,
                 )
         except _UNREADABLE:
             # A cache that cannot be read is drawn again: nothing in it is the user's work.

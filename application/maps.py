@@ -49,25 +49,37 @@ class MapService:
         cached = self.cache.load(workspace.directory, key, workspace.metadata.pool_size)
         if cached is not None:
             return cached
+        # The map of the previous round, if any: the new one starts from it, so clusters stay
+        # where the user last saw them instead of landing wherever a fresh layout puts them.
+        previous = self.cache.load(workspace.directory, None, workspace.metadata.pool_size)
         model = self.repository.load(workspace.checkpoint_dir)
         outputs = predict_pool(model, self.workspaces.pool(workspace), self.predict_chunk)
         features = map_features(outputs.probs, outputs.encodings)
+        initial = None
+        if previous is not None and np.array_equal(previous.serials, outputs.serials):
+            initial = previous.positions
         layout = MapLayout(
             serials=outputs.serials,
-            positions=self.layout(features, workspace.spec.training.seed),
+            positions=self.layout(features, workspace.spec.training.seed, initial),
             model_key=key,
         )
         self.cache.save(workspace.directory, layout)
         return layout
 
-    def layout(self, features: FloatArray, seed: int) -> FloatArray:
+    def layout(
+        self, features: FloatArray, seed: int, initial: FloatArray | None = None
+    ) -> FloatArray:
         """2-D positions of `features`' rows: a full fit up to `fit_limit` rows, else a fit on
-        a sample chosen by `seed` with the other rows transformed onto it."""
+        a sample chosen by `seed` with the other rows transformed onto it. `initial`, the rows'
+        positions on a previous map, is where the fit starts (the same rows of it when
+        sampled)."""
         if len(features) <= self.fit_limit:
-            return np.asarray(self.projector.fit(features, seed).positions, np.float64)
+            fitted_all = self.projector.fit(features, seed, initial)
+            return np.asarray(fitted_all.positions, np.float64)
         order = np.random.default_rng(seed).permutation(len(features))
         fitted_rows, other_rows = order[: self.fit_limit], order[self.fit_limit :]
-        fitted = self.projector.fit(features[fitted_rows], seed)
+        start = None if initial is None else initial[fitted_rows]
+        fitted = self.projector.fit(features[fitted_rows], seed, start)
         positions = np.empty((len(features), 2), np.float64)
         positions[fitted_rows] = fitted.positions
         positions[other_rows] = fitted.transform(features[other_rows])

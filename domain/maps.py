@@ -130,8 +130,10 @@ class FittedMap(Protocol):
 class MapProjector(Protocol):
     """Lays rows of features out in 2-D so that rows near in features are near on the map."""
 
-    def fit(self, features: FloatArray, seed: int) -> FittedMap:
-        """The map of `features` (n, d); the same rows and seed give the same map."""
+    def fit(self, features: FloatArray, seed: int, initial: FloatArray | None = None) -> FittedMap:
+        """The map of `features` (n, d); the same rows and seed give the same map. `initial`
+        (n, 2), when given, are positions to start from: the rows' places on an earlier map,
+        so a retrained model's map keeps its clusters where the user saw them."""
         ...
 
 
@@ -155,10 +157,11 @@ class MapLayout:
 class MapCache(Protocol):
     """Keeps a workspace's map between runs, so each trained model is laid out once."""
 
-    def load(self, directory: Path, model_key: str, rows: int) -> MapLayout | None:
+    def load(self, directory: Path, model_key: str | None, rows: int) -> MapLayout | None:
         """The map of `rows` pool samples cached in workspace `directory` for model
-        `model_key`; None when there is none, it belongs to another model or another pool, or
-        it cannot be read (it is drawn again)."""
+        `model_key` (None: for whichever model it was drawn, the previous map a new one starts
+        from); None when there is none, it belongs to another model or another pool, or it
+        cannot be read (it is drawn again)."""
         ...
 
     def save(self, directory: Path, layout: MapLayout) -> None:

@@ -64,6 +64,30 @@ def test_a_handful_of_rows_gets_a_map_too() -> None:
     assert fitted_map.transform(x).shape == (3, 2)
 
 
+def _simplex_features(seed: int, n: int = 480, classes: int = 8) -> np.ndarray:
+    """Rows near the corners of a simplex, as class probabilities are: every class about as
+    far from every other, so the features' PCA (a fresh fit's start) has no preferred axes."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    return 4.0 * np.eye(classes)[y] + rng.normal(0, 0.5, (n, classes))
+
+
+def test_a_retrained_models_map_stays_where_the_previous_one_was() -> None:
+    projector = OpenTsneProjector(n_jobs=1)
+    previous = projector.fit(_simplex_features(0), seed=1).positions
+    retrained = _simplex_features(1)  # the same rows, a little moved by another round
+    spread = np.median(np.linalg.norm(previous - np.median(previous, axis=0), axis=1))
+
+    def displacement(positions: np.ndarray) -> float:
+        return float(np.median(np.linalg.norm(positions - previous, axis=1)) / spread)
+
+    # A fresh layout of the retrained rows puts the clusters elsewhere; one started from the
+    # previous map keeps them (each row moves a small part of the map's spread).
+    assert displacement(projector.fit(retrained, seed=1).positions) > 0.5
+    kept = projector.fit(retrained, seed=1, initial=previous).positions
+    assert displacement(kept) < 0.3
+
+
 def _map(n: int = 5, key: str = "model-a") -> MapLayout:
     positions = np.arange(2 * n, dtype=np.float64).reshape(n, 2) / 3
     return MapLayout(
@@ -80,6 +104,8 @@ def test_the_cache_serves_its_model_only_and_redraws_a_damaged_file(tmp_path: Pa
     assert np.array_equal(loaded.serials, _map().serials)
     assert np.array_equal(loaded.positions, _map().positions)
     assert cache.load(tmp_path, "model-b", 5) is None  # a retrained model
+    previous = cache.load(tmp_path, None, 5)  # the map a retrained model's map starts from
+    assert previous is not None and previous.model_key == "model-a"
     assert cache.load(tmp_path, "model-a", 6) is None  # another pool
     (tmp_path / MAP_FILE).write_bytes(b"PK\x03\x04 not a zip")
     assert cache.load(tmp_path, "model-a", 5) is None

@@ -91,9 +91,13 @@ class FakeProjector:
     def __init__(self) -> None:
         self.fits: list[tuple[int, int]] = []
         self.maps: list[FakeFittedMap] = []
+        self.initials: list[np.ndarray | None] = []
 
-    def fit(self, features: np.ndarray, seed: int) -> FakeFittedMap:
+    def fit(
+        self, features: np.ndarray, seed: int, initial: np.ndarray | None = None
+    ) -> FakeFittedMap:
         self.fits.append((len(features), seed))
+        self.initials.append(None if initial is None else initial.copy())
         self.maps.append(FakeFittedMap(features))
         return self.maps[-1]
 
@@ -102,9 +106,11 @@ class InMemoryMapCache:
     def __init__(self) -> None:
         self.maps: dict[Path, MapLayout] = {}
 
-    def load(self, directory: Path, model_key: str, rows: int) -> MapLayout | None:
+    def load(self, directory: Path, model_key: str | None, rows: int) -> MapLayout | None:
         cached = self.maps.get(directory)
-        if cached is None or cached.model_key != model_key or len(cached.serials) != rows:
+        if cached is None or len(cached.serials) != rows:
+            return None
+        if model_key is not None and cached.model_key != model_key:
             return None
         return cached
 
@@ -159,6 +165,22 @@ def test_a_retrained_model_gets_a_new_map(tmp_path: Path) -> None:
     assert after.model_key != before.model_key
     projector: Any = service.projector
     assert len(projector.fits) == 2
+    # The new map starts from the old one, row for row, so its clusters stay in place.
+    assert projector.initials[0] is None
+    assert np.array_equal(projector.initials[1], before.positions)
+
+
+def test_a_sampled_retrain_starts_its_sample_from_the_previous_map(tmp_path: Path) -> None:
+    workspaces, repository, workspace = _trained(tmp_path, rounds=1)
+    service = _service(workspaces, repository, fit_limit=25)
+    before = service.positions(workspace)
+    store = InMemoryLabelStore(VOCAB, workspaces.pool_serials(workspace))
+    store.apply([LabelChange(int(workspaces.pool(workspace).serials[0]), "ok")], "test")
+    retrained = TrainService(repository, workspaces).train(workspace, 1, store).workspace
+    service.positions(retrained)
+    projector: Any = service.projector
+    sample = np.random.default_rng(workspace.spec.training.seed).permutation(60)[:25]
+    assert np.array_equal(projector.initials[1], before.positions[sample])
 
 
 def test_above_the_fit_limit_a_seeded_sample_is_fitted_and_the_rest_transformed(
