@@ -120,6 +120,7 @@ class ModelApp:
         # One board for both pages: a press on either while the other's undo runs is refused.
         board = model.board()
         self.label = LabelPage(board, model.info.kind)
+        self.label.show_layout_note(model.layout_note())
         self.queue = QueuePage(QueueBoard(board), model.info.kind, self._generated())
         self.train = TrainPage(model, self.run_finished)
         self.model_page = ModelPage(hub, model, go_to)
@@ -163,8 +164,18 @@ class ModelApp:
         except SsvaeError:
             return None
 
+    def poll_layout(self) -> None:
+        """Show why the class map is not drawn yet, and draw it once it is laid out."""
+        self.label.show_layout_note(self.model.layout_note())
+        if self.model.layout_ready() and self.label.board.pool_map.class_xy is None:
+            board = self.model.board()
+            self.label.replace_board(board)
+            self.queue.board.board = board
+
     def start_polling(self) -> None:
+        self.model.request_layout()  # a model opened before this server laid its map out
         pn.state.add_periodic_callback(self.train.poll, period=POLL_MS)
+        pn.state.add_periodic_callback(self.poll_layout, period=POLL_MS)
 
 
 def session(hub: DashboardHub, default_model: Path | None) -> Any:

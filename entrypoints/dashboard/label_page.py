@@ -20,9 +20,12 @@ from ssvae.entrypoints.dashboard.latent_map import LatentMapView, category_palet
 from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard, LabelUpdate, SampleDetail
 from ssvae.entrypoints.dashboard.viewmodels.map import (
     ACQUISITION,
+    CLASS_VIEW,
     COLOUR_MODES,
+    MAP_VIEWS,
     USER_LABEL,
     colour_column,
+    in_view,
 )
 from ssvae.entrypoints.dashboard.viewmodels.text import shortened
 from ssvae.entrypoints.dashboard.widgets import message_html, sample_html
@@ -203,6 +206,12 @@ class LabelPage:
         self._detail: SampleDetail | None = None
         self.group: IntArray = np.zeros(0, np.int64)  # lasso or box rows waiting for a class
         names = board.class_names
+        self.map_view = pn.widgets.Select(
+            label="map", options=list(MAP_VIEWS), value=board.pool_map.view, width=150
+        )
+        self.map_view.param.watch(lambda _: self._view_chosen(), "value")
+        # Why the class map is not drawn (untrained, still laid out, failed); empty once it is.
+        self.layout_note = pn.pane.HTML("", css_classes=["ssvae-layout-note"])
         self.mode = pn.widgets.Select(
             label="colour by", options=list(COLOUR_MODES), value=USER_LABEL
         )
@@ -294,10 +303,10 @@ class LabelPage:
             width=460,
         )
         self.view = pn.Column(
-            pn.Row(self.mode, self.policy, self.search),
+            pn.Row(self.map_view, self.mode, self.policy, self.search),
             self.counters,
             self.status,
-            pn.Row(pn.Column(self.map_holder, self.caption, self.note), side),
+            pn.Row(pn.Column(self.map_holder, self.layout_note, self.caption, self.note), side),
             name="Label",
         )
 
@@ -351,18 +360,48 @@ class LabelPage:
         pool_map = self.board.pool_map
         dims = pool_map.latent.shape[1]
         how = "the 2-D latent" if dims <= 2 else f"PCA of the {dims}-D latent"
+        if pool_map.view == CLASS_VIEW:
+            how = "class map: t-SNE of the model's class probabilities and encodings"
         return (
             f"<small class='ssvae-map-caption'><b>{len(pool_map)}</b> points ({how}); "
             "scroll to zoom, drag to pan, lasso or box to label a group</small>"
         )
 
+    def show_layout_note(self, text: str) -> None:
+        """Say why the class map is not drawn ('' once it is)."""
+        shown = f"<small><i>{html.escape(text)}</i></small>" if text else ""
+        if self.layout_note.object != shown:
+            self.layout_note.object = shown
+
+    def _view_chosen(self) -> None:
+        """The map selector changed: draw the pool at the chosen view's positions."""
+        board = self.board
+        if self.map_view.value == board.pool_map.view:
+            return
+        try:
+            board.pool_map = in_view(board.pool_map, self.map_view.value)
+        except SsvaeError as error:
+            self.note.object = f"<span class='ssvae-error'>{html.escape(str(error))}</span>"
+            self.map_view.value = board.pool_map.view
+            return
+        self._cancel_group()
+        self.map = self._new_map()
+        self.map_holder.objects = [self.map.pane]
+        self.caption.object = self._caption()
+        self._recolour()
+        if self.selected is not None:
+            rows = board.pool_map.rows_of([self.selected])
+            later(lambda: self.map.highlight(rows))  # once the new figure is in the page
+
     def replace_board(self, board: LabelBoard) -> None:
-        """New predictions (after a training run): a new map, the same labels."""
+        """New predictions (after a training run) or the class map laid out: a new map, the
+        same labels."""
         self.board = board
         if board.class_names != self._names:
             self._class_widgets_changed()
         self._cancel_group()
         self.map = self._new_map()
+        self.map_view.value = board.pool_map.view  # its watcher sees the board's view: no-op
         self.mode.value = USER_LABEL
         self.map_holder.objects = [self.map.pane]
         self.caption.object = self._caption()

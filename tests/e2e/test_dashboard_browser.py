@@ -20,7 +20,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+
+from ssvae.application.bootstrap import open_workspace
+from ssvae.domain.maps import map_purity
 
 pytestmark = pytest.mark.browser
 
@@ -40,6 +44,7 @@ CHROMIUM_ARGS = [
 ]
 MODEL_ID = "e2e"
 POOL_SIZE = 2000
+LABELS_PER_CLASS = 20
 SLOW = 240_000  # ms: the first page of a model compiles the JAX model on a shared small CPU
 
 # The screen position and serial of the k-th drawn pixel of the pool's raster (the server
@@ -70,6 +75,13 @@ LABEL_JS = """([serial]) => {
   const layer = fig.model.renderers.find(r => r.data_source.name === 'ssvae-labelled-source');
   const at = Array.from(layer.data_source.data['serial']).indexOf(serial);
   return at < 0 ? -1 : layer.data_source.data['label'][at];
+}"""
+# Screen positions of map points given in data coordinates.
+TO_SCREEN_JS = """([xs, ys]) => {
+  const fig = Bokeh.index.all_views().find(v => v.model.name === 'ssvae-latent-map');
+  const r = fig.canvas_view.el.getBoundingClientRect();
+  return xs.map((x, i) => [r.left + fig.frame.x_scale.compute(x),
+                           r.top + fig.frame.y_scale.compute(ys[i])]);
 }"""
 LOSS_POINTS_JS = """() => {
   const fig = Bokeh.index.all_views().find(v => v.model.name === 'ssvae-loss-figure');
@@ -198,6 +210,7 @@ def test_landing_page_creates_a_model_and_opens_its_map(
         u for u in requested if not u.startswith(("http://127.0.0.1", "ws://", "blob:", "data:"))
     ]
     assert outside == [], "the page must load without the internet"
+    page.locator(".ssvae-layout-note").get_by_text("not trained yet").wait_for()
     page.screenshot(path=str(SCREENSHOTS / "label-untrained.png"))
 
 
@@ -330,3 +343,88 @@ def test_a_class_the_data_lacks_is_added_on_the_label_page_and_labels_the_point(
     page.get_by_role("button", name="add new class").click()
     page.locator(".ssvae-error").get_by_text("already exists").wait_for()
     assert (artifacts / "models" / MODEL_ID / "labels.csv").read_bytes() == labels
+
+
+def _pool_truth(artifacts: Path) -> tuple[Any, Any, Any]:
+    """The class map as the workspace caches it (serials, positions) and each serial's true
+    class, read by the real services."""
+    opened = open_workspace(artifacts / "models" / MODEL_ID, artifacts)
+    pool = opened.app.workspace_service().pool(opened.workspace)
+    layout = opened.app.map_service().positions(opened.workspace)
+    assert pool.y is not None
+    truth = dict(zip(pool.serials.tolist(), pool.y.tolist(), strict=True))
+    return layout.serials, layout.positions, np.array([truth[s] for s in layout.serials.tolist()])
+
+
+def test_the_class_map_of_a_trained_model_lets_a_lasso_take_one_class(
+    server: tuple[str, Path], page: Any
+) -> None:
+    _, artifacts = server
+    # A model worth mapping: 20 true labels a class (written as `ssvae label` would, beside
+    # the server), then a few epochs from the Train page.
+    serials, _, classes = _pool_truth(artifacts)
+    opened = open_workspace(artifacts / "models" / MODEL_ID, artifacts)
+    for digit in range(10):
+        chosen = serials[classes == digit][:LABELS_PER_CLASS]
+        opened.app.label_service().set(chosen.tolist(), str(digit), "test")
+    total = len(_labels(artifacts))
+    history = artifacts / "models" / MODEL_ID / "history.csv"
+    runs = len(history.read_text().splitlines())
+    _tab(page, "Train")
+    epochs = page.get_by_label("epochs", exact=True)
+    epochs.fill("5")
+    epochs.press("Enter")
+    page.get_by_role("button", name="start training").click()
+    _wait_until(lambda: len(history.read_text().splitlines()) > runs, SLOW / 1000, "the run")
+    _tab(page, "Label")
+    # The new round's board (its counters) drawn on the class map, with no note left.
+    page.locator(".ssvae-counters").get_by_text(f"total: {total}").first.wait_for(timeout=SLOW)
+    page.locator(".ssvae-map-caption").get_by_text("class map").wait_for(timeout=SLOW)
+    assert page.get_by_label("map", exact=True).input_value() == "class map"
+    assert page.locator(".ssvae-layout-note").inner_text().strip() == ""
+    page.screenshot(path=str(SCREENSHOTS / "label-class-map.png"))
+    serials, xy, classes = _pool_truth(artifacts)
+    assert map_purity(xy, classes) >= 0.8  # the map groups classes
+    # A cluster's core: the point whose 60 nearest map neighbours share its class most, and
+    # those neighbours, which the lasso goes round (a circle of at least 20 pixels).
+    distances = np.linalg.norm(xy[:, None, :] - xy[None, :, :], axis=2)
+    nearest = np.argsort(distances, axis=1)[:, :60]
+    agreement = (classes[nearest] == classes[:, None]).mean(axis=1)
+    core = int(np.argmax(agreement))
+    members = xy[nearest[core]]
+    screen = np.array(page.evaluate(TO_SCREEN_JS, [members[:, 0].tolist(), members[:, 1].tolist()]))
+    centre = screen.mean(axis=0)
+    radius = max(20.0, float(np.linalg.norm(screen - centre, axis=1).max()) + 3.0)
+    page.get_by_title("Lasso Select").first.click()
+    page.mouse.move(centre[0] + radius, centre[1])
+    page.mouse.down()
+    for step in range(1, 33):
+        angle = 2 * math.pi * step / 32
+        page.mouse.move(centre[0] + radius * math.cos(angle), centre[1] + radius * math.sin(angle))
+    page.mouse.up()
+    group_count = page.locator(".ssvae-group-count")
+    group_count.wait_for()  # shown for this lasso (the last group's was hidden)
+    count = int(group_count.inner_text())
+    assert count >= 10
+    target = str(int(classes[core]))
+    page.get_by_label("class for the group").select_option(target)
+    page.get_by_role("button", name="label group…").click()
+    page.locator(".ssvae-confirm-text").get_by_text(
+        f"label {count} points as '{target}'"
+    ).wait_for()
+    page.screenshot(path=str(SCREENSHOTS / "label-class-map-group.png"))
+    before = _labels(artifacts)
+    page.get_by_role("button", name="confirm").click()
+    labelled = _wait_until(
+        lambda: [
+            s for s, c in _labels(artifacts).items() if c == target and before.get(s) != target
+        ],
+        30,
+        "the group's labels in the file",
+    )
+    truth = dict(zip(serials.tolist(), classes.tolist(), strict=True))
+    same = np.mean([truth[s] == int(target) for s in labelled])
+    assert same >= 0.8, f"{same:.2f} of the lasso's {len(labelled)} points are class {target}"
+    page.get_by_title("Pan").first.click()
+    page.keyboard.press("Control+z")
+    _wait_until(lambda: _labels(artifacts) == before, 30, "the group undone")

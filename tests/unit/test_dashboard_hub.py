@@ -6,6 +6,7 @@ data source, the model repository and the generator are in-memory fakes.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from ssvae.domain.errors import SpecError
 from ssvae.domain.labels import ClassVocabulary
 from ssvae.domain.spec import PRESETS, TEXT_PRESET_VALUES
 from ssvae.domain.workspace import WorkspaceError
-from ssvae.entrypoints.dashboard.viewmodels.hub import DashboardHub
+from ssvae.entrypoints.dashboard.viewmodels.hub import LAYING_OUT, UNTRAINED_MAP, DashboardHub
+from ssvae.entrypoints.dashboard.viewmodels.map import CLASS_VIEW, LATENT_VIEW
 from ssvae.entrypoints.dashboard.viewmodels.training import FAILED, FINISHED
 
 VOCABULARY = ClassVocabulary.digits(3)
@@ -194,3 +196,34 @@ def test_the_catalog_leaves_out_folders_that_are_no_complete_workspace(tmp_path:
     assert [summary.id for summary in hub.catalog()] == ["good"]
     with pytest.raises(WorkspaceError, match=r"spec\.yaml is missing"):
         hub.open("damaged")  # opening it says what is wrong
+
+
+def _wait_for_layout(model: Any, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not model.layout_ready() and time.monotonic() < deadline:
+        assert model.layout_note() in ("", LAYING_OUT), model.layout_note()
+        time.sleep(0.05)
+
+
+def test_the_map_shows_the_latent_until_the_class_map_is_laid_out_off_the_page(
+    tmp_path: Path,
+) -> None:
+    hub = _hub(tmp_path)
+    hub.create("mixture_k5", "m")
+    model = hub.open("m")
+    model.warm()
+    assert model.pool_map().view == LATENT_VIEW and model.layout_note() == UNTRAINED_MAP
+    assert not model.layout_ready()
+    model.board().assign([0, 3, 4], "0")
+    model.board().assign([1, 2, 5], "1")
+    model.job.start(1)
+    assert model.job.wait(20) and model.job.progress().state == FINISHED
+    _wait_for_layout(model)
+    assert model.layout_ready() and model.layout_note() == ""
+    drawn = model.pool_map()
+    assert drawn.view == CLASS_VIEW
+    # The map drawn is the workspace's cached map, the one `ssvae map` writes.
+    cached = model.services.maps.positions(model.workspace)
+    rows = drawn.rows_of(cached.serials)
+    np.testing.assert_array_equal(drawn.xy[rows], cached.positions)
+    assert drawn.latent_xy is not None and not np.array_equal(drawn.latent_xy, drawn.xy)

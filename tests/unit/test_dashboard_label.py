@@ -314,3 +314,28 @@ def test_the_queue_page_undoes_off_the_event_loop_and_refuses_presses_meanwhile(
     show()  # on the event loop: show what the undo did
     assert "undone: 3 points" in page.status.object
     assert store.undos == 1 and dict(store.load()) == {0: "2"}  # refused presses did nothing
+
+
+def test_the_label_page_switches_between_the_class_map_and_the_latent(tmp_path: Path) -> None:
+    from ssvae.entrypoints.dashboard.label_page import LabelPage
+    from ssvae.entrypoints.dashboard.viewmodels.map import CLASS_VIEW, LATENT_VIEW, with_layout
+
+    board, _ = _counting_board(tmp_path)
+    page = LabelPage(board, "vector")
+    assert page.map_view.options == [CLASS_VIEW, LATENT_VIEW]
+    assert page.map_view.value == LATENT_VIEW
+    page.map_view.value = CLASS_VIEW  # not laid out yet: a note, and the latent stays
+    assert "not laid out yet" in page.note.object and page.map_view.value == LATENT_VIEW
+    page.show_layout_note("laying out the map…")
+    assert "laying out the map" in page.layout_note.object
+    pool_map = board.pool_map
+    positions = np.column_stack([np.arange(len(pool_map)), -np.arange(len(pool_map))])
+    board.pool_map = with_layout(pool_map, pool_map.serials, positions.astype(float))
+    page.replace_board(board)
+    page.show_layout_note("")
+    assert page.map_view.value == CLASS_VIEW and page.layout_note.object == ""
+    np.testing.assert_array_equal(page.map.pool_map.xy, positions)
+    assert "class map" in page.caption.object
+    page.map_view.value = LATENT_VIEW
+    np.testing.assert_array_equal(page.map.pool_map.xy, pool_map.latent_xy)
+    assert "latent" in page.caption.object and board.pool_map.view == LATENT_VIEW

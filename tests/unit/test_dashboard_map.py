@@ -13,6 +13,8 @@ from ssvae.domain.labels import ClassVocabulary, LabelSet
 from ssvae.domain.model import Predictions
 from ssvae.entrypoints.dashboard.viewmodels.map import (
     ACQUISITION,
+    CLASS_AXES,
+    CLASS_VIEW,
     COLOUR_MODES,
     COMPONENT,
     NOVELTY,
@@ -25,11 +27,13 @@ from ssvae.entrypoints.dashboard.viewmodels.map import (
     acquisition_scores,
     build_pool_map,
     colour_column,
+    in_view,
     nearest_row,
     project_2d,
     rows_in_box,
     rows_in_polygon,
     user_codes,
+    with_layout,
 )
 
 VOCABULARY = ClassVocabulary(("cat", "dog", "owl"))
@@ -268,3 +272,35 @@ def test_the_raster_agrees_with_drawing_points_one_by_one(count: int, seed: int)
                 if 0 <= px + dx < 12 and 0 <= py + dy < 7:
                     slow[py + dy, px + dx] = row
     np.testing.assert_array_equal(fast, slow)
+
+
+def test_the_class_map_is_drawn_once_laid_out_and_the_latent_stays_a_view() -> None:
+    serials = np.array([30, 10, 20, 40])
+    pool_map = build_pool_map(serials, _predictions(4), VOCABULARY)
+    assert pool_map.view == "latent (PCA)"
+    latent_xy = pool_map.xy.copy()
+    # The layout lists serials in its own order; each lands on its own map row.
+    layout_serials = np.array([40, 20, 10, 30])
+    positions = np.array([[4.0, -4.0], [2.0, -2.0], [1.0, -1.0], [3.0, -3.0]])
+    drawn = with_layout(pool_map, layout_serials, positions)
+    assert drawn.view == CLASS_VIEW and drawn.axis_names == CLASS_AXES
+    np.testing.assert_array_equal(drawn.serials, [10, 20, 30, 40])
+    np.testing.assert_array_equal(drawn.xy[:, 0], [1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(drawn.class_probs, pool_map.class_probs)  # colours unmoved
+    latent = in_view(drawn, "latent (PCA)")
+    np.testing.assert_array_equal(latent.xy, latent_xy)
+    assert latent.axis_names == pool_map.axis_names
+    np.testing.assert_array_equal(in_view(latent, CLASS_VIEW).xy, drawn.xy)
+
+
+def test_the_class_map_before_its_layout_or_of_another_pool_says_what_to_do() -> None:
+    pool_map = build_pool_map(np.arange(5), _predictions(5), VOCABULARY)
+    with pytest.raises(DashboardError, match="not laid out yet") as error:
+        in_view(pool_map, CLASS_VIEW)
+    assert "\n" not in str(error.value)
+    with pytest.raises(DashboardError, match="places 4 samples, the pool has 5"):
+        with_layout(pool_map, np.arange(4), np.zeros((4, 2)))
+    with pytest.raises(DashboardError, match="not in the pool"):
+        with_layout(pool_map, np.arange(1, 6), np.zeros((5, 2)))
+    with pytest.raises(DashboardError, match="unknown map view"):
+        in_view(pool_map, "umap")

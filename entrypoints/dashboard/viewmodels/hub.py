@@ -22,12 +22,15 @@ import numpy.typing as npt
 from ssvae.application.bootstrap import AppFactory, bootstrap, open_workspace
 from ssvae.application.container import Container
 from ssvae.application.labeling import LabelService
+from ssvae.application.maps import MapService
 from ssvae.application.query import QueryService, input_vectors, predict_chunks
 from ssvae.application.settings import AppSettings
 from ssvae.application.training import TrainService
 from ssvae.application.workspace import WorkspaceService
 from ssvae.domain.comparison import GeneratedSamples, ModelGenerator
 from ssvae.domain.data import DatasetInfo, Samples
+from ssvae.domain.errors import SsvaeError
+from ssvae.domain.maps import MapLayout
 from ssvae.domain.model import SsvaeModel, TrainingCallback, TrainingReport
 from ssvae.domain.ports import LabelStore
 from ssvae.domain.spec import (
@@ -45,7 +48,12 @@ from ssvae.domain.workspace import (
     inside,
 )
 from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard, with_vocabulary
-from ssvae.entrypoints.dashboard.viewmodels.map import DashboardError, PoolMap, build_pool_map
+from ssvae.entrypoints.dashboard.viewmodels.map import (
+    DashboardError,
+    PoolMap,
+    build_pool_map,
+    with_layout,
+)
 from ssvae.entrypoints.dashboard.viewmodels.model import (
     ModelOverview,
     accuracy,
@@ -58,6 +66,11 @@ from ssvae.entrypoints.dashboard.viewmodels.training import TrainingJob, check_e
 
 GENERATED_PER_CLASS = 4
 DASHBOARD_SOURCE = "dashboard"
+LAYING_OUT = "laying out the map… it groups the classes once ready; meanwhile the latent (PCA)"
+UNTRAINED_MAP = (
+    "the model is not trained yet: the map shows the latent (PCA); after a training run it "
+    "groups the classes"
+)
 
 
 @attrs.frozen
@@ -84,6 +97,7 @@ class ModelServices:
     generator: ModelGenerator
     label_store: LabelStore
     info: DatasetInfo
+    maps: MapService
 
     @classmethod
     def of(cls, app: Container) -> ModelServices:
@@ -95,6 +109,7 @@ class ModelServices:
             generator=app.model_generator(),
             label_store=app.label_store(),
             info=app.dataset_service().describe(),
+            maps=app.map_service(),
         )
 
 
@@ -109,6 +124,12 @@ class OpenModel:
         self._model: SsvaeModel | None = None
         self._map: PoolMap | None = None
         self._map_rounds = -1
+        # The class map of a round: laid out off the page's thread (a first layout of a large
+        # pool takes tens of seconds), by round; the map is drawn from the latent meanwhile.
+        self._layouts: dict[int, MapLayout] = {}
+        self._layout_errors: dict[int, str] = {}
+        self._laying_out: int | None = None
+        self._map_has_layout = False
         self.info: DatasetInfo = services.info
         self.job = TrainingJob(self._train)
         self._test_accuracy: dict[int, float] = {}
@@ -160,8 +181,69 @@ class OpenModel:
                     inputs=input_vectors(pool.x),
                 )
                 self._map_rounds = rounds
+                self._map_has_layout = False
+            layout = self._layouts.get(rounds)
+            if layout is not None and not self._map_has_layout:
+                try:
+                    self._map = with_layout(self._map, layout.serials, layout.positions)
+                except DashboardError as error:
+                    self._layout_errors[rounds] = str(error)
+                    self._layouts.pop(rounds)
+                else:
+                    self._map_has_layout = True
             self._map = with_vocabulary(self._map, vocabulary)
             return self._map
+
+    def request_layout(self) -> None:
+        """Lay the current round's class map out on a worker thread (from the workspace's
+        cache when it holds it), unless it is laid out, failed or on its way already."""
+        with self._lock:
+            workspace = self._workspace
+            rounds = len(workspace.metadata.rounds)
+            busy = self._laying_out is not None
+            if not rounds or busy or rounds in self._layouts or rounds in self._layout_errors:
+                return
+            self._laying_out = rounds
+
+        def work() -> None:
+            try:
+                layout = self.services.maps.positions(workspace)
+            except SsvaeError as error:
+                with self._lock:
+                    self._layout_errors[rounds] = str(error)
+            except Exception as error:  # a layout bug leaves the latent map usable, and says so
+                with self._lock:
+                    self._layout_errors[rounds] = f"{type(error).__name__}: {error}"
+            else:
+                with self._lock:
+                    self._layouts = {rounds: layout}  # only the latest round's is kept
+            finally:
+                with self._lock:
+                    self._laying_out = None
+                self.request_layout()  # a round that ended meanwhile gets its map too
+
+        threading.Thread(target=work, name="ssvae-map-layout", daemon=True).start()
+
+    def layout_ready(self) -> bool:
+        """Whether the current round's class map is laid out."""
+        with self._lock:
+            return len(self._workspace.metadata.rounds) in self._layouts
+
+    def layout_note(self) -> str:
+        """Why the map does not show the class map ('' when it can): untrained, laying out,
+        or what went wrong."""
+        with self._lock:
+            rounds = len(self._workspace.metadata.rounds)
+            if not rounds:
+                return UNTRAINED_MAP
+            if rounds in self._layouts:
+                return ""
+            if rounds in self._layout_errors:
+                return (
+                    f"the class map could not be laid out ({self._layout_errors[rounds]}); "
+                    "the map shows the latent (PCA)"
+                )
+            return LAYING_OUT
 
     def load_samples(self, serials: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         """Inputs of pool samples by serial."""
@@ -228,7 +310,9 @@ class OpenModel:
             return self._generated[key]
 
     def warm(self) -> None:
-        """Compute what every page needs first, so that the first page is quick."""
+        """Compute what every page needs first, so that the first page is quick; the class
+        map is laid out meanwhile on its own thread."""
+        self.request_layout()
         self.pool_map()
         self.texts()
         if self.is_text:  # generated embeddings mean nothing to a reader: messages instead

@@ -1,8 +1,12 @@
-"""The latent map of the whole pool, as the dashboard draws it: positions and colour columns.
+"""The map of the whole pool, as the dashboard draws it: positions and colour columns.
 
-Plain values built from a model's predictions; the dashboard only draws them. A 2-D latent is
-drawn as it is; a wider one through a PCA projection whose axes are computed once per model
-and kept with the map, so every page and every refresh of one model shows the same picture.
+Plain values built from a model's predictions; the dashboard only draws them. Two views:
+the class map (`CLASS_VIEW`), the workspace's cached layout of the model's class probabilities
+and encodings, which groups classes, so a lasso takes mostly one class; and the latent
+(`LATENT_VIEW`), which shows style: a 2-D latent as it is, a wider one through a PCA
+projection whose axes are computed once per model, so every page of one model shows the same
+picture. The latent view is drawn until the class map is laid out (a model's first layout
+takes a while) and for an untrained model, which has none.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ COMPONENT = "mixture component"
 ACQUISITION = "acquisition score"
 NOVELTY = "novelty"
 UNKNOWN = "unknown"  # the predicted class of a point whose novelty passes the threshold
+CLASS_VIEW = "class map"
+LATENT_VIEW = "latent (PCA)"
+MAP_VIEWS: tuple[str, ...] = (CLASS_VIEW, LATENT_VIEW)
+CLASS_AXES = ("map 1", "map 2")
 COLOUR_MODES: tuple[str, ...] = (
     USER_LABEL,
     TRUE_LABEL,
@@ -68,6 +76,10 @@ class PoolMap:
     num_components: int = 1
     encodings: npt.NDArray[np.float32] | None = None  # (n, e) Predictions.encoding (typiclust)
     inputs: npt.NDArray[np.float32] | None = None  # (n, d) query.input_vectors (novelty)
+    view: str = LATENT_VIEW  # which positions `xy` holds
+    latent_xy: FloatArray | None = None  # (n, 2) the latent view's positions
+    latent_axes: tuple[str, str] = ("z1", "z2")
+    class_xy: FloatArray | None = None  # (n, 2) the class map, once laid out
 
     def __len__(self) -> int:
         return int(self.serials.shape[0])
@@ -138,6 +150,8 @@ def build_pool_map(
         serials=serial_array[order],
         xy=xy,
         axis_names=axis_names,
+        latent_xy=xy,
+        latent_axes=axis_names,
         latent=latent,
         class_probs=np.asarray(predictions.class_probs, np.float64)[order],
         tau_probs=None
@@ -159,6 +173,37 @@ def build_pool_map(
         else np.asarray(predictions.encoding, np.float32)[order],
         inputs=None if inputs is None else np.asarray(inputs, np.float32)[order],
     )
+
+
+def with_layout(pool_map: PoolMap, serials: npt.ArrayLike, positions: npt.ArrayLike) -> PoolMap:
+    """The map with the class map's `positions` (one row a serial, any order) as its view;
+    DashboardError when the layout does not place exactly the map's serials."""
+    serial_array = np.asarray(serials, np.int64)
+    xy = np.asarray(positions, np.float64)
+    if serial_array.shape != pool_map.serials.shape or xy.shape != (len(serial_array), 2):
+        raise DashboardError(
+            f"the class map places {serial_array.size} samples, the pool has {len(pool_map)}; "
+            "reload the page to lay it out again"
+        )
+    rows = pool_map.rows_of(serial_array)
+    aligned = np.empty_like(xy)
+    aligned[rows] = xy
+    return in_view(attrs.evolve(pool_map, class_xy=aligned), CLASS_VIEW)
+
+
+def in_view(pool_map: PoolMap, view: str) -> PoolMap:
+    """The map drawn in `view`; DashboardError for the class map before it is laid out."""
+    if view == CLASS_VIEW:
+        if pool_map.class_xy is None:
+            raise DashboardError(
+                "the class map is not laid out yet: it comes after a training run; meanwhile "
+                f"the map shows the {LATENT_VIEW}"
+            )
+        return attrs.evolve(pool_map, xy=pool_map.class_xy, axis_names=CLASS_AXES, view=view)
+    if view == LATENT_VIEW:
+        latent_xy = pool_map.xy if pool_map.latent_xy is None else pool_map.latent_xy
+        return attrs.evolve(pool_map, xy=latent_xy, axis_names=pool_map.latent_axes, view=view)
+    raise DashboardError(f"unknown map view {view!r}; choose one of {', '.join(MAP_VIEWS)}")
 
 
 @attrs.frozen(eq=False)
