@@ -80,14 +80,13 @@ class OpenTsneProjector:
 
         options: dict[str, Any] = {}
         if initial is not None:
-            # Start from the earlier map as it is, without the early exaggeration that lets
-            # clusters travel across the map: each row only settles among its new neighbours.
-            # (A fresh fit starts from the features' PCA, whose axes turn with every retrain
-            # when classes are about equally far apart, as class probabilities are.)
-            options = {
-                "initialization": np.array(initial, dtype=np.float64),
-                "early_exaggeration_iter": 0,
-            }
+            # Start from the earlier map at its own scale: its clusters are too far apart for
+            # the early exaggeration to carry them across the map, yet it still gathers the
+            # rows a better model now groups. (A fresh fit starts from the features' PCA,
+            # whose axes turn with every retrain when classes are about equally far apart,
+            # as class probabilities are.) Without the exaggeration, a map started from a
+            # poor first round's blob stayed mixed: kNN purity 0.87 against 0.92.
+            options = {"initialization": np.array(initial, dtype=np.float64)}
         tsne = TSNE(
             perplexity=perplexity,
             n_jobs=self.n_jobs,

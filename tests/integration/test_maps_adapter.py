@@ -88,6 +88,17 @@ def test_a_retrained_models_map_stays_where_the_previous_one_was() -> None:
     assert displacement(kept) < 0.3
 
 
+def test_a_map_started_from_a_poor_rounds_blob_still_groups_the_classes() -> None:
+    # A first round on few labels maps the pool as one blob; the next, better model must still
+    # pull its classes apart from there, as a fresh layout would.
+    rng = np.random.default_rng(0)
+    classes = np.arange(2000) % 10
+    features = 4.0 * np.eye(10)[classes] + rng.normal(0, 1.2, (2000, 10))
+    blob = rng.normal(0, 20, (2000, 2))
+    positions = OpenTsneProjector(n_jobs=1).fit(features, seed=1, initial=blob).positions
+    assert map_purity(positions, classes) >= 0.85
+
+
 def _map(n: int = 5, key: str = "model-a") -> MapLayout:
     positions = np.arange(2 * n, dtype=np.float64).reshape(n, 2) / 3
     return MapLayout(
