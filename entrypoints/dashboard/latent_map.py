@@ -28,7 +28,7 @@ from bokeh.models import (
     TapTool,
     WheelZoomTool,
 )
-from bokeh.palettes import Category10, Category20, Turbo256, Viridis256
+from bokeh.palettes import Category10, Turbo256, Viridis256
 
 from ssvae.entrypoints.dashboard.viewmodels.map import (
     USER_LABEL,
@@ -69,12 +69,19 @@ return '';
 HOVER_CHARACTERS = 160  # a hover shows the start of a message; the detail shows all of it
 
 
+# Category10's grey would read as an unlabelled point (NONE_COLOUR); an indigo takes its place.
+_CATEGORY10_WITHOUT_GREY = tuple("#393b79" if c == "#7f7f7f" else c for c in Category10[10])
+
+
 def category_palette(count: int) -> list[str]:
-    """`count` distinguishable colours."""
+    """`count` distinguishable colours, none of them grey: grey is the unlabelled points'
+    colour, so a grey class would vanish among them.
+
+    Up to 10 classes: Category10 with its grey replaced. More: evenly spaced samples of Turbo,
+    which holds no grey (Category20's pale halves and its two greys read as unlabelled).
+    """
     if count <= 10:
-        return list(Category10[10][: max(count, 1)])
-    if count <= 20:
-        return list(Category20[20][:count])
+        return list(_CATEGORY10_WITHOUT_GREY[: max(count, 1)])
     step = len(Turbo256) / count
     return [Turbo256[int(i * step)] for i in range(count)]
 
