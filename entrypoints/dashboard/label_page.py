@@ -587,8 +587,10 @@ class LabelPage:
         return True
 
     def apply(self, update: LabelUpdate) -> None:
-        """Redraw what an action changed: the points, the counters, the detail."""
+        """Redraw what an action changed: the points, the counters, the detail; the rings go,
+        so that the labelled points show their new colours."""
         self.map.patch_labels(update.rows, update.codes)
+        self.map.clear_selection()
         self.counters.object = counters_html(update.counts)
         self.status.object = html.escape(update.message)
         changed = self.board.pool_map.serials[update.rows]

@@ -192,6 +192,10 @@ class LatentMapView:
             fill_color={"field": "label", "transform": label_mapper},
             line_color="#202020",
             line_width=0.8,
+            # A lasso selects in this layer too; Bokeh would fade the points left out of it,
+            # hiding their class colours: selected or not, they look the same.
+            nonselection_fill_alpha=1.0,
+            nonselection_line_alpha=1.0,
         )
         self.focus = ColumnDataSource({"x": [], "y": []}, name=FOCUS_SOURCE_NAME)
         figure.scatter(
@@ -306,6 +310,12 @@ class LatentMapView:
     def highlight(self, rows: IntArray) -> None:
         """Ring `rows` on the map."""
         self.focus.data = {"x": self.pool_map.xy[rows, 0], "y": self.pool_map.xy[rows, 1]}
+
+    def clear_selection(self) -> None:
+        """Remove the rings and the browser's selection: once their points are labelled, the
+        rings would only hide the new class colours."""
+        self.focus.data = {"x": [], "y": []}
+        self.labelled.selected.indices = []
 
     def _tapped(self, event: events.Tap) -> None:
         if event.x is None or event.y is None:

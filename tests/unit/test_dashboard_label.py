@@ -339,3 +339,37 @@ def test_the_label_page_switches_between_the_class_map_and_the_latent(tmp_path: 
     page.map_view.value = LATENT_VIEW
     np.testing.assert_array_equal(page.map.pool_map.xy, pool_map.latent_xy)
     assert "latent" in page.caption.object and board.pool_map.view == LATENT_VIEW
+
+
+@pytest.mark.usefixtures("_bokeh")
+def test_labelling_or_undoing_clears_the_rings_that_would_hide_the_new_colours(
+    tmp_path: Path,
+) -> None:
+    from ssvae.entrypoints.dashboard.label_page import LabelPage
+
+    board, store = _counting_board(tmp_path)
+    page = LabelPage(board, "vector")
+    figure = page.map
+
+    def select(rows: np.ndarray) -> None:  # as a lasso does: rings, and Bokeh's selection
+        figure.highlight(rows)
+        figure.labelled.selected.indices = [0]
+        assert len(figure.focus.data["x"]) == rows.size
+
+    def cleared() -> bool:
+        return len(figure.focus.data["x"]) == 0 and list(figure.labelled.selected.indices) == []
+
+    rows = np.array([2, 3, 4])
+    select(rows)
+    page._group_drawn(rows)
+    page.group_target.value = "1"
+    page._confirm_group()
+    assert dict(store.load()) == {2: "1", 3: "1", 4: "1"}
+    assert cleared()
+    select(np.array([5]))
+    page._point_clicked(5)
+    page.press("2", False)
+    assert dict(store.load())[5] == "2" and cleared()
+    select(rows)
+    page.press("z", True)
+    assert 5 not in dict(store.load()) and cleared()
