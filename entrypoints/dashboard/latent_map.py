@@ -28,6 +28,7 @@ from bokeh.models import (
     TapTool,
     WheelZoomTool,
 )
+from bokeh.models.annotations.legends import ColorBar
 from bokeh.palettes import Category10, Turbo256, Viridis256
 
 from ssvae.entrypoints.dashboard.viewmodels.map import (
@@ -47,6 +48,7 @@ SERIAL_SOURCE_NAME = "ssvae-serial-source"
 LABELLED_SOURCE_NAME = "ssvae-labelled-source"
 FOCUS_SOURCE_NAME = "ssvae-focus-source"
 FIGURE_NAME = "ssvae-latent-map"
+COLOUR_BAR_NAME = "ssvae-colour-bar"
 NONE_COLOUR = "#c8c8c8"
 LABELLED_SIZE = 7.0
 UNLABELLED_SIZE = 3.0
@@ -149,7 +151,7 @@ class LatentMapView:
         self._codes = np.asarray(user_codes, np.int64).copy()
         self._raster_size = (width - 80, height - 80)
         self._view = (_padded(pool_map.xy[:, 0]), _padded(pool_map.xy[:, 1]))
-        self._row_rgba, _ = colour_table(column)
+        self._row_rgba, scale = colour_table(column)
         (x0, x1), (y0, y1) = self._view
         x_name, y_name = pool_map.axis_names
         empty = np.zeros((2, 2, 4), np.uint8)
@@ -207,8 +209,20 @@ class LatentMapView:
             line_color="#000000",
             line_width=2.5,
         )
+        # The pool is an image of ready-made colours, so a continuous mode (certainty, a
+        # score, novelty) says which colour means what through a bar of its own scale.
+        self.scale = LinearColorMapper(palette=list(Viridis256), low=0.0, high=1.0)
+        self.colour_bar = ColorBar(
+            color_mapper=self.scale,
+            name=COLOUR_BAR_NAME,
+            width=12,
+            title_text_font_size="9pt",
+            visible=False,
+        )
+        figure.add_layout(self.colour_bar, "right")
         self._add_tools(figure, serial_image, labelled)
         self.figure = figure
+        self._show_scale(column, scale)
         self._draw()
         figure.on_event(events.Tap, self._tapped)
         figure.on_event(events.SelectionGeometry, self._selected)
@@ -292,8 +306,18 @@ class LatentMapView:
 
     def recolour(self, column: ColourColumn) -> None:
         """Colour every pool point by `column` (category codes or continuous values)."""
-        self._row_rgba, _ = colour_table(column)
+        self._row_rgba, scale = colour_table(column)
+        self._show_scale(column, scale)
         self._draw()
+
+    def _show_scale(self, column: ColourColumn, scale: dict[str, Any]) -> None:
+        """The colour bar of a continuous column, with its range; none for categories, whose
+        colours the class counters and the legend name."""
+        continuous = column.categories is None and column.mode != USER_LABEL
+        if continuous:
+            self.scale.update(low=scale["low"], high=scale["high"])
+            self.colour_bar.title = column.mode
+        self.colour_bar.visible = continuous
 
     def patch_labels(self, rows: IntArray, codes: IntArray) -> None:
         """Redraw `rows` with their new user-label codes (-1: unlabelled)."""

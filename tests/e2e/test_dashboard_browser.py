@@ -83,6 +83,12 @@ TO_SCREEN_JS = """([xs, ys]) => {
   return xs.map((x, i) => [r.left + fig.frame.x_scale.compute(x),
                            r.top + fig.frame.y_scale.compute(ys[i])]);
 }"""
+# The title of the map's colour bar while it is shown, else null.
+COLOUR_BAR_JS = """() => {
+  const fig = Bokeh.index.all_views().find(v => v.model.name === 'ssvae-latent-map');
+  const bar = fig.model.right.find(r => r.name === 'ssvae-colour-bar');
+  return bar && bar.visible ? bar.title : null;
+}"""
 LOSS_POINTS_JS = """() => {
   const fig = Bokeh.index.all_views().find(v => v.model.name === 'ssvae-loss-figure');
   return fig.model.renderers.map(r => r.data_source.data['x'].length);
@@ -428,3 +434,9 @@ def test_the_class_map_of_a_trained_model_lets_a_lasso_take_one_class(
     page.get_by_title("Pan").first.click()
     page.keyboard.press("Control+z")
     _wait_until(lambda: _labels(artifacts) == before, 30, "the group undone")
+    # A continuous colour mode says which colour means what: a colour bar beside the map.
+    page.get_by_label("colour by").select_option("certainty")
+    _wait_until(lambda: page.evaluate(COLOUR_BAR_JS) == "certainty", 30, "the colour bar")
+    page.screenshot(path=str(SCREENSHOTS / "label-certainty.png"))
+    page.get_by_label("colour by").select_option("user label")
+    _wait_until(lambda: page.evaluate(COLOUR_BAR_JS) is None, 30, "no colour bar")
