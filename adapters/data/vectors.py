@@ -27,8 +27,11 @@ import numpy.typing as npt
 
 from ssvae.adapters.data.vector_files import RawSplit, read_vector_file, shown_shape
 from ssvae.domain.data import DatasetInfo, Samples
+from ssvae.domain.echo import short_repr
 from ssvae.domain.errors import DataError, LabelError
 from ssvae.domain.labels import ClassVocabulary
+
+MAX_CLASS_INDEX = 100_000  # class indices without names: far more classes than any labelling
 
 
 @attrs.frozen(eq=False)
@@ -232,7 +235,14 @@ def _classes_found(labelled: dict[str, RawSplit], train_path: Path) -> tuple[str
     if names and integers:
         raise DataError("labels mix class names and class indices across splits; use one kind")
     if integers:
-        # Class indices without names: the classes are named by their index.
+        # Class indices without names: the classes are named by their index, so an index must
+        # be small (a stray 10**18 would otherwise name a quintillion classes).
+        if max(integers) >= MAX_CLASS_INDEX:
+            raise DataError(
+                f"{train_path}: a label is class index {short_repr(max(integers))}; class "
+                f"indices run from 0 to at most {MAX_CLASS_INDEX - 1:,}: correct the labels, "
+                "or store class names instead"
+            )
         return tuple(str(i) for i in range(max(integers) + 1))
     return tuple(sorted(names))
 

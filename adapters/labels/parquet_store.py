@@ -27,6 +27,10 @@ class ParquetLabelFile(LabelFile):
             raise LabelError(
                 f"{origin} is not a readable Parquet file ({one_line(error, 160)}); {_FIX}"
             ) from None
+        except UnicodeDecodeError:  # Arrow decodes column names as UTF-8 when it opens a file
+            raise LabelError(
+                f"{origin} is not a readable Parquet file (a column name is not UTF-8 text); {_FIX}"
+            ) from None
         if sorted(table.column_names) != ["Serial", "label"]:
             shown = one_line(", ".join(table.column_names[:10]), 160)
             raise LabelError(f"{origin} has the columns {shown}; {_FIX}")

@@ -229,6 +229,13 @@ def test_the_npz_reader_gives_vectors_or_a_data_error(tmp_path: Path, data: byte
     describe(path)
 
 
+def test_a_huge_class_index_is_refused_before_naming_every_class(tmp_path: Path) -> None:
+    path = tmp_path / "v.npz"
+    np.savez(path, x=np.zeros((2, 3), np.float32), y=np.array([0, 10**18], np.int64))
+    with pytest.raises(DataError, match="class index 1000000000000000000"):
+        VectorDataSource(path).describe()
+
+
 def test_a_deflated_npz_member_claiming_gigabytes_is_refused(tmp_path: Path) -> None:
     header = _npy_bytes(np.zeros((1, 4), np.float32))
     start = header.find(b"'shape': (")

@@ -149,6 +149,19 @@ def test_parquet_reader_on_damaged_and_strange_files(data):
     _read_or_refuse(ParquetLabelFile(), data)
 
 
+def test_a_parquet_column_name_that_is_not_utf8_is_one_line():
+    table = pa.table({"Serial": pa.array([1000], pa.int64()), "label": ["cat"]})
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    data = sink.getvalue().to_pybytes()
+    # Spoil the first byte of the column name in the file's footer (Arrow decodes it on open).
+    position = data.index(b"\x05label")
+    damaged = data[: position + 1] + b"\x80" + data[position + 2 :]
+    with pytest.raises(LabelError, match="column name is not UTF-8") as refused:
+        ParquetLabelFile().decode(damaged, "fuzzed", VOCABULARY, SERIALS)
+    assert "\n" not in str(refused.value)
+
+
 @FUZZ
 @given(data=st.binary(max_size=400))
 def test_parquet_reader_on_random_bytes(data):
