@@ -15,6 +15,8 @@ import json
 import re
 from typing import Any
 
+from ssvae.domain.echo import one_line
+
 MAX_JSON_NESTING = 64
 # Ids need 19 digits; a long number in a file is damage or hostility, not data.
 MAX_JSON_DIGITS = 100
@@ -44,7 +46,7 @@ def load_json_bounded(data: str | bytes) -> Any:
     try:
         text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
     except UnicodeDecodeError as error:
-        raise JsonLimitError(f"not UTF-8 text ({_one_line(error)})") from None
+        raise JsonLimitError(f"not UTF-8 text ({one_line(error, 200)})") from None
     if json_nesting(text) > MAX_JSON_NESTING:
         raise JsonNestingError(f"values nest more than {MAX_JSON_NESTING} levels deep")
     try:
@@ -55,7 +57,7 @@ def load_json_bounded(data: str | bytes) -> Any:
             f"{MAX_JSON_DIGITS} digits"
         ) from None
     except (ValueError, RecursionError) as error:  # RecursionError: defence in depth only
-        raise JsonLimitError(f"not valid JSON ({_one_line(error)})") from None
+        raise JsonLimitError(f"not valid JSON ({one_line(error, 200)})") from None
 
 
 def json_nesting(text: str) -> int:
@@ -80,9 +82,3 @@ def _bounded_int(text: str) -> int:
     if len(text.lstrip("-")) > MAX_JSON_DIGITS:
         raise _LongNumber(text)
     return int(text)
-
-
-def _one_line(error: Exception) -> str:
-    """A library's error text on one short line."""
-    text = " ".join(str(error).split())
-    return text if len(text) <= 200 else text[:197] + "..."

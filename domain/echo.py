@@ -45,6 +45,13 @@ class _ShortRepr(reprlib.Repr):
 _SHORT = _ShortRepr()
 
 
+def one_line(value: object, limit: int = ECHO_LENGTH) -> str:
+    """`value` as text for a message: on one line, cut to about `limit` characters (a value
+    read from a file can be a megabyte long, or a library's error span several lines)."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
 def short_repr(value: Any, limit: int = ECHO_LENGTH) -> str:
     """`repr(value)` for a message: at most `limit` characters, built in bounded time and memory."""
     try:

@@ -27,7 +27,7 @@ from ssvae.adapters.json_limits import (
     JsonNumberError,
     load_json_bounded,
 )
-from ssvae.domain.echo import short_repr
+from ssvae.domain.echo import one_line, short_repr
 from ssvae.domain.errors import DataError
 
 ID_COLUMNS = ("id", "serial")
@@ -92,12 +92,6 @@ def read_text_table(
     return _table(path, names, cells, lines, TextColumns(id_column, text_column, label_column))
 
 
-def error_detail(error: Exception) -> str:
-    """A library's error text for a one-line message: Arrow's span lines, and may be long."""
-    text = " ".join(str(error).split())
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
 def _read_csv(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
     """Columns as strings and the line each record starts on (quoted texts may span lines)."""
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))  # long log lines are fine
@@ -123,10 +117,10 @@ def _read_csv(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
                 start = reader.line_num + 1
     except UnicodeDecodeError as error:
         raise DataError(
-            f"{path}: not UTF-8 text ({error_detail(error)}); save the file as UTF-8"
+            f"{path}: not UTF-8 text ({one_line(error, 300)}); save the file as UTF-8"
         ) from None
     except csv.Error as error:
-        raise DataError(f"{path}: line {start}: not valid CSV ({error_detail(error)})") from None
+        raise DataError(f"{path}: line {start}: not valid CSV ({one_line(error, 300)})") from None
     columns = {name: [record[i] for record in records] for i, name in enumerate(header)}
     return header, columns, np.array(lines, dtype=np.int64)
 
@@ -167,7 +161,7 @@ def _read_jsonl(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
                 lines.append(number)
     except UnicodeDecodeError as error:
         raise DataError(
-            f"{path}: not UTF-8 text ({error_detail(error)}); save the file as UTF-8"
+            f"{path}: not UTF-8 text ({one_line(error, 300)}); save the file as UTF-8"
         ) from None
     names: list[str] = list(dict.fromkeys(key for value in objects for key in value))
     columns = {name: [value.get(name) for value in objects] for name in names}
@@ -190,7 +184,7 @@ def _read_parquet(path: Path) -> tuple[list[str], dict[str, list[Any]]]:
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as error:
-        raise DataError(f"{path}: not a readable Parquet file ({error_detail(error)})") from None
+        raise DataError(f"{path}: not a readable Parquet file ({one_line(error, 300)})") from None
     _check_header(path, table.column_names)
     columns: dict[str, list[Any]] = {}
     for name in table.column_names:
@@ -200,7 +194,8 @@ def _read_parquet(path: Path) -> tuple[list[str], dict[str, list[Any]]]:
             # e.g. a date or timestamp beyond Python's datetime range (years 1 to 9999)
             raise DataError(
                 f"{path}: column {short_repr(name)}: its values cannot be read as Python values "
-                f"({error_detail(error)}); store ids as integers and messages and labels as strings"
+                f"({one_line(error, 300)}); store ids as integers and messages and labels as "
+                "strings"
             ) from None
     return table.column_names, columns
 

@@ -20,6 +20,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from ssvae.domain.echo import one_line
 from ssvae.domain.errors import DataError
 
 ID_COLUMNS = ("id", "serial")
@@ -73,7 +74,7 @@ def _load_npy(path: Path) -> npt.NDArray[Any]:
     except DataError:
         raise
     except (OSError, ValueError, EOFError) as error:
-        raise DataError(f"{path}: not a readable .npy array ({_short(error)})") from None
+        raise DataError(f"{path}: not a readable .npy array ({one_line(error, 160)})") from None
 
 
 def _read_npz(path: Path) -> RawSplit:
@@ -93,9 +94,9 @@ def _read_npz(path: Path) -> RawSplit:
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-        raise DataError(f"{path}: not a readable .npz archive ({_short(error)})") from None
+        raise DataError(f"{path}: not a readable .npz archive ({one_line(error, 160)})") from None
     except (NotImplementedError, RuntimeError) as error:  # compression or encryption
-        raise DataError(f"{path}: .npz archive cannot be read ({_short(error)})") from None
+        raise DataError(f"{path}: .npz archive cannot be read ({one_line(error, 160)})") from None
     vectors = _first(arrays, ("x", "embeddings"))
     if vectors is None:
         raise DataError(
@@ -144,12 +145,6 @@ def _read_npy(handle: Any, size: int, where: str) -> npt.NDArray[Any]:
     return np.asarray(np.lib.format.read_array(handle, allow_pickle=False))
 
 
-def _short(error: BaseException) -> str:
-    """An error's text cut to one short line: library messages may quote whole headers."""
-    text = " ".join(str(error).split())
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
 def shown_shape(shape: tuple[int, ...]) -> str:
     text = str(shape)
     return text if len(text) <= 80 else text[:76] + " ...)"
@@ -169,7 +164,7 @@ def _read_parquet(
         table = pq.read_table(path)
         names = table.column_names  # decoded here: a damaged name is not UTF-8
     except (OSError, ValueError, pa.ArrowException) as error:
-        raise DataError(f"{path}: not a readable Parquet file ({_short(error)})") from None
+        raise DataError(f"{path}: not a readable Parquet file ({one_line(error, 160)})") from None
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise DataError(

@@ -70,7 +70,8 @@ from ssvae.adapters.labels.history_log import (
     history_record,
     last_batch_start,
 )
-from ssvae.adapters.labels.label_files import one_line, read_bytes, read_error, reason, write_error
+from ssvae.adapters.labels.label_files import read_bytes, read_error, reason, write_error
+from ssvae.domain.echo import one_line
 from ssvae.domain.errors import ConcurrentWriteError, LabelError
 from ssvae.domain.labels import (
     ClassVocabulary,

@@ -7,7 +7,7 @@ import io
 import re
 
 from ssvae.adapters.labels._store import LabelFile, LabelFileStore, LabelRows
-from ssvae.adapters.labels.label_files import one_line
+from ssvae.domain.echo import one_line
 from ssvae.domain.errors import LabelError
 from ssvae.domain.labels import MAX_SERIAL, LabelSet
 

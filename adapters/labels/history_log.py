@@ -17,7 +17,8 @@ from typing import Any, BinaryIO
 
 import attrs
 
-from ssvae.adapters.labels.label_files import one_line, read_bytes, read_error
+from ssvae.adapters.labels.label_files import read_bytes, read_error
+from ssvae.domain.echo import one_line
 from ssvae.domain.labels import ClassVocabulary, HistoryEntry
 
 READ_BLOCK = 1 << 16

@@ -17,13 +17,6 @@ def read_bytes(path: Path) -> bytes | None:
         raise read_error(path, error) from error
 
 
-def one_line(value: object, limit: int = 80) -> str:
-    """`value` as text for a message: on one line, cut to about `limit` characters (a value
-    read from a file can be a megabyte long, or a library's error span several lines)."""
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else f"{text[: limit - 3]}..."
-
-
 def read_error(path: Path, error: OSError) -> LabelError:
     return LabelError(
         f"cannot read {path}: {reason(path, error)}; check that it is a readable file"

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ssvae.adapters.labels._store import LabelFile, LabelFileStore, LabelRows
-from ssvae.adapters.labels.label_files import one_line
+from ssvae.domain.echo import one_line
 from ssvae.domain.errors import LabelError
 from ssvae.domain.labels import LabelSet
 

@@ -15,8 +15,8 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from ssvae.adapters.data.text_table import error_detail
 from ssvae.adapters.files import atomic_write_bytes
+from ssvae.domain.echo import one_line
 from ssvae.domain.errors import DataError
 
 _MIN_STD = 1e-6  # features (nearly) constant on the pool are centred, not blown up
@@ -72,7 +72,7 @@ class Scaling:
                 scale = archive["scale"].astype(np.float32)
         except (OSError, ValueError, KeyError) as error:
             raise DataError(
-                f"{path}: the scaling statistics are unreadable ({error_detail(error)}); "
+                f"{path}: the scaling statistics are unreadable ({one_line(error, 300)}); "
                 "delete the file to recompute them from the pool"
             ) from None
         if mean.shape != (dimension,) or scale.shape != (dimension,) or not np.all(scale > 0):
