@@ -264,6 +264,7 @@ def describe_serials(valid_serials: npt.NDArray[np.int64]) -> str:
 
 
 MAX_SERIAL = int(np.iinfo(np.int64).max)  # serials are stored as int64
+MAX_SERIAL_DIGITS = len(str(MAX_SERIAL))  # a longer run of digits cannot be a serial
 
 
 def shown_serial(serial: int) -> str:

@@ -9,11 +9,10 @@ import re
 from ssvae.adapters.labels._store import LabelFile, LabelFileStore, LabelRows
 from ssvae.domain.echo import one_line
 from ssvae.domain.errors import LabelError
-from ssvae.domain.labels import MAX_SERIAL, LabelSet
+from ssvae.domain.labels import MAX_SERIAL_DIGITS, LabelSet
 
 HEADER = ("Serial", "label")
 _SERIAL = re.compile(r"[0-9]+")
-MAX_SERIAL_DIGITS = len(str(MAX_SERIAL))  # longer ones cannot be int64 serials
 
 
 class CsvLabelFile(LabelFile):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ssvae.domain.errors import LabelError
+from ssvae.domain.labels import MAX_SERIAL_DIGITS
 from ssvae.entrypoints.cli.options import data_app, data_options
 from ssvae.entrypoints.cli.workspace import workspace_app
 
@@ -20,7 +21,7 @@ class SerialType(click.ParamType[int]):
     LabelError (one line), where click's int would echo a 5,000-digit argument in full."""
 
     name = "serial"
-    max_digits = 19  # 2**63 - 1 has 19 digits
+    max_digits = MAX_SERIAL_DIGITS
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         text = str(value).strip()
