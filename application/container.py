@@ -32,7 +32,7 @@ from ssvae.domain.comparison import ExperimentReader, ModelGenerator, ReportWrit
 from ssvae.domain.labels import ClassVocabulary
 from ssvae.domain.maps import MapCache, MapProjector, MapTableWriter
 from ssvae.domain.model import ModelRepository
-from ssvae.domain.ports import DataSource, LabelStore
+from ssvae.domain.ports import DataSource, LabelFileCodec, LabelStore
 from ssvae.domain.simulation import LearningCurveWriter
 from ssvae.domain.spec import ModelSpec
 from ssvae.domain.text import TextFileEmbedder
@@ -145,10 +145,13 @@ class Container(containers.DeclarativeContainer):
     label_store: providers.Selector[LabelStore] = providers.Selector(
         config.labels.format, csv=csv_label_store, parquet=parquet_label_store
     )
-    label_file_codecs = providers.Dict(
-        csv=providers.Factory(adapter("ssvae.adapters.labels.csv_store:CsvLabelFile")),
-        parquet=providers.Factory(adapter("ssvae.adapters.labels.parquet_store:ParquetLabelFile")),
+    csv_label_file: providers.Factory[LabelFileCodec] = providers.Factory(
+        adapter("ssvae.adapters.labels.csv_store:CsvLabelFile")
     )
+    parquet_label_file: providers.Factory[LabelFileCodec] = providers.Factory(
+        adapter("ssvae.adapters.labels.parquet_store:ParquetLabelFile")
+    )
+    label_file_codecs = providers.Dict(csv=csv_label_file, parquet=parquet_label_file)
 
     # Models. The relay is every model's training callback: a use case attaches a listener
     # (a progress bar) for as long as it trains one model.
