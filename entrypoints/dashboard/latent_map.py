@@ -1,9 +1,19 @@
 # mypy: disable-error-code="no-untyped-call"
 # (Panel and Bokeh widgets are param classes whose constructors carry no annotations.)
-"""The latent map: the pool as one image the server rasterises, the labelled points on top.
+"""The latent map: the pool as one image datashader aggregates on the server, the labelled
+points on top.
 
-A label redraws only the small layer of labelled points, so a key press sends those points
-to the browser, not 60,000; the pool's image is redrawn only by a recolour, a zoom or a pan.
+The pool is aggregated by HoloViews' datashader operations (`datashade`, `rasterize`) into a
+picture of the visible ranges at the figure's resolution, again after each zoom or pan: its
+cost grows with the pixels, not with the points, so a million points are drawn as quickly as a
+few thousand and the browser receives one image. Colours blend where classes overlap and
+grow denser where points crowd. A label redraws only the small layer of labelled points, so a
+key press sends those points to the browser, not the pool; the pool's image is redrawn only by
+a recolour, a zoom or a pan.
+
+The figure is Bokeh's own, not a HoloViews plot: its labelled layer, rings and tools are
+plain Bokeh models that a key press patches in place, and the re-aggregation is driven by the
+figure's range events.
 """
 
 from __future__ import annotations
@@ -11,9 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import datashader as ds
 import holoviews as hv
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import panel as pn
 from bokeh import events
 from bokeh.models import (
@@ -30,15 +42,16 @@ from bokeh.models import (
 )
 from bokeh.models.annotations.legends import ColorBar
 from bokeh.palettes import Category10, Turbo256, Viridis256
+from holoviews.operation.datashader import datashade, dynspread, rasterize
 
 from ssvae.entrypoints.dashboard.viewmodels.map import (
     USER_LABEL,
     ColourColumn,
     PoolMap,
-    nearest_row,
+    reach_rows,
+    row_at,
     rows_in_box,
     rows_in_polygon,
-    topmost_rows,
 )
 from ssvae.entrypoints.dashboard.viewmodels.text import shortened
 
@@ -51,7 +64,12 @@ FIGURE_NAME = "ssvae-latent-map"
 COLOUR_BAR_NAME = "ssvae-colour-bar"
 NONE_COLOUR = "#c8c8c8"
 LABELLED_SIZE = 7.0
-UNLABELLED_SIZE = 3.0
+# The faintest a lone point is drawn; denser pixels grow opaque (datashader's histogram
+# equalisation), so crowded clusters read as denser than scattered points.
+MIN_ALPHA = 140
+
+# The serial the pool's hover raster holds under the pointer, '-' where no point is near.
+_SERIAL_CODE = "return Number.isNaN(value) ? '-' : String(Math.round(value));"
 
 _NAME_OF_CODE = "return value < 0 ? '-' : names[value];"
 # The serial under the pointer ({serial}) or its message ({text}): a binary search of the
@@ -88,31 +106,82 @@ def category_palette(count: int) -> list[str]:
     return [Turbo256[int(i * step)] for i in range(count)]
 
 
-def _rgba(colour: str, alpha: int = 255) -> int:
-    """'#rrggbb' as the uint32 an RGBA image holds (bytes r, g, b, a in memory order)."""
-    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
-    return int(np.array([red, green, blue, alpha], np.uint8).view(np.uint32)[0])
-
-
-def colour_table(column: ColourColumn) -> tuple[npt.NDArray[np.uint32], dict[str, Any]]:
-    """Each point's RGBA colour for `column`, and the colour scale's settings."""
-    values = column.values.astype(np.float64)
-    if column.mode == USER_LABEL:
-        values = np.full(len(values), -1.0)  # the labelled layer above shows the labels
-    none = _rgba(NONE_COLOUR, 200)
-    if column.categories is not None:
-        palette = category_palette(len(column.categories))
-        table = np.array([none] + [_rgba(c) for c in palette], np.uint32)
-        codes = np.clip(np.nan_to_num(values, nan=-1).astype(np.int64), -1, len(palette) - 1)
-        scale = {"palette": palette, "low": -0.5, "high": len(palette) - 0.5}
-        return table[codes + 1], scale
+def _continuous_range(values: npt.NDArray[np.float64]) -> tuple[float, float]:
     finite = values[np.isfinite(values)]
     low = float(finite.min()) if finite.size else 0.0
     high = float(finite.max()) if finite.size else 1.0
-    high = high if high > low else low + 1e-9
-    table = np.array([_rgba(c) for c in Viridis256], np.uint32)
-    steps = np.clip((np.nan_to_num(values, nan=low) - low) / (high - low) * 255, 0, 255)
-    return table[steps.astype(np.int64)], {"palette": list(Viridis256), "low": low, "high": high}
+    return low, (high if high > low else low + 1e-9)
+
+
+def pool_points(pool_map: PoolMap, column: ColourColumn) -> tuple[hv.Points, dict[str, Any]]:
+    """The pool as HoloViews points with their colour column (`code`, a category, -1 for
+    none, or `value`), and the colour scale's settings for `shaded_pool`."""
+    values = column.values.astype(np.float64)
+    frame = pd.DataFrame(
+        {
+            "x": pool_map.xy[:, 0],
+            "y": pool_map.xy[:, 1],
+            "row": np.arange(len(pool_map), dtype=np.int64),
+        }
+    )
+    if column.mode == USER_LABEL:
+        values = np.full(len(values), -1.0)  # the labelled layer above shows the labels
+    if column.categories is not None or column.mode == USER_LABEL:
+        palette = category_palette(len(column.categories or ()))
+        codes = np.clip(np.nan_to_num(values, nan=-1).astype(np.int64), -1, len(palette) - 1)
+        frame["code"] = pd.Categorical(codes, categories=range(-1, len(palette)))
+        scale = {"palette": palette, "colour_key": [NONE_COLOUR, *palette]}
+        return hv.Points(frame, kdims=["x", "y"], vdims=["row", "code"]), scale
+    low, high = _continuous_range(values)
+    frame["value"] = np.nan_to_num(values, nan=low)  # no value yet: drawn at the low end
+    scale = {"palette": list(Viridis256), "low": low, "high": high}
+    return hv.Points(frame, kdims=["x", "y"], vdims=["row", "value"]), scale
+
+
+def _pixels(element: Any) -> npt.NDArray[np.uint32]:
+    """An RGB element's (height, width) RGBA pixels as uint32, row 0 at the bottom."""
+    data = element.data
+    if isinstance(data, dict):  # after a spread, HoloViews keeps the bands in a dict
+        bands = np.asarray(data[tuple(d.name for d in element.vdims)])
+    else:
+        bands = np.asarray(data)
+    return np.ascontiguousarray(bands, dtype=np.uint8).view(np.uint32)[..., 0]
+
+
+def shaded_pool(
+    points: hv.Points, scale: dict[str, Any], ranges: dict[str, Any]
+) -> npt.NDArray[np.uint32]:
+    """The pool's colours over `ranges` (x_range, y_range, width, height), by datashader:
+    categories blended per pixel with opacity by density, values by their mean per pixel on
+    the colour bar's linear scale; lone points spread a pixel so they stay visible."""
+    if "colour_key" in scale:
+        element = datashade(
+            points,
+            aggregator=ds.count_cat("code"),
+            color_key=scale["colour_key"],
+            min_alpha=MIN_ALPHA,
+            dynamic=False,
+            **ranges,
+        )
+    else:
+        element = datashade(
+            points,
+            aggregator=ds.mean("value"),
+            cmap=scale["palette"],
+            cnorm="linear",
+            clims=(scale["low"], scale["high"]),
+            dynamic=False,
+            **ranges,
+        )
+    return _pixels(dynspread(element, max_px=1, threshold=0.5))
+
+
+def pool_rows(points: hv.Points, ranges: dict[str, Any]) -> npt.NDArray[np.int64]:
+    """(height, width) map rows over `ranges`, by datashader: the highest row falling in each
+    pixel, -1 where none does."""
+    element = rasterize(points, aggregator=ds.max("row"), dynamic=False, **ranges)
+    values = np.asarray(next(iter(element.data.data_vars.values())), np.float64)
+    return np.where(np.isfinite(values), values, -1).astype(np.int64)
 
 
 def _padded(values: npt.NDArray[np.float64]) -> tuple[float, float]:
@@ -125,10 +194,12 @@ class LatentMapView:
     """The map figure; calls `on_point(row)` for a click and `on_group(rows)` for a lasso
     or box.
 
-    Layers: the whole pool as one image the server rasterises (again after each zoom or pan),
-    so the browser draws one picture instead of 60,000 glyphs; an invisible image of serials
-    for the hover; the labelled points on top in their class colours; a ring around the
-    clicked point. A key press changes only the small labelled layer.
+    Layers: the whole pool as one image datashader aggregates (again after each zoom or pan),
+    so the browser draws one picture instead of a glyph per point; an invisible image of the
+    serial each pixel names, within a few pixels of a point (`reach_rows`), for the hover,
+    in which a click is resolved too, so both name the same point; the labelled points on top
+    in their class colours; a ring around the clicked point. A key press changes only the small
+    labelled layer.
     """
 
     def __init__(
@@ -151,7 +222,8 @@ class LatentMapView:
         self._codes = np.asarray(user_codes, np.int64).copy()
         self._raster_size = (width - 80, height - 80)
         self._view = (_padded(pool_map.xy[:, 0]), _padded(pool_map.xy[:, 1]))
-        self._row_rgba, scale = colour_table(column)
+        self._points, scale = pool_points(pool_map, column)
+        self._reached = np.full(self._raster_size[::-1], -1, np.int64)  # set by _draw
         (x0, x1), (y0, y1) = self._view
         x_name, y_name = pool_map.axis_names
         empty = np.zeros((2, 2, 4), np.uint8)
@@ -222,6 +294,7 @@ class LatentMapView:
         figure.add_layout(self.colour_bar, "right")
         self._add_tools(figure, serial_image, labelled)
         self.figure = figure
+        self._scale = scale
         self._show_scale(column, scale)
         self._draw()
         figure.on_event(events.Tap, self._tapped)
@@ -229,19 +302,33 @@ class LatentMapView:
         figure.on_event(events.RangesUpdate, self._ranges_changed)
         self.pane = pn.pane.Bokeh(figure, sizing_mode="fixed")
 
-    def _draw(self) -> None:
-        """Rasterise the pool for the current view."""
+    def _ranges(self) -> dict[str, Any]:
         (x0, x1), (y0, y1) = self._view
         width, height = self._raster_size
-        rows = topmost_rows(self.pool_map.xy, (x0, x1), (y0, y1), width, height)
-        inside = rows >= 0
-        image = np.zeros(rows.shape, np.uint32)
-        image[inside] = self._row_rgba[rows[inside]]
-        serials = np.full(rows.shape, np.nan)
-        serials[inside] = self.pool_map.serials[rows[inside]]
+        return {"x_range": (x0, x1), "y_range": (y0, y1), "width": width, "height": height}
+
+    def _draw(self) -> None:
+        """Aggregate the pool for the current view: its colours, and the serial each pixel
+        names for the hover and the click."""
+        (x0, x1), (y0, y1) = self._view
         placement = {"x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}
-        self.source.data = {"image": [image], **placement}
+        self._reached = reach_rows(pool_rows(self._points, self._ranges()))
+        named = self._reached >= 0
+        serials = np.full(self._reached.shape, np.nan)
+        serials[named] = self.pool_map.serials[self._reached[named]]
+        self._shade()
         self.serial_source.data = {"image": [serials], **placement}
+
+    def _shade(self) -> None:
+        (x0, x1), (y0, y1) = self._view
+        image = shaded_pool(self._points, self._scale, self._ranges())
+        self.source.data = {
+            "image": [image],
+            "x": [x0],
+            "y": [y0],
+            "dw": [x1 - x0],
+            "dh": [y1 - y0],
+        }
 
     def _ranges_changed(self, event: events.RangesUpdate) -> None:
         bounds = (event.x0, event.x1, event.y0, event.y1)
@@ -269,8 +356,8 @@ class LatentMapView:
     def _add_tools(self, figure: Any, serial_image: Any, labelled: Any) -> None:
         names = list(self.pool_map.vocabulary.names)
         name_of = CustomJSHover(args={"names": names}, code=_NAME_OF_CODE)
-        pool_tips = [("serial", "@image{0}")]
-        pool_formatters: dict[str, Any] = {}
+        pool_tips = [("serial", "@image{serial}")]
+        pool_formatters: dict[str, Any] = {"@image": CustomJSHover(code=_SERIAL_CODE)}
         label_tips = [
             ("serial", "@serial"),
             ("label", "@label{custom}"),
@@ -306,9 +393,9 @@ class LatentMapView:
 
     def recolour(self, column: ColourColumn) -> None:
         """Colour every pool point by `column` (category codes or continuous values)."""
-        self._row_rgba, scale = colour_table(column)
-        self._show_scale(column, scale)
-        self._draw()
+        self._points, self._scale = pool_points(self.pool_map, column)
+        self._show_scale(column, self._scale)
+        self._shade()  # the positions, and so the serial each pixel names, are the same
 
     def _show_scale(self, column: ColourColumn, scale: dict[str, Any]) -> None:
         """The colour bar of a continuous column, with its range; none for categories, whose
@@ -341,24 +428,20 @@ class LatentMapView:
         self.focus.data = {"x": [], "y": []}
         self.labelled.selected.indices = []
 
+    def row_at(self, x: float, y: float) -> int:
+        """The row the hover names at data position (x, y), -1 where no point is near."""
+        return row_at(self._reached, *self._view, x, y)
+
     def _tapped(self, event: events.Tap) -> None:
         if event.x is None or event.y is None:
             return
-        row = nearest_row(self.pool_map, float(event.x), float(event.y), *self._spans(self.figure))
+        # The pixel the hover read: a click selects the point the hover named there, and
+        # nothing where it named none.
+        row = self.row_at(float(event.x), float(event.y))
+        if row < 0:
+            return
         self.highlight(np.array([row]))
         self._on_point(row)
-
-    @staticmethod
-    def _spans(figure: Any) -> tuple[float, float]:
-        """The visible width and height in data units (1 before the browser set them)."""
-        spans: list[float] = []
-        for axis in (figure.x_range, figure.y_range):
-            start, end = getattr(axis, "start", None), getattr(axis, "end", None)
-            if isinstance(start, int | float) and isinstance(end, int | float):
-                spans.append(abs(float(end) - float(start)))
-            else:
-                spans.append(1.0)
-        return spans[0], spans[1]
 
     def _selected(self, event: events.SelectionGeometry) -> None:
         geometry: dict[str, Any] = dict(event.geometry or {})

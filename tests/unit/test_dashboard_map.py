@@ -243,35 +243,53 @@ def test_the_polygon_test_agrees_with_matplotlib(vertices: list[tuple[float, flo
         assert (row in ours) == bool(reference.contains_point(point)), (row, point)
 
 
-def test_the_raster_holds_the_topmost_row_of_each_pixel() -> None:
-    from ssvae.entrypoints.dashboard.viewmodels.map import topmost_rows
+def test_a_pixel_names_its_own_point_else_the_nearest_within_reach() -> None:
+    from ssvae.entrypoints.dashboard.viewmodels.map import reach_rows
 
-    xy = np.array([[0.5, 0.5], [0.6, 0.6], [3.5, 1.5], [9.0, 9.0]])
-    raster = topmost_rows(xy, (0.0, 4.0), (0.0, 2.0), 4, 2, point_pixels=1)
-    expected = np.full((2, 4), -1)
-    expected[0, 0] = 1  # rows 0 and 1 share the bottom-left pixel: the later one is on top
-    expected[1, 3] = 2  # row 1 of the raster is the top (y from 1 to 2)
-    np.testing.assert_array_equal(raster, expected)  # row 3 is outside the view
-    wide = topmost_rows(xy[:1], (0.0, 4.0), (0.0, 2.0), 4, 2, point_pixels=2)
-    assert sorted(zip(*np.nonzero(wide >= 0), strict=True)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
-    assert (topmost_rows(xy, (1.0, 1.0), (0.0, 2.0), 4, 2) == -1).all()  # an empty view
+    raster = np.full((5, 9), -1)
+    raster[2, 1] = 7
+    raster[2, 6] = 4
+    reached = reach_rows(raster, radius=2)
+    assert reached[2, 1] == 7 and reached[2, 6] == 4  # a point's own pixel
+    assert reached[2, 3] == 7 and reached[2, 4] == 4  # two pixels from one, three from the other
+    assert reached[0, 1] == 7  # two pixels below
+    assert reached[0, 3] == -1  # sqrt(8) pixels from the nearest: out of reach
+    assert (reach_rows(np.full((3, 3), -1)) == -1).all()
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.integers(1, 60), st.integers(0, 10_000))
-def test_the_raster_agrees_with_drawing_points_one_by_one(count: int, seed: int) -> None:
-    from ssvae.entrypoints.dashboard.viewmodels.map import topmost_rows
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 4), st.floats(0.0, 0.3))
+def test_every_pixel_names_a_nearest_point_pixel_within_reach(
+    seed: int, radius: int, density: float
+) -> None:
+    from ssvae.entrypoints.dashboard.viewmodels.map import reach_rows
 
-    xy = np.random.default_rng(seed).uniform(-1, 11, size=(count, 2))
-    fast = topmost_rows(xy, (0.0, 10.0), (0.0, 5.0), 12, 7, point_pixels=2)
-    slow = np.full((7, 12), -1)
-    for row, (x, y) in enumerate(xy):
-        px, py = int(np.floor(x / 10 * 12)), int(np.floor(y / 5 * 7))
-        for dy in range(2):
-            for dx in range(2):
-                if 0 <= px + dx < 12 and 0 <= py + dy < 7:
-                    slow[py + dy, px + dx] = row
-    np.testing.assert_array_equal(fast, slow)
+    rng = np.random.default_rng(seed)
+    raster = np.where(rng.random((11, 13)) < density, rng.integers(0, 1000, (11, 13)), -1)
+    reached = reach_rows(raster, radius)
+    occupied = np.argwhere(raster >= 0)
+    for (line, column), row in np.ndenumerate(reached):
+        if occupied.size == 0:
+            assert row == -1
+            continue
+        distance = np.sqrt(((occupied - (line, column)) ** 2).sum(axis=1))
+        if distance.min() > radius:
+            assert row == -1
+        else:
+            nearest = occupied[distance == distance.min()]
+            assert row in {int(raster[a, b]) for a, b in nearest}, (line, column)
+
+
+def test_a_position_is_looked_up_in_the_pixel_the_browser_hover_reads() -> None:
+    from ssvae.entrypoints.dashboard.viewmodels.map import row_at
+
+    reached = np.arange(8).reshape(2, 4)  # row 0 of the raster is the bottom
+    assert row_at(reached, (0.0, 4.0), (0.0, 2.0), 0.1, 0.1) == 0
+    assert row_at(reached, (0.0, 4.0), (0.0, 2.0), 3.9, 1.9) == 7
+    assert row_at(reached, (0.0, 4.0), (0.0, 2.0), 1.0, 1.0) == 5  # a boundary: the next pixel
+    assert row_at(reached, (0.0, 4.0), (0.0, 2.0), 4.0, 1.0) == -1  # outside
+    assert row_at(reached, (0.0, 4.0), (0.0, 2.0), float("nan"), 1.0) == -1
+    assert row_at(reached, (1.0, 1.0), (0.0, 2.0), 1.0, 1.0) == -1  # an empty view
 
 
 def test_the_class_map_is_drawn_once_laid_out_and_the_latent_stays_a_view() -> None:

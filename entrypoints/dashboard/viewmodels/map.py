@@ -377,41 +377,63 @@ def rows_in_box(pool_map: PoolMap, x0: float, x1: float, y0: float, y1: float) -
     return np.flatnonzero(inside).astype(np.int64)
 
 
-def topmost_rows(
-    xy: FloatArray,
+HOVER_PIXELS = 3  # how far from a point, in raster pixels, the pointer still names it
+
+
+def reach_rows(raster: IntArray, radius: int = HOVER_PIXELS) -> IntArray:
+    """The row each pixel of a rasterised pool names under the pointer: its own row where a
+    point falls in it (`raster` >= 0), else the row of the nearest such pixel within `radius`
+    pixels (centre to centre; of equally near ones, the first in a fixed order), else -1.
+
+    The hover reads this raster in the browser and a click is resolved in the same raster on
+    the server (`row_at`), so the point the hover names is the point a click there selects,
+    and the pointer need not sit on a point's own pixel.
+    """
+    raster = np.asarray(raster, np.int64)
+    reached = raster.copy()
+    height, width = raster.shape
+    offsets = sorted(
+        (dx * dx + dy * dy, dy, dx)
+        for dy in range(-radius, radius + 1)
+        for dx in range(-radius, radius + 1)
+        if 0 < dx * dx + dy * dy <= radius * radius
+    )
+    for _, dy, dx in offsets:
+        # shifted[r, c] = raster[r + dy, c + dx]: the pixel at this offset, -1 off the edge
+        shifted = np.full_like(raster, -1)
+        rows_to, rows_from = _overlap(height, dy)
+        cols_to, cols_from = _overlap(width, dx)
+        shifted[rows_to, cols_to] = raster[rows_from, cols_from]
+        take = (reached < 0) & (shifted >= 0)
+        reached[take] = shifted[take]
+    return reached
+
+
+def _overlap(size: int, offset: int) -> tuple[slice, slice]:
+    """Slices `to`, `from` with to[i] + offset == from[i] inside range(size)."""
+    if offset >= 0:
+        return slice(0, size - offset), slice(offset, size)
+    return slice(-offset, size), slice(0, size + offset)
+
+
+def row_at(
+    reached: IntArray,
     x_range: tuple[float, float],
     y_range: tuple[float, float],
-    width: int,
-    height: int,
-    point_pixels: int = 2,
-) -> IntArray:
-    """A (height, width) raster of map rows: at each pixel the last row drawn there (rows
-    drawn in order, each as a square of `point_pixels`), -1 where no point falls.
+    x: float,
+    y: float,
+) -> int:
+    """The row `reached` (as `reach_rows` gives it, drawn over the ranges, row 0 of the raster
+    at the bottom) names at the data position (x, y); -1 for none or outside the ranges.
 
-    Row 0 of the raster is the bottom (y_range[0]), as a plot's image expects. The server
-    draws the whole pool this way, so the browser shows one image instead of 60,000 glyphs.
-    """
-    raster = np.full((height, width), -1, np.int64)
+    The pixel is found as the browser's hover finds it in an image: the floor of the position's
+    fraction of the range times the pixels."""
+    height, width = reached.shape
     (x0, x1), (y0, y1) = x_range, y_range
-    if not (x1 > x0 and y1 > y0) or width < 1 or height < 1 or xy.shape[0] == 0:
-        return raster
-    px = np.floor((xy[:, 0] - x0) / (x1 - x0) * width).astype(np.int64)
-    py = np.floor((xy[:, 1] - y0) / (y1 - y0) * height).astype(np.int64)
-    rows = np.arange(xy.shape[0], dtype=np.int64)
-    offsets = [(dx, dy) for dy in range(point_pixels) for dx in range(point_pixels)]
-    half = (point_pixels - 1) // 2
-    cells: list[IntArray] = []
-    owners: list[IntArray] = []
-    for dx, dy in offsets:
-        cx, cy = px + dx - half, py + dy - half
-        inside = (cx >= 0) & (cx < width) & (cy >= 0) & (cy < height)
-        cells.append(cy[inside] * width + cx[inside])
-        owners.append(rows[inside])
-    flat, owner = np.concatenate(cells), np.concatenate(owners)
-    if flat.size == 0:
-        return raster
-    # The highest row wins each pixel (later rows drawn on top), whatever the offset order.
-    order = np.lexsort((owner, flat))
-    last = np.r_[flat[order][1:] != flat[order][:-1], True]
-    raster.reshape(-1)[flat[order][last]] = owner[order][last]
-    return raster
+    if not (x1 > x0 and y1 > y0) or not (math.isfinite(x) and math.isfinite(y)):
+        return -1
+    column = math.floor((x - x0) / (x1 - x0) * width)
+    line = math.floor((y - y0) / (y1 - y0) * height)
+    if not (0 <= column < width and 0 <= line < height):
+        return -1
+    return int(reached[line, column])
