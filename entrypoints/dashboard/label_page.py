@@ -7,17 +7,27 @@ from __future__ import annotations
 import html
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 import panel as pn
+import param
+from panel.custom import JSComponent
 
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.policies import MAP_POLICIES
 from ssvae.entrypoints.dashboard.latent_map import LatentMapView, category_palette
-from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard, LabelUpdate, SampleDetail
+from ssvae.entrypoints.dashboard.viewmodels.label import (
+    CHOOSE_CLASS,
+    REMOVE,
+    GroupReview,
+    LabelBoard,
+    LabelUpdate,
+    SampleDetail,
+    group_target,
+)
 from ssvae.entrypoints.dashboard.viewmodels.map import (
     ACQUISITION,
     CLASS_VIEW,
@@ -31,12 +41,13 @@ from ssvae.entrypoints.dashboard.viewmodels.text import shortened
 from ssvae.entrypoints.dashboard.widgets import message_html, sample_html
 
 IntArray = npt.NDArray[np.int64]
-REMOVE = "(remove labels)"
 MAX_BUTTONS = 20  # more classes than this: the searchable class picker alone
 SHOWN_PROBABILITIES = 10  # more classes than this: the most probable ones
 SHOWN_MATCHES = 200  # search matches listed (all of them are selected as a group)
-SHOWN_GROUP_TEXTS = 8  # messages of a drawn or searched group shown beside it
 MATCH_CHARACTERS = 90
+REVIEW_CHARACTERS = 120  # a message in the group's review grid
+REVIEW_SCALE = 2  # a 28-pixel digit drawn 56 pixels wide in the review grid
+ENTER_RETURNS_FOCUS = "ssvae-enter-returns-focus"  # the class of fields Enter leaves
 CHOOSE_MATCH = "(choose a match)"
 
 
@@ -85,16 +96,102 @@ def probability_bars(
     return f"<b>{html.escape(title)}{note}</b><table style='font-size:12px'>{rows}</table>"
 
 
-def group_texts_html(texts: list[str], total: int) -> str:
-    """The first messages of a selected group, one line each."""
-    if not texts:
-        return ""
-    items = "".join(
-        f"<li class='ssvae-group-text'>{html.escape(shortened(text, MATCH_CHARACTERS))}</li>"
-        for text in texts
-    )
-    more = f"<small>… and {total - len(texts)} more</small>" if total > len(texts) else ""
-    return f"<ul style='margin:2px 0;padding-left:16px;font-size:12px'>{items}</ul>{more}"
+class ReviewGrid(JSComponent):
+    """A group's members as cards, a thumbnail or a message each, before the group is
+    labelled. A click on a card sends its map row to Python as `dropped`, [row, counter]
+    (the counter makes a second click on a redrawn row a new event)."""
+
+    cards = param.List(default=[])  # [{"row": int, "serial": int, "html": str}]
+    dropped = param.List(default=[-1, 0])
+    _debounce: ClassVar[int] = 0  # a click is one event: no burst to merge
+
+    _esm = """
+    export function render({ model }) {
+      let counter = 0;
+      const grid = document.createElement('div');
+      grid.className = 'ssvae-review-grid';
+      grid.style.cssText = 'display:flex;flex-wrap:wrap;gap:3px;max-height:330px;' +
+        'overflow-y:auto;max-width:440px';
+      const draw = () => {
+        grid.replaceChildren();
+        for (const card of model.cards) {
+          const item = document.createElement('div');
+          item.className = 'ssvae-review-item';
+          item.dataset.row = card.row;
+          item.dataset.serial = card.serial;
+          item.title = 'serial ' + card.serial + ': click to drop it from the group';
+          item.style.cssText = 'position:relative;border:1px solid #ccc;padding:2px;' +
+            'cursor:pointer;font-size:11px;background:#fff';
+          item.innerHTML = card.html;
+          const cross = document.createElement('span');
+          cross.textContent = '×';
+          cross.style.cssText = 'position:absolute;top:0;right:2px;color:#c0392b;' +
+            'font-weight:bold';
+          item.appendChild(cross);
+          item.addEventListener('click', () => {
+            counter += 1;
+            model.dropped = [card.row, counter];
+          });
+          grid.appendChild(item);
+        }
+      };
+      draw();
+      model.on('cards', draw);
+      return grid;
+    }
+    """
+
+
+class EnterReturnsFocus(JSComponent):
+    """After Enter in a field marked with the class ENTER_RETURNS_FOCUS (the message search,
+    the class pickers), the field gives the focus back to the page: Enter has done the
+    field's work, and the page's keys (class keys, Delete, Ctrl+Z) would otherwise type into
+    the field instead of labelling. Listens on the whole document; draws nothing."""
+
+    _esm = """
+    export function render({ model, el }) {
+      const handler = (event) => {
+        if (event.key !== 'Enter') return;
+        const path = event.composedPath ? event.composedPath() : [event.target];
+        const marked = path.some((node) => node && node.classList &&
+          node.classList.contains('ENTER_RETURNS_FOCUS'));
+        const field = path.find((node) => node && node.tagName === 'INPUT');
+        // After the field's own Enter handling (a picker chooses its match on keyup).
+        if (marked && field) setTimeout(() => field.blur(), 0);
+      };
+      document.addEventListener('keyup', handler);
+      model.on('remove', () => document.removeEventListener('keyup', handler));
+      el.style.display = 'none';
+    }
+    """.replace("ENTER_RETURNS_FOCUS", ENTER_RETURNS_FOCUS)
+
+
+def review_cards(board: LabelBoard, review: GroupReview, kind: str) -> list[dict[str, Any]]:
+    """The review grid's cards for the rows `review` shows: a small thumbnail (image data),
+    the message (text data) or the leading values (vectors), and the predicted class."""
+    rows = review.shown
+    serials = board.pool_map.serials[rows]
+    names = board.class_names
+    predicted = board.pool_map.predicted[rows]
+    if board.texts is not None:
+        shown = [
+            f"<div class='ssvae-review-text' style='width:420px;font-family:monospace'>"
+            f"{html.escape(shortened(text, REVIEW_CHARACTERS))}</div>"
+            for text in board.texts.texts_of(rows)
+        ]
+    else:
+        samples = board.load_samples(serials) if rows.size else np.zeros((0,), np.float32)
+        shown = [sample_html(sample, kind, scale=REVIEW_SCALE) for sample in samples]
+    return [
+        {
+            "row": int(row),
+            "serial": int(serial),
+            "html": f"{body}<br><small>{html.escape(shortened(names[int(code)], 12))}</small>",
+        }
+        for row, serial, code, body in zip(
+            rows.tolist(), serials.tolist(), predicted.tolist(), shown, strict=True
+        )
+    ]
 
 
 def detail_html(detail: SampleDetail, kind: str) -> str:
@@ -204,7 +301,7 @@ class LabelPage:
         self.kind = kind
         self.selected: int | None = None  # the clicked serial
         self._detail: SampleDetail | None = None
-        self.group: IntArray = np.zeros(0, np.int64)  # lasso or box rows waiting for a class
+        self.review: GroupReview | None = None  # a lasso, box or search waiting for a class
         names = board.class_names
         self.map_view = pn.widgets.Select(
             label="map", options=list(MAP_VIEWS), value=board.pool_map.view, width=150
@@ -238,6 +335,7 @@ class LabelPage:
             min_characters=1,
             width=300,
             placeholder=f"type part of one of {len(names)} class names",
+            css_classes=[ENTER_RETURNS_FOCUS],
         )
         # Choosing a class labels the clicked point at once (keys cannot name 99 classes).
         self.picker.param.watch(lambda _: self._assign_picked(), "value")
@@ -252,30 +350,41 @@ class LabelPage:
         delete.on_click(lambda _: self._remove_selected())
         undo = pn.widgets.Button(label="undo (Ctrl+Z)", width=120)
         undo.on_click(lambda _: self.undo())
-        self.group_target = pn.widgets.Select(label="class for the group", options=[*names, REMOVE])
+        # A drawn or searched group is reviewed before it is labelled: its members in a grid
+        # (a click drops one), a class chosen on purpose, then a confirmation.
+        self.group_target = pn.widgets.Select(
+            label="class for the group", options=[CHOOSE_CLASS, *names, REMOVE], value=CHOOSE_CLASS
+        )
+        self.group_target.param.watch(lambda _: self._group_class_changed(), "value")
         self.group_info = pn.pane.HTML("")
+        self.review_grid = ReviewGrid()
+        self.review_grid.param.watch(lambda event: self._dropped(int(event.new[0])), "dropped")
+        self.group_prompt = pn.pane.HTML("", css_classes=["ssvae-group-prompt"])
         group_button = pn.widgets.Button(label="label group…", color="warning")
         group_button.on_click(lambda _: self._ask_group())
         self.confirm_text = pn.pane.HTML("", css_classes=["ssvae-confirm-text"])
         confirm = pn.widgets.Button(label="confirm", color="danger")
         confirm.on_click(lambda _: self._confirm_group())
         cancel = pn.widgets.Button(label="cancel")
-        cancel.on_click(lambda _: self._cancel_group())
+        cancel.on_click(lambda _: self._cancel_group(say=True))
+        cancel_review = pn.widgets.Button(label="cancel group")
+        cancel_review.on_click(lambda _: self._cancel_group(say=True))
         self.confirm_box = pn.Column(self.confirm_text, pn.Row(confirm, cancel), visible=False)
         self.group_box = pn.Column(
             "### group",
             self.group_info,
+            self.review_grid,
             self.group_target,
-            group_button,
+            self.group_prompt,
+            pn.Row(group_button, cancel_review),
             self.confirm_box,
             visible=False,
         )
-        self.group_texts = pn.pane.HTML("", css_classes=["ssvae-group-texts"])
-        self.group_box.insert(2, self.group_texts)
         self.search = pn.widgets.TextInput(
             label="search messages",
             placeholder="part of a message, any case; Enter selects every match",
             width=380,
+            css_classes=[ENTER_RETURNS_FOCUS],
         )
         self.search.param.watch(lambda event: self.find(str(event.new or "")), "value")
         self.matches = pn.widgets.Select(
@@ -303,6 +412,7 @@ class LabelPage:
             width=460,
         )
         self.view = pn.Column(
+            EnterReturnsFocus(),
             pn.Row(self.map_view, self.mode, self.policy, self.search),
             self.counters,
             self.status,
@@ -330,7 +440,11 @@ class LabelPage:
         self.picker.param.update(
             options=list(names), placeholder=f"type part of one of {len(names)} class names"
         )
-        self.group_target.options = [*names, REMOVE]
+        chosen = self.group_target.value
+        self.group_target.param.update(
+            options=[CHOOSE_CLASS, *names, REMOVE],
+            value=chosen if chosen in (*names, REMOVE) else CHOOSE_CLASS,
+        )
         if self.on_classes_changed is not None:
             self.on_classes_changed()
 
@@ -418,18 +532,58 @@ class LabelPage:
         self._show_detail()
 
     def _group_drawn(self, rows: IntArray, how: str = "inside the drawn area") -> None:
-        self.group = rows
+        """A lasso, box or search selected `rows`: show them for review; nothing is labelled
+        until a class is chosen and confirmed."""
         self.confirm_box.visible = False
+        self.group_prompt.object = ""
         if rows.size == 0:
+            self.review = None
             self.group_box.visible = False
             self.status.object = f"no point {html.escape(how)}"
             return
-        self.group_info.object = f"<b class='ssvae-group-count'>{rows.size}</b> points selected"
-        texts = self.board.texts
-        shown = [] if texts is None else texts.texts_of(rows[:SHOWN_GROUP_TEXTS])
-        self.group_texts.object = group_texts_html(shown, int(rows.size))
+        self.review = GroupReview.of(rows, how)
+        self.group_target.value = CHOOSE_CLASS  # chosen on purpose for every group
+        self._show_review()
         self.group_box.visible = True
-        self.status.object = f"{rows.size} points selected: choose a class for the group"
+        self.status.object = (
+            f"{len(self.review)} points selected: check them, click any that do not belong, "
+            "then choose the group's class"
+        )
+
+    def _show_review(self) -> None:
+        review = self.review
+        if review is None:
+            return
+        rest = html.escape(review.summary().split(" ", 1)[1])
+        self.group_info.object = (
+            f"<b class='ssvae-group-count'>{len(review)}</b> <span class='ssvae-group-summary'>"
+            f"{rest}</span><br><small>click a point that does not belong to drop it</small>"
+        )
+        self.review_grid.cards = review_cards(self.board, review, self.kind)
+
+    def _dropped(self, row: int) -> None:
+        """A card clicked in the review grid: that point leaves the group, and its ring."""
+        if self.review is None or row < 0:
+            return
+        try:
+            self.review = self.review.without(row)
+        except SsvaeError as error:
+            self.status.object = f"<span class='ssvae-error'>{html.escape(str(error))}</span>"
+            return
+        self.confirm_box.visible = False  # its count is stale
+        if not len(self.review):
+            self._cancel_group()
+            self.status.object = "every point was dropped from the group; nothing was labelled"
+            return
+        self._show_review()
+        rows = self.review.rows
+        later(lambda: self.map.highlight(rows))
+        self.status.object = f"{len(self.review)} points left in the group"
+
+    def _group_class_changed(self) -> None:
+        """A new choice of class: the confirmation shown for the last one is stale."""
+        self.confirm_box.visible = False
+        self.group_prompt.object = ""
 
     # Search over the messages.
 
@@ -545,30 +699,48 @@ class LabelPage:
         if self.selected is not None:
             self._run(lambda: self.board.remove([self.selected or 0]))
 
+    def _refuse_group(self, error: SsvaeError) -> None:
+        message = f"<span class='ssvae-error'>{html.escape(str(error))}</span>"
+        self.group_prompt.object = message
+        self.status.object = message
+
     def _ask_group(self) -> None:
-        target = None if self.group_target.value == REMOVE else self.group_target.value
-        serials = self.board.pool_map.serials[self.group]
-        try:
-            preview = self.board.preview(serials, target)
-        except SsvaeError as error:
-            self.status.object = html.escape(str(error))
+        review = self.review
+        if review is None:
             return
+        try:
+            target = group_target(self.group_target.value)
+            preview = self.board.preview(self.board.pool_map.serials[review.rows], target)
+        except SsvaeError as error:
+            self._refuse_group(error)
+            return
+        self.group_prompt.object = ""
         self.confirm_text.object = html.escape(preview.summary())
         self.confirm_box.visible = True
 
     def _confirm_group(self) -> None:
-        target = None if self.group_target.value == REMOVE else self.group_target.value
-        serials = self.board.pool_map.serials[self.group]
-        if target is None:
-            self._run(lambda: self.board.remove(serials))
-        else:
-            self._run(lambda: self.board.assign(serials, target))
-        self._cancel_group()
+        """Label the points left in the group with the chosen class, as one undo step."""
+        review = self.review
+        if review is None:
+            return
+        try:
+            group_target(self.group_target.value)
+        except SsvaeError as error:
+            self._refuse_group(error)
+            return
+        if self._run(lambda: self.board.label_group(review, self.group_target.value)):
+            self._cancel_group()
 
-    def _cancel_group(self) -> None:
-        self.group = np.zeros(0, np.int64)
+    def _cancel_group(self, say: bool = False) -> None:
+        """Forget the group; nothing is labelled."""
+        had = self.review is not None
+        self.review = None
         self.confirm_box.visible = False
         self.group_box.visible = False
+        self.group_prompt.object = ""
+        if say and had:
+            self.map.clear_selection()
+            self.status.object = "group cancelled; nothing was labelled"
 
     def _run(self, action: Any) -> bool:
         """Run a labelling action and show what it did; False when it failed."""

@@ -26,6 +26,11 @@ Reconstructor = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
 
 UNLABELLED = "(unlabelled)"
 DELETE_KEYS = ("Delete", "Backspace")
+# The group's class starts unchosen: a preset class (the first, or the last one used) was
+# confirmed unread, and a lasso on a mixed region then labelled every point in it as that.
+CHOOSE_CLASS = "(choose a class)"
+REMOVE = "(remove labels)"
+REVIEW_LIMIT = 48  # members of a group shown for review; a larger group shows a sample of them
 
 
 def with_vocabulary(pool_map: PoolMap, vocabulary: ClassVocabulary) -> PoolMap:
@@ -80,6 +85,79 @@ class GroupPreview:
         if self.target is None:
             action = f"remove the labels of {self.count} points"
         return f"{action}; they hold now {held or 'nothing'}"
+
+
+@attrs.frozen(eq=False)
+class GroupReview:
+    """A drawn or searched group before it is labelled: its map rows in a seeded order whose
+    first `limit` are shown for review, and how many the person dropped from it.
+
+    A large group shows a random sample rather than its first rows: the first rows by serial
+    come from wherever the data listed first, a random sample from the whole drawn area, so
+    that a mixed region shows mixed thumbnails. A dropped row gives its place to the next.
+    """
+
+    order: IntArray
+    limit: int = REVIEW_LIMIT
+    dropped: int = 0
+    how: str = "inside the drawn area"
+
+    @classmethod
+    def of(
+        cls,
+        rows: npt.ArrayLike,
+        how: str = "inside the drawn area",
+        limit: int = REVIEW_LIMIT,
+        seed: int = 0,
+    ) -> GroupReview:
+        """The group of map rows `rows` (duplicates once), shown in row order when it fits in
+        `limit`, else in an order drawn with `seed`."""
+        unique = np.unique(np.asarray(rows, np.int64))
+        if unique.size > limit:
+            unique = np.random.default_rng(seed).permutation(unique)
+        return cls(unique, limit, 0, how)
+
+    def __len__(self) -> int:
+        return int(self.order.size)
+
+    @property
+    def rows(self) -> IntArray:
+        """Every row still in the group, ascending."""
+        return np.sort(self.order)
+
+    @property
+    def shown(self) -> IntArray:
+        """The rows the review grid shows."""
+        return self.order[: self.limit]
+
+    def without(self, row: int) -> GroupReview:
+        """The group less map row `row`; DashboardError when the group does not hold it."""
+        keep = self.order != row
+        if keep.all():
+            raise DashboardError(f"map row {row} is not in the group; draw the group again")
+        return attrs.evolve(self, order=self.order[keep], dropped=self.dropped + 1)
+
+    def summary(self) -> str:
+        """One line over the grid: how many, how many dropped, what is shown."""
+        count = len(self)
+        noun = "point" if count == 1 else "points"
+        parts = [f"{count} {noun} {self.how}"]
+        if self.dropped:
+            parts.append(f"{self.dropped} dropped")
+        if count > self.limit:
+            parts.append(f"a random {self.limit} of them shown")
+        return "; ".join(parts)
+
+
+def group_target(choice: object) -> str | None:
+    """The class a group's class choice names (None: remove the labels); DashboardError while
+    no class is chosen, so that a group is never labelled with a class nobody picked."""
+    if choice is None or choice in ("", CHOOSE_CLASS):
+        raise DashboardError(
+            "choose the group's class first (or drop points that do not belong); "
+            "nothing was labelled"
+        )
+    return None if choice == REMOVE else str(choice)
 
 
 @attrs.frozen
@@ -228,6 +306,13 @@ class LabelBoard:
             rows, chosen, after, f"{chosen.size} {noun} {what}{detail}; {len(after)} labels"
         )
 
+    def label_group(self, review: GroupReview, choice: object) -> LabelUpdate:
+        """Label the rows left in a reviewed group with the chosen class (REMOVE: unlabel
+        them), as one undo step; DashboardError while no class is chosen."""
+        target = group_target(choice)
+        serials = self.pool_map.serials[review.rows]
+        return self.remove(serials) if target is None else self.assign(serials, target)
+
     def undo(self) -> LabelUpdate:
         """Undo the latest batch not undone yet, whoever wrote it: a group labelled at once
         is undone at once, in one write."""
@@ -299,6 +384,10 @@ class LabelBoard:
         for serial in chosen.tolist():
             previous[labels.get(serial) or UNLABELLED] += 1
         return GroupPreview(int(chosen.size), class_name, previous)
+
+    def load_samples(self, serials: npt.ArrayLike) -> npt.NDArray[np.float32]:
+        """The inputs of pool samples `serials`, in that order (one read for a group)."""
+        return self._load_samples(np.atleast_1d(np.asarray(serials, np.int64)))
 
     def load_sample(self, serial: int) -> npt.NDArray[np.float32]:
         """The input of one pool sample."""
