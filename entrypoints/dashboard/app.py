@@ -121,7 +121,10 @@ class ModelApp:
         board = model.board()
         self.label = LabelPage(board, model.info.kind)
         self.label.show_layout_note(model.layout_note())
-        self.queue = QueuePage(QueueBoard(board), model.info.kind, self._generated())
+        trained = model.workspace.has_model  # before training the queue suggests cold_start
+        self.queue = QueuePage(
+            QueueBoard(board, trained=trained), model.info.kind, self._generated()
+        )
         self.train = TrainPage(model, self.run_finished)
         self.model_page = ModelPage(hub, model, go_to)
         self.queue.on_update = self._queue_labelled
@@ -147,7 +150,7 @@ class ModelApp:
         """A training run ended: new predictions on every page."""
         board = self.model.board()
         self.label.replace_board(board)
-        self.queue.board.board = board
+        self.queue.new_predictions(board, self.model.workspace.has_model)
         self.model_page.refresh()
         self.queue.generated.object = ""
         generated = self._generated()

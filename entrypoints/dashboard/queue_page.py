@@ -13,9 +13,13 @@ import panel as pn
 from ssvae.domain.comparison import GeneratedSamples
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.text_examples import TextExamples
-from ssvae.entrypoints.dashboard.label_page import undo_off_the_event_loop
+from ssvae.entrypoints.dashboard.label_page import (
+    ENTER_RETURNS_FOCUS,
+    browser_document,
+    undo_off_the_event_loop,
+)
 from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard
-from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard
+from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard, key_legend
 from ssvae.entrypoints.dashboard.viewmodels.text import shortened
 from ssvae.entrypoints.dashboard.widgets import message_html, png_data_url, sample_html
 
@@ -24,13 +28,24 @@ def strip_html(board: QueueBoard, kind: str) -> str:
     """The queue as a row of large samples; the highlighted one framed."""
     items = board.items()
     if not items:
-        return "<i>the queue is empty: press 'refresh queue'</i>"
+        if board.asked:
+            return (
+                "<i class='ssvae-queue-empty'>no unlabelled sample is left in the pool: "
+                "nothing to propose</i>"
+            )
+        return "<i class='ssvae-queue-empty'>the queue is empty: press 'refresh queue'</i>"
     cards = []
     for position, item in enumerate(items):
         row = item.row
         framed = position == board.position
         border = "4px solid #d62728" if framed else "1px solid #ccc"
         label = item.label if item.label is not None else "-"
+        runner_up = ""
+        if item.runner_up is not None:
+            runner_up = (
+                f"<br><span class='ssvae-runner-up'>runner-up {html.escape(item.runner_up)} "
+                f"({item.runner_up_probability:.2f})</span>"
+            )
         if row.text is not None:  # text data: the message, in a wider card
             shown = message_html(row.text, size=12)
             shape = "width:300px;text-align:left"
@@ -43,10 +58,56 @@ def strip_html(board: QueueBoard, kind: str) -> str:
             f'{shape};font-size:12px">'
             f"{shown}<br>"
             f"serial {row.serial}<br>score {row.score:.3f}<br>predicted "
-            f"{html.escape(row.predicted)} ({row.certainty:.2f})<br>label "
+            f"{html.escape(row.predicted)} ({row.certainty:.2f}){runner_up}<br>label "
             f"<b class='ssvae-queue-label'>{html.escape(label)}</b></div>"
         )
     return f"<div style='display:flex;flex-wrap:wrap'>{''.join(cards)}</div>"
+
+
+def legend_html(board: QueueBoard) -> str:
+    """Which key labels which class: named classes take digit keys by position; more than
+    ten classes take the picker."""
+    names = board.board.class_names
+    pairs = key_legend(board.board)
+    if pairs:
+        keys = " · ".join(f"<b>{html.escape(key)}</b> {html.escape(name)}" for key, name in pairs)
+        return f"<div class='ssvae-key-legend'><small>class keys: {keys}</small></div>"
+    if len(names) > 10:
+        return (
+            f"<div class='ssvae-key-legend'><small>{len(names)} classes: label with the class "
+            "picker (type part of a name, Enter)</small></div>"
+        )
+    return ""
+
+
+def queue_status_html(board: QueueBoard) -> str:
+    """What the strip holds: what the score measures, a warning before training, the
+    near-duplicates left out, and a prompt once every sample is labelled."""
+    lines = [f"<span class='ssvae-score-meaning'>{html.escape(board.meaning())}</span>"]
+    warning = board.untrained_warning()
+    if warning:
+        lines.append(
+            f"<span class='ssvae-untrained' style='color:#c0392b'>{html.escape(warning)}</span>"
+        )
+    if board.left_out:
+        noun = "near-duplicate" if board.left_out == 1 else "near-duplicates"
+        lines.append(
+            f"<span class='ssvae-left-out'>{board.left_out} {noun} of the samples shown left "
+            "out</span>"
+        )
+    items = board.items()
+    if items and board.finished:
+        lines.append(
+            f"<b class='ssvae-queue-end'>all {len(items)} proposed samples are labelled: press "
+            "'refresh queue' for the next batch, or train first so that the policy ranks with "
+            "what these labels taught the model</b>"
+        )
+    elif board.asked and not items:
+        lines.append(
+            "<b class='ssvae-queue-end'>every pool sample is labelled: train, or open a larger "
+            "pool</b>"
+        )
+    return f"<div class='ssvae-queue-info' style='font-size:13px'>{'<br>'.join(lines)}</div>"
 
 
 def examples_html(examples: TextExamples) -> str:
@@ -122,6 +183,9 @@ class QueuePage:
             label="policy", options=list(board.policies), value=board.policy, width=200
         )
         self.k = pn.widgets.IntInput(label="k", value=board.k, start=1, end=200, width=90)
+        # A new policy or k asks the policy at once: no refresh press between.
+        self.policy.param.watch(lambda _: self.refresh(), "value")
+        self.k.param.watch(lambda _: self.refresh(), "value")
         refresh = pn.widgets.Button(label="refresh queue", color="primary")
         refresh.on_click(lambda _: self.refresh())
         names = board.board.class_names
@@ -136,11 +200,12 @@ class QueuePage:
             width=300,
             placeholder=f"type part of one of {len(names)} class names",
             visible=len(names) > 10,
+            css_classes=[ENTER_RETURNS_FOCUS],
         )
         self.picker.param.watch(lambda _: self._picked(), "value")
-        self.status = pn.pane.HTML(
-            "<div class='ssvae-queue-status'>press 'refresh queue' to ask the policy</div>"
-        )
+        self.status = pn.pane.HTML("<div class='ssvae-queue-status'>asking the policy…</div>")
+        self.info = pn.pane.HTML("")
+        self.legend = pn.pane.HTML(legend_html(board))
         self.strip = pn.pane.HTML("", sizing_mode="stretch_width")
         self.generated = pn.pane.HTML(
             "" if generated is None else generated_html(generated, board.board.class_names, kind)
@@ -149,13 +214,30 @@ class QueuePage:
         self.view = pn.Column(
             pn.Row(self.policy, self.k, refresh, self.picker),
             self.status,
+            self.info,
             pn.pane.HTML(
                 "<small>keys: a class key labels the framed sample and moves on; arrows move; "
                 "Delete removes; Ctrl+Z undoes</small>"
             ),
+            self.legend,
             pn.Row(self.strip, self.generated),
             name="Queue",
         )
+        # The strip fills itself: once the page is in the browser (a selection over a large
+        # pool takes a moment the first draw need not wait for), at once outside one (tests).
+        if browser_document() is None:
+            self.refresh()
+        else:
+            pn.state.onload(self.refresh)
+
+    def new_predictions(self, board: LabelBoard, trained: bool = True) -> None:
+        """A training run ended: the policy is asked again on the new predictions (a cold
+        start gives way to margin once the model is trained)."""
+        self.board.new_predictions(board, trained)
+        if self.policy.value != self.board.policy:
+            self.policy.value = self.board.policy  # its watcher refreshes
+        else:
+            self.refresh()
 
     def classes_changed(self, board: LabelBoard) -> None:
         """The labels gained a class (on the Label page): label with `board`, pick from its
@@ -167,6 +249,7 @@ class QueuePage:
             placeholder=f"type part of one of {len(names)} class names",
             visible=len(names) > 10,
         )
+        self.legend.object = legend_html(self.board)
 
     def show_generated(self, generated: GeneratedSamples | TextExamples) -> None:
         """Generated samples of the current model."""
@@ -182,7 +265,11 @@ class QueuePage:
             self._say(str(error))
             return
         self._say(f"{len(items)} samples proposed by {self.board.policy}")
+        self._redraw()
+
+    def _redraw(self) -> None:
         self.strip.object = strip_html(self.board, self.kind)
+        self.info.object = queue_status_html(self.board)
 
     def _picked(self) -> None:
         chosen = str(self.picker.value or "")
@@ -214,4 +301,4 @@ class QueuePage:
             self._say(update.message)
             if self.on_update is not None:
                 self.on_update(update)
-        self.strip.object = strip_html(self.board, self.kind)
+        self._redraw()
