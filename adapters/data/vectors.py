@@ -9,15 +9,21 @@
 - CSV: a header line, then the same columns as Parquet; each vector cell holds the numbers as
   a JSON list (`"[0.1, 0.2]"`) or separated by spaces (`0.1 0.2`); labels are class names.
 
-Vectors may have any width (the same in every row). Each file is read and validated once, in
-full: a malformed row is reported as the file shows it, by its line (CSV, the header is line
-1) or its row number counting from 0 (the other formats), so that it can be found and fixed.
+Vectors may have any width (the same in every row). Each file is validated once, in full,
+when the dataset is first described: a malformed row is reported as the file shows it, by its
+line (CSV, the header is line 1) or its row number counting from 0 (the other formats), so
+that it can be found and fixed.
+
+Only the ids and labels stay in memory (a few numbers a row): NPY, uncompressed NPZ and
+Parquet vectors are read from the file when asked for, a block at a time, and checked again
+as they are read. `iter_chunks` walks a split in file order in bounded memory, which is how a
+pool larger than memory is scored.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +31,8 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from ssvae.adapters.data.vector_files import RawSplit, read_vector_file, shown_shape
+from ssvae.adapters.data.vector_files import RawSplit, read_vector_file
+from ssvae.adapters.data.vector_rows import BLOCK_ROWS, VectorRows
 from ssvae.domain.data import DatasetInfo, Samples
 from ssvae.domain.echo import short_repr
 from ssvae.domain.errors import DataError, LabelError
@@ -36,11 +43,22 @@ MAX_CLASS_INDEX = 100_000  # class indices without names: far more classes than 
 
 @attrs.frozen(eq=False)
 class _Split:
-    """A validated split, sorted by serial; `labels` are class indices, -1 where unknown."""
+    """A validated split: `serials` ascending, `file_rows` the row of each in the file,
+    `labels` class indices (-1 where unknown) in serial order; the vectors stay in `rows`."""
 
     serials: npt.NDArray[np.int64]
-    x: npt.NDArray[np.float32]
+    file_rows: npt.NDArray[np.int64]
     labels: npt.NDArray[np.int64] | None
+    rows: VectorRows
+    file_serials: npt.NDArray[np.int64]  # the serial of each file row
+
+    def vectors(self, positions: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
+        """The vectors at `positions` (of the sorted serials), read in file order."""
+        wanted = self.file_rows[positions]
+        order = np.argsort(wanted, kind="stable")
+        x = np.empty((len(wanted), self.rows.width), np.float32)
+        x[order] = self.rows.take(wanted[order])
+        return x
 
 
 class VectorDataSource:
@@ -85,7 +103,31 @@ class VectorDataSource:
         else:
             rows = _positions(data.serials, serials, split)
         y = data.labels[rows] if data.labels is not None else None
-        return Samples(serials=data.serials[rows], x=data.x[rows], y=y)
+        return Samples(serials=data.serials[rows], x=data.vectors(rows), y=y)
+
+    def iter_chunks(
+        self, split: str, serials: npt.NDArray[np.int64] | None = None, rows: int = BLOCK_ROWS
+    ) -> Iterator[Samples]:
+        """The samples of `split` (only those of `serials` when given), in file order, at most
+        `rows` at a time: one block of the file is in memory at once."""
+        data = self._split(split)
+        keep = None
+        if serials is not None:
+            keep = np.zeros(len(data.serials), np.bool_)
+            keep[_positions(data.serials, serials, split)] = True
+            keep = keep[np.argsort(data.file_rows, kind="stable")]  # by file row
+        position_of_row = None
+        for start, block in data.rows.blocks(rows):
+            chosen = slice(None) if keep is None else keep[start : start + len(block)]
+            file_serials = data.file_serials[start : start + len(block)][chosen]
+            if file_serials.size == 0:
+                continue
+            y = None
+            if data.labels is not None:
+                if position_of_row is None:
+                    position_of_row = np.argsort(data.file_rows, kind="stable")
+                y = data.labels[position_of_row[start : start + len(block)][chosen]]
+            yield Samples(serials=file_serials, x=block[chosen], y=y)
 
     def _split(self, split: str) -> _Split:
         self._read_all()
@@ -101,11 +143,9 @@ class VectorDataSource:
             raw = {
                 split: read_vector_file(path, self._columns) for split, path in self._paths.items()
             }
-            for data in raw.values():
-                _check_2d(data)  # labels are matched to rows next
             vocabulary, indices = _vocabulary(raw, self._classes)
             splits = {split: _validate(raw[split], indices[split]) for split in raw}
-            widths = {split: data.x.shape[1] for split, data in splits.items()}
+            widths = {split: data.rows.width for split, data in splits.items()}
             if len(set(widths.values())) > 1:
                 raise DataError(
                     f"{self._paths['test']}: vectors have {widths['test']} values but those in "
@@ -129,34 +169,21 @@ class VectorDataSource:
 
 
 def _validate(raw: RawSplit, labels: npt.NDArray[np.int64] | None) -> _Split:
-    """Check vectors and ids row by row; sort everything by id."""
-    path, vectors = raw.path, raw.vectors
-    _check_2d(raw)
-    if vectors.dtype.kind not in "fiu":
-        raise DataError(f"{path}: vectors are {vectors.dtype}; expected numbers")
-    count, width = vectors.shape
-    if count == 0 or width == 0:
-        raise DataError(f"{path}: holds no vectors (shape {vectors.shape})")
-    with np.errstate(over="ignore", invalid="ignore"):
-        x = vectors.astype(np.float32)
-    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
-    if bad.size:
-        raise DataError(
-            f"{path}: {raw.where(int(bad[0]))}: vector has NaN or infinite values "
-            "(or values too large for float32)"
-        )
-    ids = _check_ids(path, raw.ids, count, raw.where)
+    """Check ids, then every vector a block at a time (so a bad row far into a file larger
+    than memory is found); keep the order that sorts everything by id."""
+    count = raw.rows.count
+    ids = _check_ids(raw.path, raw.ids, count, raw.where)
+    for _ in raw.rows.blocks():
+        pass  # each block is checked as it is read
     order = np.argsort(ids, kind="stable")
     sorted_labels = labels[order] if labels is not None else None
-    return _Split(serials=ids[order], x=x[order], labels=sorted_labels)
-
-
-def _check_2d(raw: RawSplit) -> None:
-    if raw.vectors.ndim != 2:
-        raise DataError(
-            f"{raw.path}: vectors have shape {shown_shape(raw.vectors.shape)}; expected a "
-            "2-D array (rows, features)"
-        )
+    return _Split(
+        serials=ids[order],
+        file_rows=order.astype(np.int64),
+        labels=sorted_labels,
+        rows=raw.rows,
+        file_serials=ids,
+    )
 
 
 def _check_ids(
@@ -200,9 +227,9 @@ def _vocabulary(
     labelled = {split: data for split, data in raw.items() if data.labels is not None}
     for data in labelled.values():
         assert data.labels is not None
-        if data.labels.ndim != 1 or data.labels.shape[0] != data.vectors.shape[0]:
+        if data.labels.ndim != 1 or data.labels.shape[0] != data.rows.count:
             raise DataError(
-                f"{data.path}: {data.vectors.shape[0]} vectors but labels of shape "
+                f"{data.path}: {data.rows.count} vectors but labels of shape "
                 f"{data.labels.shape}; need one label each"
             )
     if classes is None:

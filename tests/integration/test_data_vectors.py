@@ -285,9 +285,13 @@ def test_unknown_serial_and_split(tmp_path: Path) -> None:
     assert source.load("train", np.array([], dtype=np.int64)).x.shape == (0, 2)
 
 
-def test_files_are_read_once(tmp_path: Path) -> None:
+def test_a_file_gone_after_it_was_described_is_one_line(tmp_path: Path) -> None:
+    """Vectors are read from the file when asked for (a pool may not fit in memory), so a
+    file deleted since the dataset was described is a clear error, not a traceback."""
     np.save(tmp_path / "e.npy", _vectors(3, 2))
     source = VectorDataSource(tmp_path / "e.npy", classes=["a", "b"])
-    first = source.load("train").x
+    np.testing.assert_array_equal(source.load("train").x, _vectors(3, 2))
     (tmp_path / "e.npy").unlink()
-    np.testing.assert_array_equal(source.load("train").x, first)
+    with pytest.raises(DataError, match=r"cannot be read any more .* put it back") as caught:
+        source.load("train")
+    assert "\n" not in str(caught.value)
