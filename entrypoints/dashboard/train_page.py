@@ -15,7 +15,6 @@ from bokeh.plotting import figure as bokeh_figure
 from ssvae.domain.errors import SsvaeError
 from ssvae.entrypoints.dashboard.viewmodels.hub import OpenModel
 from ssvae.entrypoints.dashboard.viewmodels.training import (
-    FAILED,
     FINISHED,
     RUNNING,
     STOPPING,
@@ -180,14 +179,8 @@ class TrainPage:
         self.progress.active = running
         self.start_button.disabled = running
         self.stop_button.disabled = progress.state != RUNNING
-        where = ""
-        if running:
-            where = f"epoch {progress.epoch + 1} of {progress.epochs}"
-            if progress.steps:
-                where += f", step {progress.step} of {progress.steps}"
-        elif progress.state in (FINISHED, FAILED):
-            where = progress.message
-        self.status.object = self._status_html(progress.state, where)
+        state = "stopped" if progress.state == FINISHED and progress.stopped else progress.state
+        self.status.object = self._status_html(state, progress.where())
         points = len(progress.step_losses) + 1000 * len(progress.epoch_metrics)
         if progress.run != self._seen_run or points != self._shown_points:
             self._seen_run, self._shown_points = progress.run, points

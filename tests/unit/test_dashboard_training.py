@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from ssvae.entrypoints.dashboard.viewmodels.training import (
     IDLE,
     RUNNING,
     TrainingJob,
+    TrainingProgress,
     changed_fields,
     check_epochs,
     field_errors,
@@ -27,10 +29,17 @@ STEPS = 4
 
 
 class ScriptedTraining:
-    """A train function: STEPS steps per epoch; waits at `gate` before each epoch if set."""
+    """A train function: STEPS steps per epoch; waits at `gate` before each epoch if set, or
+    at `gates[epoch]` before that epoch."""
 
-    def __init__(self, gate: threading.Event | None = None, fail: str | None = None) -> None:
+    def __init__(
+        self,
+        gate: threading.Event | None = None,
+        fail: str | None = None,
+        gates: list[threading.Event] | None = None,
+    ) -> None:
         self.gate = gate
+        self.gates = gates or []
         self.fail = fail
         self.calls: list[tuple[int, dict[str, Any]]] = []
 
@@ -44,6 +53,8 @@ class ScriptedTraining:
             for epoch in range(epochs):
                 if self.gate is not None:
                     assert self.gate.wait(10)
+                if epoch < len(self.gates):
+                    assert self.gates[epoch].wait(10)
                 for step in range(1, STEPS + 1):
                     listener.on_step(10 + epoch, step, STEPS, 5.0 / (epoch + step))
                 record = EpochRecord(11 + epoch, {"loss": 1.0, "val_loss": 2.0 - epoch})
@@ -116,3 +127,49 @@ def test_epochs_and_hyperparameters_are_checked_with_the_specs_own_messages() ->
     assert changed_fields(spec, {"batch_size": 128, "seed": 3}) == {"seed": 3}
     with pytest.raises(DashboardError, match="at least 1 epoch"):
         TrainingJob(ScriptedTraining()).start(0)
+
+
+def _stopped_after(epochs_done: int) -> TrainingProgress:
+    """A run of 5 epochs, stopped once `epochs_done` epochs have ended: the stop meets the
+    first step of the next epoch, as the real trainer's step callback does."""
+    gates = [threading.Event() for _ in range(5)]
+    job = TrainingJob(ScriptedTraining(gates=gates))
+    job.start(5)
+    for gate in gates[:epochs_done]:
+        gate.set()
+    deadline = time.monotonic() + 10
+    while job.progress().epoch < epochs_done and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.stop()
+    gates[epochs_done].set()
+    assert job.wait(10)
+    return job.progress()
+
+
+def test_a_stopped_run_keeps_its_bar_at_the_epoch_reached_and_its_loss_curve() -> None:
+    progress = _stopped_after(2)
+    assert progress.state == FINISHED and progress.stopped
+    assert progress.epoch == 2
+    # Stopped at the first step of the third epoch: 2 epochs and 1 of 4 steps out of 5.
+    assert progress.fraction == pytest.approx((2 + 1 / STEPS) / 5)
+    assert progress.where().startswith("stopped at epoch 2 of 5")
+    # Every step taken is drawn, the step that met the stop included.
+    assert len(progress.step_losses) == 2 * STEPS + 1
+    assert len(progress.epoch_metrics) == 2
+
+
+def test_a_run_stopped_before_its_first_epoch_says_so_and_still_draws_its_step() -> None:
+    progress = _stopped_after(0)
+    assert progress.stopped and progress.epoch == 0
+    assert progress.fraction < 1 / 5
+    assert progress.where().startswith("stopped before the first epoch of 5 ended")
+    assert len(progress.step_losses) == 1  # the chart is not left empty
+
+
+def test_a_run_that_ends_on_its_own_fills_the_bar_and_is_not_stopped() -> None:
+    job = TrainingJob(ScriptedTraining())
+    job.start(2)
+    assert job.wait(10)
+    progress = job.progress()
+    assert not progress.stopped and progress.fraction == 1.0
+    assert progress.where() == progress.message

@@ -71,16 +71,33 @@ class TrainingProgress:
     epoch_metrics: tuple[EpochRecord, ...]
     message: str  # the report's message or the error, one line
     finished_runs: int  # runs that ended with a saved model (the map is refreshed after each)
+    stopped: bool = False  # ended by a stop request, before the epochs asked for
 
     @property
     def fraction(self) -> float:
-        """How much of the run is done, 0 to 1."""
-        if self.state in (FINISHED,):
+        """How much of the run is done, 0 to 1: a stopped run stays where it stopped."""
+        if self.state == FINISHED and not self.stopped:
             return 1.0
         if self.epochs <= 0:
             return 0.0
         within = self.step / self.steps if self.steps else 0.0
         return min((self.epoch + within) / self.epochs, 1.0)
+
+    def where(self) -> str:
+        """One line for the page: where a running run is, where a stopped one stopped, or
+        how a run ended."""
+        if self.state in (RUNNING, STOPPING):
+            where = f"epoch {self.epoch + 1} of {self.epochs}"
+            return where + (f", step {self.step} of {self.steps}" if self.steps else "")
+        if self.state == FINISHED and self.stopped:
+            # The trainer keeps the steps of an unfinished epoch, and the round saves them.
+            kept = "the model as trained up to the stop is saved"
+            if self.epoch == 0:
+                return f"stopped before the first epoch of {self.epochs} ended; {kept}"
+            return f"stopped at epoch {self.epoch} of {self.epochs}; {kept}"
+        if self.state in (FINISHED, FAILED):
+            return self.message
+        return ""
 
 
 class _StopRequested(KeyboardInterrupt):
@@ -108,6 +125,7 @@ class TrainingJob:
         self._step_losses: list[tuple[float, float]] = []
         self._records: list[EpochRecord] = []
         self._message = ""
+        self._stopped = False
         self._epoch_base = 0  # the trainer counts epochs over the model's life
 
     @property
@@ -129,6 +147,7 @@ class TrainingJob:
             self._epochs = epochs
             self._step_losses, self._records = [], []
             self._message = ""
+            self._stopped = False
             self._epoch_base = -1
             self._stop.clear()
             self._thread = threading.Thread(
@@ -169,6 +188,7 @@ class TrainingJob:
                 epoch_metrics=tuple(self._records),
                 message=self._message,
                 finished_runs=self._finished_runs,
+                stopped=self._stopped,
             )
 
     def _work(self, epochs: int, overrides: dict[str, Any]) -> None:
@@ -182,7 +202,8 @@ class TrainingJob:
         with self._lock:
             self._state = FINISHED
             self._finished_runs += 1
-            stopped = "stopped on request; " if self._stop.is_set() else ""
+            self._stopped = self._stop.is_set() and report.stop_reason == "interrupted"
+            stopped = "stopped on request; " if self._stopped else ""
             self._message = stopped + (
                 report.message
                 or f"{report.epochs_run} epoch(s) in {report.seconds:.1f} s ({report.stop_reason})"
@@ -191,14 +212,16 @@ class TrainingJob:
     # TrainingCallback: called from the worker thread.
 
     def on_step(self, epoch: int, step: int, steps_per_epoch: int, loss: float) -> None:
-        if self._stop.is_set():
-            raise _StopRequested
+        # The step is taken and kept by the stopped run: its loss is drawn before the stop, or
+        # a run stopped before its first report would leave the loss chart empty.
         with self._lock:
             if self._epoch_base < 0:
                 self._epoch_base = epoch
             self._step, self._steps = step, steps_per_epoch
             position = (epoch - self._epoch_base) + step / max(steps_per_epoch, 1)
             self._step_losses.append((position, float(loss)))
+        if self._stop.is_set():
+            raise _StopRequested
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         with self._lock:
