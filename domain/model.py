@@ -7,7 +7,7 @@ Protocols and the plain values they exchange.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -173,12 +173,18 @@ def ood_scores(responsibilities: FloatArray, tau: FloatArray) -> FloatArray:
     return scores
 
 
-def data_fingerprint(pool: Samples, labels: LabelSet) -> str:
-    """A short hash of the pool (serials and inputs) and the labels a model was trained on."""
+def data_fingerprint(
+    pool: Samples, labels: LabelSet, x_chunks: Iterable[npt.NDArray[np.floating]] | None = None
+) -> str:
+    """A short hash of the pool (serials and inputs) and the labels a model was trained on.
+
+    `x_chunks`: the inputs in row order, chunk by chunk, for a pool read from a file rather
+    than held in memory; the hash is the same as for the whole array."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(np.ascontiguousarray(pool.serials, dtype=np.int64).tobytes())
-    digest.update(str(pool.x.shape).encode())
-    digest.update(np.ascontiguousarray(pool.x, dtype=np.float32).tobytes())
+    digest.update(str(tuple(pool.x.shape)).encode())
+    for chunk in [pool.x] if x_chunks is None else x_chunks:
+        digest.update(np.ascontiguousarray(chunk, dtype=np.float32).tobytes())
     digest.update(repr(labels.vocabulary.names).encode())
     for serial, name in labels:
         digest.update(f"{serial}:{name};".encode())

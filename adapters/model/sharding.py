@@ -3,7 +3,13 @@
 A one-axis mesh spans `jax.devices()`; batches are split along it and parameters and optimizer
 state are replicated. `jax.jit` then partitions the step and inserts the gradient all-reduce
 itself, so the same code runs on one CPU, several accelerators, or several hosts after
-`jax.distributed.initialize()` (each host then passes its own rows of the batch).
+`jax.distributed.initialize()` (`ssvae.adapters.model.distributed`).
+
+With several processes, each reads and passes only its own rows of a batch
+(`local_rows`): the mesh lists every process's devices in process order, so process p holds
+the p-th equal slice of a batch the mesh divides, and `jax.make_array_from_process_local_data`
+joins the slices into the one global batch a single process would have built. A batch the mesh
+does not divide is replicated, and every process then passes all of it.
 """
 
 from __future__ import annotations
@@ -19,8 +25,9 @@ AXIS = "data"
 
 
 def data_mesh() -> Mesh:
-    """A one-dimensional mesh over every device of every process."""
-    return Mesh(np.array(jax.devices()), (AXIS,))
+    """A one-dimensional mesh over every device of every process, in process order."""
+    devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+    return Mesh(np.array(devices), (AXIS,))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -34,18 +41,42 @@ def batch_sharding(mesh: Mesh, rows: int) -> NamedSharding:
     return replicated(mesh)
 
 
-def put_batch(mesh: Mesh, batch: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
-    """Place a host batch on the mesh, split along its first axis."""
+def local_rows(mesh: Mesh, rows: int) -> slice:
+    """The positions of a `rows`-row global batch that this process reads and passes."""
+    processes = jax.process_count()
+    if processes == 1 or rows % mesh.size:
+        return slice(0, rows)
+    share = rows // processes
+    return slice(jax.process_index() * share, (jax.process_index() + 1) * share)
+
+
+def put_batch(
+    mesh: Mesh, batch: Mapping[str, np.ndarray], rows: int | None = None
+) -> dict[str, jax.Array]:
+    """Place this process's part of a `rows`-row batch on the mesh, split along its first axis.
+
+    `rows` (default: this part's rows times the process count) is the global batch's size;
+    the part is `local_rows(mesh, rows)` of it."""
     out: dict[str, jax.Array] = {}
     for name, value in batch.items():
-        sharding = batch_sharding(mesh, value.shape[0] * jax.process_count())
+        total = value.shape[0] * jax.process_count() if rows is None else rows
+        sharding = batch_sharding(mesh, total)
         if jax.process_count() > 1:
             out[name] = jax.make_array_from_process_local_data(  # type: ignore[no-untyped-call]
-                sharding, value
+                sharding, value, (total, *value.shape[1:])
             )
         else:
             out[name] = jax.device_put(value, sharding)
     return out
+
+
+def gathered(tree: Any) -> Any:
+    """A pytree of (possibly sharded) arrays as host numpy arrays holding every process's rows."""
+    if jax.process_count() == 1:
+        return jax.device_get(tree)
+    from jax.experimental import multihost_utils
+
+    return multihost_utils.process_allgather(tree, tiled=True)
 
 
 def put_replicated(mesh: Mesh, tree: Any) -> Any:

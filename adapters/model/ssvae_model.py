@@ -11,7 +11,7 @@ samples only: every label trains (see `validation_rows`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from ssvae.adapters.model import sharding
+from ssvae.adapters.model.batches import ArrayRows, RowSource, as_row_source, take
 from ssvae.adapters.model.checkpoint import (
     load_checkpoint,
     restore_tree,
@@ -94,7 +95,7 @@ def validation_rows(
     return np.sort(unlabelled[: max(count, 0)]).astype(np.int64)
 
 
-def _check_shape(spec: ModelSpec, x: np.ndarray, what: str) -> None:
+def _check_shape(spec: ModelSpec, x: np.ndarray | RowSource, what: str) -> None:
     if tuple(x.shape[1:]) != tuple(spec.network.input_shape):
         raise DataError(
             f"{what} has samples of shape {tuple(x.shape[1:])}, the model expects "
@@ -138,10 +139,16 @@ class JaxSsvaeModel:
     # Training.
 
     def fit(self, pool: Samples, labels: LabelSet, epochs: int | None = None) -> TrainingReport:
-        """Train on `pool` with `labels` for at most `epochs` (default: the spec's max_epochs)."""
-        x = np.asarray(pool.x, dtype=np.float32)
+        """Train on `pool` with `labels` for at most `epochs` (default: the spec's max_epochs).
+
+        `pool.x` is an array, or a `RowSource` that reads each batch's rows from a file."""
+        x: RowSource | np.ndarray = (
+            pool.x if isinstance(pool.x, np.ndarray) else as_row_source(pool.x)
+        )
+        if isinstance(x, np.ndarray) and x.dtype != np.float32:
+            x = x.astype(np.float32)
         _check_shape(self._spec, x, "the pool")
-        self.pool = Samples(serials=np.asarray(pool.serials, np.int64), x=x, y=pool.y)
+        self.pool = Samples(serials=np.asarray(pool.serials, np.int64), x=x, y=pool.y)  # type: ignore[arg-type]
         return self._train(self._spec.training.max_epochs if epochs is None else epochs, labels)
 
     def fit_more(self, epochs: int, labels: LabelSet) -> TrainingReport:
@@ -161,7 +168,7 @@ class JaxSsvaeModel:
         trainer = Trainer(self._spec, self.kit, self.mesh, self.callbacks)
         report = trainer.run(self.state, data, epochs)
         self.labels = labels
-        self.fingerprint = data_fingerprint(self.pool, labels)
+        self.fingerprint = data_fingerprint(self.pool, labels, self._x_chunks(data.x))
         self.history.extend(report.history)
         self._update_tau(data)
         return report
@@ -186,7 +193,7 @@ class JaxSsvaeModel:
         val_rows = validation_rows(n, rows, spec.training.validation_split, spec.training.seed)
         train_rows = np.setdiff1d(np.arange(n, dtype=np.int64), val_rows)
         return TrainingData(
-            x=pool.x,
+            x=as_row_source(pool.x),
             train_rows=train_rows,
             labelled_rows=rows,
             labelled_classes=classes,
@@ -194,12 +201,20 @@ class JaxSsvaeModel:
             val_classes=np.full(len(val_rows), -1, np.int64),
         )
 
+    @staticmethod
+    def _x_chunks(source: RowSource) -> Iterable[np.ndarray]:
+        """The pool's inputs in row order: the array, or a file's rows chunk by chunk."""
+        if isinstance(source, ArrayRows):
+            return [source.x]
+        rows = source.shape[0]
+        return source.gather(np.arange(i, min(i + 65_536, rows)) for i in range(0, rows, 65_536))
+
     def _update_tau(self, data: TrainingData) -> None:
         """Refit the component-to-label map from the labelled rows' responsibilities."""
         if len(data.labelled_rows) == 0:
             self.tau = None
             return
-        out = self._predict_arrays(data.x[data.labelled_rows], reconstruct=False)
+        out = self._predict_arrays(take(data.x, data.labelled_rows), reconstruct=False)
         self.tau = component_label_map(
             out["responsibilities"],
             data.labelled_classes,
@@ -213,20 +228,26 @@ class JaxSsvaeModel:
         self, x: np.ndarray, step: Callable[[jax.Array, jax.Array], Mapping[str, jax.Array]]
     ) -> dict[str, np.ndarray]:
         """`step(x_batch, row_indices)` over `x` in padded batches of a size the mesh divides,
-        the outputs of the real rows joined; only one batch of intermediates lives at a time."""
+        the outputs of the real rows joined; only one batch of intermediates lives at a time.
+
+        With several processes each computes its part of every batch, and the parts are
+        gathered, so every process returns the outputs of all rows."""
         n = x.shape[0]
         size = min(self.predict_batch_size, 1 << max(n - 1, 0).bit_length())
         size = math.ceil(size / self.mesh.size) * self.mesh.size
         results: dict[str, np.ndarray] = {}
+        part = sharding.local_rows(self.mesh, size)
         for start in range(0, n, size):
-            chunk = np.asarray(x[start : start + size], dtype=np.float32)
-            rows = chunk.shape[0]
-            if rows < size:
-                pad = np.zeros((size - rows, *chunk.shape[1:]), np.float32)
-                chunk = np.concatenate([chunk, pad])
-            indices = np.arange(start, start + size, dtype=np.int32)
-            placed = sharding.put_batch(self.mesh, {"x": chunk, "rows": indices})
-            out = jax.device_get(step(placed["x"], placed["rows"]))
+            rows = min(size, n - start)
+            # This process reads only its part of the batch; rows past the end are padding.
+            lo, hi = start + part.start, min(start + part.stop, n)
+            chunk = np.asarray(x[lo:hi] if hi > lo else x[:0], dtype=np.float32)
+            pad = part.stop - part.start - chunk.shape[0]
+            if pad:
+                chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), np.float32)])
+            indices = np.arange(start + part.start, start + part.stop, dtype=np.int32)
+            placed = sharding.put_batch(self.mesh, {"x": chunk, "rows": indices}, size)
+            out = sharding.gathered(step(placed["x"], placed["rows"]))
             for name, value in out.items():
                 if name not in results:
                     results[name] = np.empty((n, *value.shape[1:]), np.float32)

@@ -24,6 +24,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from ssvae.adapters.model import sharding
+from ssvae.adapters.model.batches import RowSource, take
 from ssvae.adapters.model.likelihoods import mean_of, sigma_of
 from ssvae.adapters.model.losses import (
     entropy,
@@ -219,9 +220,9 @@ class StepKit:
 
 @attrs.frozen(eq=False)
 class TrainingData:
-    """Pool arrays and row indices for one training call."""
+    """The pool's rows and row indices for one training call."""
 
-    x: np.ndarray  # the whole pool, float32 (N, *input_shape)
+    x: RowSource  # the whole pool (N, *input_shape), in memory or read from a file
     train_rows: np.ndarray  # rows trained on (unlabelled term)
     labelled_rows: np.ndarray  # rows with a training label
     labelled_classes: np.ndarray  # their class indices
@@ -278,16 +279,23 @@ def evaluate(kit: StepKit, mesh: Mesh, params: PyTree, data: TrainingData) -> di
         return {}
     size = min(EVAL_BATCH, len(rows))
     size = math.ceil(size / mesh.size) * mesh.size
-    totals: dict[str, float] = {}
-    for start in range(0, len(rows), size):
+    part = sharding.local_rows(mesh, size)
+    starts = range(0, len(rows), size)
+
+    def padded(start: int) -> np.ndarray:
         chunk = rows[start : start + size]
+        return np.concatenate([chunk, np.repeat(chunk[:1], size - len(chunk))])
+
+    totals: dict[str, float] = {}
+    xs = data.x.gather(padded(start)[part] for start in starts)
+    for start, x in zip(starts, xs, strict=True):
         classes = data.val_classes[start : start + size]
-        pad = size - len(chunk)
-        x = data.x[np.concatenate([chunk, np.repeat(chunk[:1], pad)])]
+        pad = size - len(classes)
         y = np.concatenate([np.maximum(classes, 0), np.zeros(pad, np.int64)]).astype(np.int32)
-        mask = np.concatenate([np.ones(len(chunk)), np.zeros(pad)]).astype(np.float32)
+        mask = np.concatenate([np.ones(len(classes)), np.zeros(pad)]).astype(np.float32)
         labelled = mask * np.concatenate([classes >= 0, np.zeros(pad, bool)]).astype(np.float32)
-        batch = sharding.put_batch(mesh, {"x": x, "y": y, "mask": mask, "labelled": labelled})
+        local = {"x": x, "y": y[part], "mask": mask[part], "labelled": labelled[part]}
+        batch = sharding.put_batch(mesh, local, size)
         for name, value in jax.device_get(kit.eval_step(params, batch)).items():
             totals[name] = totals.get(name, 0.0) + float(value)
     count = totals["count"]
@@ -507,18 +515,24 @@ class Trainer:
             "lr_scale": np.float32(self.lr_scale(epoch)),
             "alpha": np.float32(data.alpha(self.spec)),
         }
+        # Each process reads only its part of every batch (all of it on one process).
+        part = sharding.local_rows(self.mesh, order.shape[1])
+        lab_part = sharding.local_rows(self.mesh, picks.shape[1])
+        lab_x = take(data.x, lab_rows)
+        rows_read = data.x.gather(order[s][part] for s in range(steps))
         collected: list[dict[str, Array]] = []
         checked = 0  # steps whose loss the guard has seen
-        for s in range(steps):
-            batch = sharding.put_batch(
-                self.mesh,
-                {
-                    "x_u": data.x[order[s]],
-                    "x_l": data.x[lab_rows[picks[s]]],
-                    "y_l": lab_classes[picks[s]].astype(np.int32),
-                    "mask_l": mask,
-                },
-            )
+        for s, x_u in enumerate(rows_read):
+            mine = picks[s][lab_part]
+            labelled = {
+                "x_l": lab_x[mine],
+                "y_l": lab_classes[mine].astype(np.int32),
+                "mask_l": mask[lab_part],
+            }
+            batch = {
+                **sharding.put_batch(self.mesh, {"x_u": x_u}, order.shape[1]),
+                **sharding.put_batch(self.mesh, labelled, picks.shape[1]),
+            }
             state.params, state.opt_state, metrics = self.kit.train_step(
                 state.params, state.opt_state, batch, state.key, np.int32(state.step), scalars
             )
