@@ -6,16 +6,25 @@ form that creates or clones a model."""
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable
 from typing import Any
 
 import holoviews as hv
+import numpy as np
 import panel as pn
+from bokeh.models import ColorBar, ColumnDataSource, FactorRange, LinearColorMapper
+from bokeh.palettes import Blues256
+from bokeh.plotting import figure as bokeh_figure
 
 from ssvae.domain.errors import SsvaeError
 from ssvae.entrypoints.dashboard.label_page import counters_html
 from ssvae.entrypoints.dashboard.viewmodels.hub import DashboardHub, OpenModel
-from ssvae.entrypoints.dashboard.viewmodels.model import ModelOverview
+from ssvae.entrypoints.dashboard.viewmodels.model import (
+    ModelOverview,
+    RunRecord,
+    short_names,
+)
 from ssvae.entrypoints.dashboard.widgets import text_of
 
 
@@ -38,36 +47,87 @@ def runs_html(overview: ModelOverview) -> str:
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.1f}%"
 
+    def loss(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4g}"
+
+    def figures(run: RunRecord) -> str:
+        if not run.trained:
+            return (
+                "<td colspan='2' class='ssvae-run-untrained' style='color:#666'>"
+                "stopped before the first epoch</td>"
+            )
+        return f"<td>{loss(run.val_loss)}</td><td>{pct(run.test_accuracy)}</td>"
+
     rows = "".join(
-        f"<tr><td>{r.round}</td><td>{r.labels}</td><td>{r.epochs}</td>"
-        f"<td>{pct(r.val_accuracy)}</td><td>{pct(r.test_accuracy)}</td></tr>"
+        f"<tr><td>{r.round}</td><td>{r.labels}</td><td>{r.epochs}</td>{figures(r)}</tr>"
         for r in overview.runs
     )
     return (
-        "<b>accuracy per training run</b><table class='ssvae-runs' style='font-size:12px'>"
-        "<tr><th>run</th><th>labels</th><th>epochs</th><th>validation</th>"
-        f"<th>test split</th></tr>{rows}</table>"
+        "<b>training runs</b><table class='ssvae-runs' style='font-size:12px'>"
+        "<tr><th>run</th><th>labels</th><th>epochs</th>"
+        "<th title='loss on the held-out unlabelled samples after the last epoch "
+        "(the figure early stopping watches)'>validation loss</th>"
+        f"<th>test accuracy</th></tr>{rows}</table>"
     )
+
+
+# Pixels per class on the tau heatmap's x axis: a rotated name of 14 characters at 11 px
+# needs about 14 px of width; the figure grows with the classes up to a screen's width.
+TAU_PX_PER_CLASS = 18
+TAU_MIN_WIDTH, TAU_MAX_WIDTH = 460, 1400
 
 
 def tau_plot(overview: ModelOverview) -> Any:
+    """The heatmap of p(class | component): drawn with Bokeh, whose rectangles carry each
+    class's full name for the hover while the axis shows the short one."""
     if overview.tau is None:
         return pn.pane.HTML("<i>tau appears after a run with labels on a mixture prior</i>")
-    tau = overview.tau
-    cells = [
-        (overview.class_names[y], str(c), float(tau[c, y]))
-        for c in range(tau.shape[0])
-        for y in range(tau.shape[1])
-    ]
-    heatmap = hv.HeatMap(cells, kdims=["class", "component"], vdims=["tau"]).opts(
-        cmap="Blues",
-        colorbar=True,
-        width=460,
-        height=max(220, 22 * tau.shape[0]),
-        title="tau: p(class | component)",
-        tools=["hover"],
+    tau = np.asarray(overview.tau, np.float64)
+    components, classes = tau.shape
+    names = tuple(overview.class_names[:classes])
+    names += tuple(str(y) for y in range(len(names), classes))
+    labels = short_names(names)
+    longest = max(len(label) for label in labels)
+    rotated = classes > 10 or longest > 3  # digits fit flat; names need a column each
+    rows = [str(c) for c in range(components)]
+    source = ColumnDataSource(
+        {
+            "class": [labels[y] for _ in range(components) for y in range(classes)],
+            "name": [names[y] for _ in range(components) for y in range(classes)],
+            "component": [rows[c] for c in range(components) for _ in range(classes)],
+            "tau": tau.reshape(-1).tolist(),
+        }
     )
-    return pn.pane.HoloViews(heatmap, backend="bokeh")
+    mapper = LinearColorMapper(palette=Blues256[::-1], low=0.0, high=max(float(tau.max()), 1e-9))
+    width = min(max(TAU_MIN_WIDTH, 140 + TAU_PX_PER_CLASS * classes), TAU_MAX_WIDTH)
+    figure = bokeh_figure(
+        x_range=FactorRange(*labels),
+        y_range=FactorRange(*rows),
+        width=width,
+        height=max(220, 22 * components) + (7 * longest if rotated else 0),
+        title="tau: p(class | component)",
+        x_axis_label="class",
+        y_axis_label="component",
+        tools="hover,save",
+        tooltips=[("class", "@name"), ("component", "@component"), ("tau", "@tau{0.000}")],
+        name="ssvae-tau",
+    )
+    figure.rect(
+        "class",
+        "component",
+        1,
+        1,
+        source=source,
+        line_color=None,
+        fill_color={"field": "tau", "transform": mapper},
+    )
+    figure.add_layout(ColorBar(color_mapper=mapper, width=12), "right")
+    axis = figure.xaxis[0]
+    axis.major_label_orientation = math.pi / 2 if rotated else "horizontal"
+    axis.major_label_text_font_size = "11px" if classes <= 40 else "9px"
+    figure.grid.grid_line_color = None
+    figure.axis.axis_line_color = None
+    return pn.pane.Bokeh(figure)
 
 
 def usage_plot(overview: ModelOverview) -> Any:
