@@ -1,16 +1,23 @@
 """Use case: the next batch to label, for a model, a label store and an acquisition policy.
 
-The model predicts the whole pool in chunks (bounded memory); the outputs fill an
-`AcquisitionRequest` (class probabilities, latent means, OOD scores, responsibilities) and
-`ssvae.domain.query.select` picks the batch. Policies that need scores only the model itself
-can compute (bald, elbo) get them from its `ModelScorer` port, in chunks too. The same
-functions serve the simulated-oracle experiments (`ssvae.application.simulate`).
+The model predicts the pool in chunks; the outputs fill an `AcquisitionRequest` (class
+probabilities, latent means, OOD scores, responsibilities) and `ssvae.domain.query.select`
+picks the batch. Policies that need scores only the model itself can compute (bald, elbo) get
+them from its `ModelScorer` port, in chunks too. The same functions serve the
+simulated-oracle experiments (`ssvae.application.simulate`).
+
+`ssvae query` never holds the pool: it reads it a chunk at a time (`PoolScan`) and keeps only
+what its policy needs. A policy that ranks samples by one score (margin, entropy, bald, ...)
+keeps the k best unlabelled rows seen so far, which are the k best of the pool at the end; the
+others keep a few numbers a row (latent means for k-center and cold_start, encodings projected
+to a fixed width for typiclust), never the input vectors or the (n, C x d) encodings. The
+batch is the one the policy picks from the whole pool held in memory.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -18,9 +25,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ssvae.application.workspace import WorkspaceService
-from ssvae.domain.acquisition import AcquisitionError
+from ssvae.domain.acquisition import POLICIES, AcquisitionError
 from ssvae.domain.data import Samples
-from ssvae.domain.diversity import project_down
+from ssvae.domain.diversity import TYPICLUST_MAX_DIMS, project_down, validate_scores
 from ssvae.domain.labels import ClassVocabulary, LabelSet
 from ssvae.domain.model import (
     FloatArray,
@@ -39,6 +46,7 @@ from ssvae.domain.ports import (
     text_catalog,
 )
 from ssvae.domain.query import (
+    TYPICAL_LABELS_PER_CLASS,
     AcquisitionRequest,
     Selection,
     required_inputs,
@@ -164,8 +172,10 @@ def score_pool(
     chunk: int = PREDICT_CHUNK,
     samples: int = DEFAULT_SCORE_SAMPLES,
     seed: int = 0,
+    first_row: int = 0,
 ) -> dict[str, FloatArray]:
-    """The model scores `names` of every pool row, computed `chunk` rows at a time."""
+    """The model scores `names` of every pool row, computed `chunk` rows at a time; `pool`
+    starts at row `first_row` of a larger pool walked in chunks (it seeds the draws)."""
     if len(pool) == 0:
         raise AcquisitionError("the pool is empty; a workspace pool needs at least one sample")
     parts = [
@@ -173,7 +183,7 @@ def score_pool(
             pool.x[start : start + chunk],
             names,
             samples=samples,
-            seed=chunk_seed(seed, start),
+            seed=chunk_seed(seed, first_row + start),
         )
         for start in range(0, len(pool), chunk)
     ]
@@ -190,18 +200,26 @@ def pool_scores(
     chunk: int = PREDICT_CHUNK,
     samples: int = DEFAULT_SCORE_SAMPLES,
     seed: int = 0,
+    first_row: int = 0,
 ) -> dict[str, FloatArray]:
     """The model scores `policy` needs on the pool ({} for most policies), as PoolOutputs
     fields; AcquisitionError when the model cannot compute them."""
     names = model_inputs(policy)
     if not names:
         return {}
-    if not isinstance(model, ModelScorer):
+    check_scorer(model, policy)
+    assert isinstance(model, ModelScorer)
+    return score_pool(model, pool, names, chunk, samples, seed, first_row)
+
+
+def check_scorer(model: object, policy: str) -> None:
+    """AcquisitionError when `policy` needs model scores that `model` cannot compute."""
+    names = model_inputs(policy)
+    if names and not isinstance(model, ModelScorer):
         raise AcquisitionError(
             f"policy {policy!r} needs {', '.join(names)} scores, which this model cannot "
             "compute; choose a policy that works on predictions, such as margin"
         )
-    return score_pool(model, pool, names, chunk, samples, seed)
 
 
 def check_policy(policy: str) -> str:
@@ -277,6 +295,146 @@ def tau_of(
     if rows.size == 0:
         return None
     return component_label_map(outputs.responsibilities[rows], classes, num_classes, alpha0)
+
+
+# Policies that rank rows by one score: the field it is computed from. Scored chunk by chunk,
+# they keep only the k best unlabelled rows.
+RANKED_BY: Mapping[str, str] = {
+    "least_confidence": "probs",
+    "margin": "probs",
+    "entropy": "probs",
+    "tau_ood": "ood",
+    "bald": "bald",
+    "elbo": "negative_elbo",
+}
+_OUTPUT_FIELDS = (
+    "probs",
+    "features",
+    "ood",
+    "responsibilities",
+    "encodings",
+    "inputs",
+    "bald",
+    "negative_elbo",
+)
+
+
+def stacked_outputs(parts: Sequence[PoolOutputs]) -> PoolOutputs:
+    """The rows of `parts`, one after another (a field is None when any part lacks it)."""
+    values: dict[str, Any] = {}
+    for name in _OUTPUT_FIELDS:
+        arrays = [getattr(part, name) for part in parts]
+        values[name] = None if any(a is None for a in arrays) else np.concatenate(arrays)
+    return PoolOutputs(serials=np.concatenate([p.serials for p in parts]), **values)
+
+
+def output_rows(outputs: PoolOutputs, rows: npt.NDArray[np.intp]) -> PoolOutputs:
+    """The outputs of `rows` only."""
+    values = {
+        name: None if getattr(outputs, name) is None else getattr(outputs, name)[rows]
+        for name in _OUTPUT_FIELDS
+    }
+    return PoolOutputs(serials=outputs.serials[rows], **values)
+
+
+def ranked_policy(policy: str, labelled_in_pool: int, classes: int) -> str:
+    """The policy that picks for `policy` given the labels: typiclust_margin is typiclust
+    below TYPICAL_LABELS_PER_CLASS labels a class, then margin (as `select` decides)."""
+    if policy != "typiclust_margin":
+        return policy
+    return "typiclust" if labelled_in_pool < TYPICAL_LABELS_PER_CLASS * classes else "margin"
+
+
+@attrs.define
+class PoolScan:
+    """What a policy keeps of the model's outputs while the pool is scored chunk by chunk.
+
+    A ranked policy (RANKED_BY) keeps the k best unlabelled rows so far (ties to the lower
+    serial, as `select_top_k`): the k best of the pool are among them at the end. Other
+    policies keep only the fields they read, the encodings projected to TYPICLUST_MAX_DIMS
+    with the seed `typiclust` projects them with, so their rows agree with the whole pool's.
+    """
+
+    policy: str
+    k: int
+    seed: int
+    labelled: SerialArray  # labelled serials, sorted
+    rows: int = 0
+    _kept: list[PoolOutputs] = attrs.field(factory=list)
+    _best: PoolOutputs | None = None
+    _best_scores: FloatArray | None = None
+
+    def add(self, outputs: PoolOutputs) -> None:
+        """Take in the outputs of one chunk of the pool."""
+        self.rows += len(outputs.serials)
+        if self.policy in RANKED_BY:
+            self._rank(outputs)
+        else:
+            self._kept.append(self._slim(outputs))
+
+    def outputs(self) -> PoolOutputs:
+        """The kept rows: what `choose` needs to pick as it would from the whole pool."""
+        if self.rows == 0:
+            raise AcquisitionError("the pool is empty; a workspace pool needs at least one sample")
+        if self.policy in RANKED_BY:
+            assert self._best is not None
+            return self._best
+        return stacked_outputs(self._kept)
+
+    def _scores(self, outputs: PoolOutputs) -> FloatArray:
+        field = RANKED_BY[self.policy]
+        if field == "probs":
+            return POLICIES[self.policy](outputs.probs, self.seed)
+        value = getattr(outputs, field)
+        if value is None:  # choose() names what is missing
+            return np.zeros(len(outputs.serials))
+        return validate_scores(value, len(outputs.serials), f"{field} scores")
+
+    def _rank(self, outputs: PoolOutputs) -> None:
+        scores = self._scores(outputs)
+        free = np.flatnonzero(~np.isin(outputs.serials, self.labelled))
+        chunk, chunk_scores = output_rows(outputs, free), scores[free]
+        if self._best is not None and self._best_scores is not None:
+            chunk = stacked_outputs([self._best, chunk])
+            chunk_scores = np.concatenate([self._best_scores, chunk_scores])
+        # lexsort sorts by its last key first: descending score, then ascending serial.
+        best = np.lexsort((chunk.serials, -chunk_scores))[: self.k]
+        self._best, self._best_scores = output_rows(chunk, best), chunk_scores[best]
+
+    def _slim(self, outputs: PoolOutputs) -> PoolOutputs:
+        needs = set(required_inputs(self.policy))
+        if self.policy == "cold_start":  # it uses them when the model has them
+            needs.add("responsibilities")
+        empty = np.zeros((len(outputs.serials), 0), np.float32)
+        values = {
+            name: getattr(outputs, name) if name in needs else None for name in _OUTPUT_FIELDS
+        }
+        values["probs"] = outputs.probs if "probs" in needs else empty
+        values["features"] = outputs.features if "features" in needs else empty
+        if self.policy == "typiclust" and outputs.encodings is not None:
+            projected = project_down(outputs.encodings, TYPICLUST_MAX_DIMS, self.seed)
+            values["encodings"] = np.asarray(projected, np.float32)
+        return PoolOutputs(serials=outputs.serials, **values)
+
+
+def scan_pool(
+    model: SsvaeModel,
+    chunks: Iterable[Samples],
+    policy: str,
+    k: int,
+    labelled: SerialArray,
+    *,
+    seed: int = 0,
+    chunk: int = PREDICT_CHUNK,
+    score_samples: int = DEFAULT_SCORE_SAMPLES,
+) -> PoolScan:
+    """The model's outputs on the pool `chunks`, reduced to what `policy` needs to pick `k`."""
+    scan = PoolScan(policy, k, seed, np.sort(np.asarray(labelled, np.int64)))
+    needs_inputs = "inputs" in required_inputs(policy)
+    for samples in chunks:
+        scores = pool_scores(model, samples, policy, chunk, score_samples, seed, scan.rows)
+        scan.add(predict_pool(model, samples, chunk, needs_inputs).with_scores(scores))
+    return scan
 
 
 @attrs.frozen
@@ -369,23 +527,48 @@ class QueryService:
             )
         labels = store.load()
         model = self.model(workspace)
-        pool = self.workspaces.pool(workspace)
-        # Model scores first: a model that cannot serve the policy fails before the predictions.
-        scores = pool_scores(model, pool, policy, self.predict_chunk, self.score_samples, seed)
-        needs_inputs = "inputs" in required_inputs(policy)
-        outputs = predict_pool(model, pool, self.predict_chunk, needs_inputs).with_scores(scores)
-        selection = choose(
-            outputs, labels.serials(), policy, k, seed, labelled_classes=labels.class_indices()
+        # A model that cannot serve the policy fails before the pool is read.
+        check_scorer(model, policy)
+        serials = self.workspaces.pool_serials(workspace)
+        in_pool = int(np.isin(labels.serials(), serials).sum())
+        picking = ranked_policy(policy, in_pool, model.spec.network.num_classes)
+        scan = scan_pool(
+            model,
+            self.workspaces.pool_chunks(workspace, self.predict_chunk),
+            picking,
+            k,
+            labels.serials(),
+            seed=seed,
+            chunk=self.predict_chunk,
+            score_samples=self.score_samples,
         )
-        catalog = text_catalog(self.workspaces.source)
-        texts = None
-        if catalog is not None and len(selection.serials):
-            texts = catalog.texts(POOL_SPLIT, np.asarray(selection.serials, np.int64))
+        picked = choose(
+            scan.outputs(),
+            labels.serials(),
+            picking,
+            k,
+            seed,
+            labelled_classes=labels.class_indices(),
+        )
+        selection = Selection(policy, picked.serials, picked.scores)
         return QueryBatch(
             policy=policy,
             k=k,
-            rows=batch_rows(outputs, selection, labels.vocabulary, texts),
+            rows=self._rows(model, selection, labels.vocabulary),
             labels=len(labels),
-            pool_size=len(pool),
+            pool_size=scan.rows,
             trained=workspace.has_model,
         )
+
+    def _rows(
+        self, model: SsvaeModel, selection: Selection, vocabulary: ClassVocabulary
+    ) -> tuple[QueryRow, ...]:
+        """The picked samples as rows: the model's predictions of those samples only."""
+        chosen = np.asarray(selection.serials, np.int64)
+        if chosen.size == 0:
+            return ()
+        source = self.workspaces.source
+        shown = predict_pool(model, source.load(POOL_SPLIT, chosen), self.predict_chunk)
+        catalog = text_catalog(source)
+        texts = None if catalog is None else catalog.texts(POOL_SPLIT, chosen)
+        return batch_rows(shown, selection, vocabulary, texts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from ssvae.application.settings import AppSettings, DataSettings, LabelSettings
 from ssvae.domain.data import Samples
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.labels import ClassVocabulary
-from ssvae.domain.ports import DataSource, TextCatalog, text_catalog
+from ssvae.domain.ports import DataSource, TextCatalog, iter_samples, text_catalog
 from ssvae.domain.spec import ModelSpec
 from ssvae.domain.spec import preset as preset_spec
 from ssvae.domain.stopping import StopDecision, StoppingRule, should_stop
@@ -274,6 +274,14 @@ class WorkspaceService:
     def pool(self, workspace: Workspace) -> Samples:
         """The pool's samples."""
         return self.source.load("train", self.pool_serials(workspace))
+
+    def pool_chunks(self, workspace: Workspace, rows: int) -> Iterator[Samples]:
+        """The pool's samples, at most `rows` at a time, in the source's order (file order for
+        vector files): each sample once, and only one chunk in memory at a time."""
+        serials = self.pool_serials(workspace)
+        return iter_samples(
+            self.source, "train", serials if workspace.metadata.subset else None, rows
+        )
 
     def record_round(
         self, workspace: Workspace, round_: WorkspaceRound, history: Mapping[str, Any]

@@ -6,7 +6,7 @@ replace them with in-memory fakes through the container.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -59,6 +59,32 @@ class DataSource(Protocol):
     def load(self, split: str, serials: npt.NDArray[np.int64] | None = None) -> Samples:
         """The samples of `split` (all of them when `serials` is None)."""
         ...
+
+
+@runtime_checkable
+class ChunkedDataSource(Protocol):
+    """A DataSource that walks a split a bounded number of samples at a time, in its own
+    order, so that a pool larger than memory can be scored."""
+
+    def iter_chunks(
+        self, split: str, serials: npt.NDArray[np.int64] | None = None, rows: int = 8192
+    ) -> Iterator[Samples]:
+        """The samples of `split` (only those of `serials` when given), each once, at most
+        `rows` at a time, in an order of the source's choosing."""
+        ...
+
+
+def iter_samples(
+    source: DataSource, split: str, serials: npt.NDArray[np.int64] | None, rows: int
+) -> Iterator[Samples]:
+    """`source`'s samples of `serials` (all of `split` when None), at most `rows` at a time:
+    by its own `iter_chunks` when it has one, else loaded `rows` serials at a time."""
+    if isinstance(source, ChunkedDataSource):
+        yield from source.iter_chunks(split, serials, rows)
+        return
+    wanted = source.serials(split) if serials is None else serials
+    for start in range(0, len(wanted), rows):
+        yield source.load(split, wanted[start : start + rows])
 
 
 @runtime_checkable
