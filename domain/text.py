@@ -98,6 +98,8 @@ class TextFileEmbedder(Protocol):
         cache_dir: Path | None = ...,
         stage: Callable[[str], None] = ...,
         progress: Callable[[int, int], None] = ...,
+        restart: bool = ...,
+        chunk_rows: int = ...,
     ) -> EmbeddedFile: ...
 
 

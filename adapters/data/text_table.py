@@ -5,6 +5,11 @@ sample's serial; the message (`text` or `message`); optionally a class name (`la
 `class`, empty where unknown); any other columns are kept as strings for display. A malformed
 row is refused with a DataError naming it as the file shows it: `line N` in CSV and JSONL
 files (the header is line 1), `row N` counting from 0 in Parquet files.
+
+`read_text_table` reads a whole file; `iter_text_tables` reads it in tables of a bounded
+number of rows, so that a file of millions of messages is read in bounded memory. Both share
+the readers and every check of a row; ids repeated across tables are found by an `IdTally`,
+which keeps two integers per row.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import csv
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +57,19 @@ class TextTable:
     labels: list[str] | None  # "" where the row has no class
     extras: dict[str, list[str]]
     lines: IntArray | None  # CSV and JSONL: the line each row starts on; Parquet: None
+    first_row: int = 0  # the file's row number of the first row (a table read in parts)
 
     def where(self, row: int) -> str:
         """How the file shows row `row`: 'line N' (text files) or 'row N' (Parquet)."""
-        return f"line {int(self.lines[row])}" if self.lines is not None else f"row {row}"
+        if self.lines is not None:
+            return f"line {int(self.lines[row])}"
+        return f"row {self.first_row + row}"
+
+    def positions(self) -> IntArray:
+        """Where each row is in the file: its line (text files) or its row number (Parquet)."""
+        if self.lines is not None:
+            return self.lines
+        return np.arange(self.first_row, self.first_row + len(self.ids), dtype=np.int64)
 
 
 @attrs.frozen
@@ -76,25 +91,104 @@ def read_text_table(
     label_column: str | None = None,
 ) -> TextTable:
     """Read and validate a CSV, JSONL or Parquet file of messages (see the module docstring)."""
+    path = _existing(path)
+    [(names, cells, lines, _)] = _batches(path, None, None)
+    return _table(path, names, cells, lines, TextColumns(id_column, text_column, label_column))
+
+
+def iter_text_tables(path: Path | str, columns: TextColumns, rows: int) -> Iterator[TextTable]:
+    """The file's messages as validated tables of at most `rows` rows each, in file order.
+
+    The id, text and label columns are chosen once, from the header (CSV), the schema
+    (Parquet) or the keys of the first `rows` lines (JSONL); a later line missing a key reads
+    it as null. Only the chosen columns are kept (no extras). Repeated ids are left to an
+    `IdTally` fed every table, so that it names the same rows a whole-file read names.
+    """
+    path = _existing(path)
+    chosen: TextColumns | None = None
+    wanted = (*ID_COLUMNS, *TEXT_COLUMNS, *LABEL_COLUMNS, *attrs.astuple(columns))
+    for names, cells, lines, first_row in _batches(path, max(1, rows), wanted):
+        if chosen is None:
+            chosen = _chosen(path, names, columns)
+        count = len(next(iter(cells.values()), []))
+        picked = {
+            name: cells.get(name, [None] * count)
+            for name in (chosen.id, chosen.text, chosen.label)
+            if name is not None
+        }
+        yield _table(path, list(picked), picked, lines, chosen, first_row, whole=False)
+
+
+class IdTally:
+    """The ids of a file read in tables, and where each is, to find an id used twice."""
+
+    def __init__(self) -> None:
+        self._ids: list[IntArray] = []
+        self._positions: list[IntArray] = []
+        self._table: TextTable | None = None
+
+    def add(self, table: TextTable) -> None:
+        """Count the rows of `table` (the file's tables in order)."""
+        self._ids.append(table.ids)
+        self._positions.append(table.positions())
+        self._table = table
+
+    def check(self) -> None:
+        """DataError naming the earliest row whose id an earlier row already has."""
+        if self._table is None:
+            return
+        ids, positions = np.concatenate(self._ids), np.concatenate(self._positions)
+        table = self._table
+        if table.lines is not None:
+            table = attrs.evolve(table, lines=positions)
+        else:
+            table = attrs.evolve(table, first_row=0)
+        _check_unique(table, ids)
+
+
+def _existing(path: Path | str) -> Path:
+    """`path` when it is a file of a known kind; DataError otherwise."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"{path}: text file not found; check the --input path")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        names, cells, lines = _read_csv(path)
-    elif suffix in (".jsonl", ".ndjson"):
-        names, cells, lines = _read_jsonl(path)
-    elif suffix in (".parquet", ".pq"):
-        names, cells = _read_parquet(path)
-        lines = None
-    else:
+    if suffix not in SUFFIXES:
         raise DataError(f"{path}: unknown text file type {suffix!r}; use {', '.join(SUFFIXES)}")
-    return _table(path, names, cells, lines, TextColumns(id_column, text_column, label_column))
+    return path
 
 
-def _read_csv(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
+_Batch = tuple[list[str], dict[str, list[Any]], IntArray | None, int]
+
+
+def _batches(path: Path, rows: int | None, wanted: Sequence[str | None] | None) -> Iterator[_Batch]:
+    """(column names, cells by column, lines or None, first row) of every `rows` rows (all at
+    once when None); a single batch without rows when the file holds none. Parquet files
+    give only the `wanted` columns (all when None): the others are never decoded."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path, rows)
+    if suffix in (".jsonl", ".ndjson"):
+        return _read_jsonl(path, rows)
+    return _read_parquet(path, rows, wanted)
+
+
+def _in_batches(items: Iterable[Any], rows: int | None) -> Iterator[list[Any]]:
+    """`items` as lists of `rows` (one list when None); one empty list when there are none."""
+    iterator = iter(items)
+    first = True
+    while True:
+        batch = list(iterator) if rows is None else list(islice(iterator, rows))
+        if batch or first:
+            yield batch
+        if not batch or rows is None or len(batch) < rows:
+            return
+        first = False
+
+
+def _read_csv(path: Path, rows: int | None) -> Iterator[_Batch]:
     """Columns as strings and the line each record starts on (quoted texts may span lines)."""
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))  # long log lines are fine
+    start = 1
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
@@ -102,27 +196,33 @@ def _read_csv(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
             if header is None:
                 raise DataError(f"{path}: the file is empty; the first line must name the columns")
             _check_header(path, header)
-            records: list[list[str]] = []
-            lines: list[int] = []
             start = reader.line_num + 1
-            for record in reader:
-                if record:  # csv gives [] for a blank line
-                    if len(record) != len(header):
-                        raise DataError(
-                            f"{path}: line {start}: {len(record)} fields but the header has "
-                            f"{len(header)}; quote texts that hold commas or quotes"
-                        )
-                    records.append(record)
-                    lines.append(start)
-                start = reader.line_num + 1
+
+            def records() -> Iterator[tuple[list[str], int]]:
+                nonlocal start
+                for record in reader:
+                    if record:  # csv gives [] for a blank line
+                        if len(record) != len(header):
+                            raise DataError(
+                                f"{path}: line {start}: {len(record)} fields but the header "
+                                f"has {len(header)}; quote texts that hold commas or quotes"
+                            )
+                        yield record, start
+                    start = reader.line_num + 1
+
+            done = 0
+            for batch in _in_batches(records(), rows):
+                columns = {
+                    name: [record[i] for record, _ in batch] for i, name in enumerate(header)
+                }
+                yield header, columns, np.array([at for _, at in batch], dtype=np.int64), done
+                done += len(batch)
     except UnicodeDecodeError as error:
         raise DataError(
             f"{path}: not UTF-8 text ({one_line(error, 300)}); save the file as UTF-8"
         ) from None
     except csv.Error as error:
         raise DataError(f"{path}: line {start}: not valid CSV ({one_line(error, 300)})") from None
-    columns = {name: [record[i] for record in records] for i, name in enumerate(header)}
-    return header, columns, np.array(lines, dtype=np.int64)
 
 
 def _check_header(path: Path, names: Sequence[str]) -> None:
@@ -137,35 +237,36 @@ def _listed(names: Sequence[str], most: int = 20) -> str:
     return shown + (f", ... ({len(names):,} in all)" if len(names) > most else "")
 
 
-def _read_jsonl(path: Path) -> tuple[list[str], dict[str, list[Any]], IntArray]:
+def _read_jsonl(path: Path, rows: int | None) -> Iterator[_Batch]:
     """One JSON object per line; keys missing from a line read as null."""
-    objects: list[dict[str, Any]] = []
-    lines: list[int] = []
+
+    def objects(handle: Iterable[str]) -> Iterator[tuple[dict[str, Any], int]]:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = load_json_bounded(line)
+            except JsonLimitError as error:
+                raise DataError(f"{path}: line {number}: {error}{_json_advice(error)}") from None
+            if not isinstance(value, dict):
+                raise DataError(
+                    f"{path}: line {number}: holds a {type(value).__name__}; each line "
+                    'must be one JSON object such as {"id": 1, "text": "..."}'
+                )
+            yield value, number
+
     try:
         with path.open(encoding="utf-8-sig") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    value = load_json_bounded(line)
-                except JsonLimitError as error:
-                    raise DataError(
-                        f"{path}: line {number}: {error}{_json_advice(error)}"
-                    ) from None
-                if not isinstance(value, dict):
-                    raise DataError(
-                        f"{path}: line {number}: holds a {type(value).__name__}; each line "
-                        'must be one JSON object such as {"id": 1, "text": "..."}'
-                    )
-                objects.append(value)
-                lines.append(number)
+            done = 0
+            for batch in _in_batches(objects(handle), rows):
+                names: list[str] = list(dict.fromkeys(key for value, _ in batch for key in value))
+                columns = {name: [value.get(name) for value, _ in batch] for name in names}
+                yield names, columns, np.array([at for _, at in batch], dtype=np.int64), done
+                done += len(batch)
     except UnicodeDecodeError as error:
         raise DataError(
             f"{path}: not UTF-8 text ({one_line(error, 300)}); save the file as UTF-8"
         ) from None
-    names: list[str] = list(dict.fromkeys(key for value in objects for key in value))
-    columns = {name: [value.get(name) for value in objects] for name in names}
-    return names, columns, np.array(lines, dtype=np.int64)
 
 
 def _json_advice(error: JsonLimitError) -> str:
@@ -177,15 +278,39 @@ def _json_advice(error: JsonLimitError) -> str:
     return ""
 
 
-def _read_parquet(path: Path) -> tuple[list[str], dict[str, list[Any]]]:
+def _read_parquet(
+    path: Path, rows: int | None, wanted: Sequence[str | None] | None
+) -> Iterator[_Batch]:
+    """Every row at once (rows None) or `rows` at a time; the `wanted` columns only (all
+    when None), so that a wide file's other columns are never decoded."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        if rows is None and wanted is None:
+            table = pq.read_table(path)
+            _check_header(path, table.column_names)
+            yield table.column_names, _python_columns(path, table), None, 0
+            return
+        parquet = pq.ParquetFile(path)
+        names = list(parquet.schema_arrow.names)
+        _check_header(path, names)
+        done = 0
+        read = [name for name in names if wanted is None or name in wanted] or names[:1]
+        schema = pa.schema([parquet.schema_arrow.field(name) for name in read])
+        batches = parquet.iter_batches(batch_size=rows or 2**16, columns=read)
+        for batch in _in_batches(batches, None if rows is None else 1):
+            table = pa.Table.from_batches(batch, schema)
+            yield names, _python_columns(path, table), None, done
+            done += table.num_rows
     except (OSError, pa.ArrowException) as error:
         raise DataError(f"{path}: not a readable Parquet file ({one_line(error, 300)})") from None
-    _check_header(path, table.column_names)
+
+
+def _python_columns(path: Path, table: Any) -> dict[str, list[Any]]:
+    """Each column of an Arrow table as a list of Python values; DataError where it has none."""
+    import pyarrow as pa
+
     columns: dict[str, list[Any]] = {}
     for name in table.column_names:
         try:
@@ -197,7 +322,7 @@ def _read_parquet(path: Path) -> tuple[list[str], dict[str, list[Any]]]:
                 f"({one_line(error, 300)}); store ids as integers and messages and labels as "
                 "strings"
             ) from None
-    return table.column_names, columns
+    return columns
 
 
 def _column(
@@ -214,13 +339,8 @@ def _column(
     return next((name for name in defaults if name in names), None)
 
 
-def _table(
-    path: Path,
-    names: Sequence[str],
-    cells: dict[str, list[Any]],
-    lines: IntArray | None,
-    columns: TextColumns,
-) -> TextTable:
+def _chosen(path: Path, names: Sequence[str], columns: TextColumns) -> TextColumns:
+    """The id, text and label columns among `names`; DataError where one cannot be chosen."""
     id_name = _column(path, names, columns.id, ID_COLUMNS, "id")
     text_name = _column(path, names, columns.text, TEXT_COLUMNS, "text")
     label_name = _column(path, names, columns.label, LABEL_COLUMNS, "label")
@@ -234,16 +354,33 @@ def _table(
     chosen = [name for name in (id_name, text_name, label_name) if name is not None]
     if len(set(chosen)) < len(chosen):
         raise DataError(f"{path}: the id, text and label columns must be different columns")
-    probe = TextTable(path, np.zeros(0, np.int64), [], None, {}, lines)
-    count = len(cells[id_name])
+    return TextColumns(id_name, text_name, label_name)
+
+
+def _table(
+    path: Path,
+    names: Sequence[str],
+    cells: dict[str, list[Any]],
+    lines: IntArray | None,
+    columns: TextColumns,
+    first_row: int = 0,
+    whole: bool = True,
+) -> TextTable:
+    """The rows of `cells` checked; a whole file's also for repeated ids and with extras."""
+    chosen = _chosen(path, names, columns)
+    assert chosen.id is not None and chosen.text is not None
+    probe = TextTable(path, np.zeros(0, np.int64), [], None, {}, lines, first_row)
+    count = len(cells[chosen.id])
     if count == 0:
         raise DataError(f"{path}: holds no messages")
-    ids = _ids(probe, cells[id_name])
-    texts = _texts(probe, cells[text_name])
-    labels = None if label_name is None else _labels(probe, cells[label_name])
-    kept = [name for name in names if name not in (id_name, text_name, label_name)]
-    extras = {name: [_display(value) for value in cells[name]] for name in kept}
-    return TextTable(path, ids, texts, labels, extras, lines)
+    ids = _ids(probe, cells[chosen.id])
+    if whole:
+        _check_unique(probe, ids)
+    texts = _texts(probe, cells[chosen.text])
+    labels = None if chosen.label is None else _labels(probe, cells[chosen.label])
+    kept = [name for name in names if whole and name not in attrs.astuple(chosen)]
+    shown = {name: [_display(value) for value in cells[name]] for name in kept}
+    return TextTable(path, ids, texts, labels, shown, lines, first_row)
 
 
 def _ids(table: TextTable, values: list[Any]) -> IntArray:
@@ -274,6 +411,11 @@ def _ids(table: TextTable, values: list[Any]) -> IntArray:
                 f"go up to {limit}"
             )
         ids[row] = number
+    return ids
+
+
+def _check_unique(table: TextTable, ids: IntArray) -> None:
+    """DataError naming the earliest row whose id an earlier row of `table` already has."""
     order = np.argsort(ids, kind="stable")
     repeats = np.flatnonzero(ids[order][1:] == ids[order][:-1])
     if repeats.size:
@@ -284,7 +426,6 @@ def _ids(table: TextTable, values: list[Any]) -> IntArray:
             f"{table.path}: {table.where(row)}: id {int(ids[row])} repeats "
             f"{table.where(first)}; give every row its own id"
         )
-    return ids
 
 
 def _texts(table: TextTable, values: list[Any]) -> list[str]:

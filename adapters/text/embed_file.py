@@ -1,27 +1,61 @@
 """`ssvae embed`: the messages of a file as vectors in a Parquet file (id, vector, label).
 
-The output reads back as a vectors dataset (`--vectors FILE.parquet`). Vectors go through
-the embedding cache, so embedding the same messages with the same embedder again is instant.
+The output reads back as a vectors dataset (`--vectors FILE.parquet`).
+
+A file of millions of messages is embedded in bounded memory and survives a kill:
+- a first pass streams the file (`iter_text_tables`), checks every row and every id, counts
+  the messages and keeps a seeded uniform sample of at most `FIT_SAMPLE` of them (reservoir
+  sampling), on which tfidf is fitted: a fit's cost and memory grow with its texts, and a
+  vocabulary and an SVD learnt from 20,000 messages describe the rest as well. A file that
+  small or smaller is fitted on all of its messages, in file order, as a workspace is;
+- the second pass embeds `chunk_rows` messages at a time and commits each chunk as its own
+  Parquet file in a work folder beside the output (`.NAME.parts/`), written atomically, so
+  a chunk is either complete or absent;
+- the work folder's `manifest.json` (written once, atomically, before the first chunk) names
+  the input (size and sha256), the settings and the fitted embedder's fingerprint; the
+  fitted tfidf is saved beside it. A rerun after a kill checks that the manifest matches,
+  reuses the saved embedder and skips the committed chunks; a changed input or other
+  settings are refused in one line unless `restart` discards the work;
+- the chunks are then copied, one row group each, into a temporary file that is renamed to
+  the output: the output appears only complete. The work folder is removed last.
+
+Vectors go through the embedding cache a chunk at a time, so embedding the same messages with
+the same embedder again is instant.
 """
 
 from __future__ import annotations
 
-import io
+import functools
+import hashlib
+import json
 import os
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
 
 from ssvae.adapters.data.text_source import EMBEDDINGS_CACHE, fitted_tfidf, open_minilm
-from ssvae.adapters.data.text_table import read_text_table
-from ssvae.adapters.files import atomic_write_bytes
+from ssvae.adapters.data.text_table import IdTally, TextColumns, TextTable, iter_text_tables
+from ssvae.adapters.files import atomic_write_text, atomic_writer
+from ssvae.adapters.json_limits import JsonLimitError, load_json_bounded
 from ssvae.adapters.text.cache import ProgressEmbedder, cached_embed
-from ssvae.adapters.text.tfidf import DEFAULT_DIM, narrowed_note
+from ssvae.adapters.text.tfidf import DEFAULT_DIM, TfidfEmbedder, narrowed_note
+from ssvae.domain.echo import one_line
 from ssvae.domain.errors import DataError
 from ssvae.domain.text import Embedder
+
+FORMAT = "ssvae-embed-parts-1"
+MANIFEST = "manifest.json"
+TFIDF_FILE = "tfidf.npz"
+CHUNK_ROWS = 65_536  # 64 MB of 256-wide vectors: what a kill can cost, and the memory held
+FIT_SAMPLE = 20_000  # messages tfidf is fitted on at most
+SAMPLE_SEED = 0
+_EMBED_BATCH = 8_192  # texts per embed call: a progress report, and the tfidf matrices held
 
 
 @attrs.frozen
@@ -35,13 +69,29 @@ class EmbedSummary:
     seconds: float
     # Set when no width was asked for and the messages allowed fewer values than the default.
     narrowed_from: int | None = None
+    resumed_chunks: int = 0  # chunks an earlier, interrupted run had committed
+    chunks: int = 0
+    # The messages tfidf was fitted on: all of them, or a seeded sample of FIT_SAMPLE.
+    fitted_on: int | None = None
 
     @property
     def note(self) -> str | None:
         """One line for the user when the width was narrowed, else None."""
         if self.narrowed_from is None:
             return None
-        return narrowed_note(self.rows, self.dimension)
+        return narrowed_note(self.fitted_on or self.rows, self.dimension)
+
+
+@attrs.frozen
+class _Plan:
+    """What the first pass learnt, recorded in the manifest so that a rerun skips it."""
+
+    rows: int
+    chunks: int
+    dimension: int
+    fingerprint: str
+    narrowed_from: int | None
+    fitted_on: int | None
 
 
 def embed_text_file(
@@ -57,16 +107,19 @@ def embed_text_file(
     cache_dir: Path | None = None,
     stage: Callable[[str], None] = lambda _: None,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    restart: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
+    fit_sample: int = FIT_SAMPLE,
 ) -> EmbedSummary:
     """Embed every message of `input_path` and write id, vector (and label) to `out_path`.
 
-    tfidf is fitted on the file's messages, `embedder_dim` values wide; unless a width is
-    given, DEFAULT_DIM or as many as the messages allow (a small file cannot support the
-    default). minilm reads `embedder_folder`. `stage` hears what is being done; `progress`
-    hears (messages embedded, total) after each chunk.
+    tfidf is fitted on the file's messages (a seeded sample of `fit_sample` of them in a
+    larger file), `embedder_dim` values wide; unless a width is given, DEFAULT_DIM or as many
+    as the messages allow. minilm reads `embedder_folder`. `stage` hears what is being done;
+    `progress` hears (messages embedded, total) as chunks finish. A run killed part way
+    resumes from its last committed chunk; `restart` discards that work instead.
     """
     started = time.perf_counter()
-    narrowed_from: int | None = None
     out_path = Path(out_path)
     if out_path.suffix.lower() not in (".parquet", ".pq"):
         raise DataError(f"--out {out_path}: write embeddings to a .parquet file")
@@ -76,41 +129,320 @@ def embed_text_file(
         from ssvae.adapters.text.minilm import HOW_TO_PROVIDE
 
         raise DataError(f"the minilm embedder needs a model folder: {HOW_TO_PROVIDE}")
+    if chunk_rows < 1 or fit_sample < 2:
+        raise DataError("--chunk-rows must be at least 1 (and the tfidf sample at least 2)")
     _check_writable(out_path)
-    table = read_text_table(input_path, id_column, text_column, label_column)
+    input_path = Path(input_path).expanduser()
+    columns = TextColumns(id_column, text_column, label_column)
+    work = out_path.parent / f".{out_path.name}.parts"
+    identity = {
+        "input": _input_identity(input_path),
+        "settings": {
+            "embedder": embedder,
+            "embedder_dim": embedder_dim,
+            "embedder_folder": None if embedder_folder is None else str(embedder_folder),
+            "columns": list(attrs.astuple(columns)),
+            "chunk_rows": chunk_rows,
+            "fit_sample": fit_sample,
+            "sample_seed": SAMPLE_SEED,
+        },
+    }
+    plan = _resumable_plan(work, identity, restart, out_path)
     model: Embedder
-    if embedder_folder is not None and embedder == "minilm":
+    if plan is None:
+        shutil.rmtree(work, ignore_errors=True)
+        plan, model = _first_pass(
+            input_path, columns, identity, chunk_rows, fit_sample, embedder, embedder_dim,
+            embedder_folder, cache_dir, work, stage,
+        )  # fmt: skip
+    else:
+        model = _saved_model(work, plan, embedder, embedder_folder, out_path)
+    done_chunks = _committed(work, plan.chunks)
+    if done_chunks:
+        stage(f"resuming: {len(done_chunks)} of {plan.chunks} chunks were embedded before")
+    stage(f"embedding {plan.rows} messages")
+    embedded = _second_pass(
+        input_path, columns, chunk_rows, model, plan, work, done_chunks, cache_dir, progress
+    )
+    if embedded != plan.rows:
+        raise DataError(f"{input_path}: changed while it was embedded; run again")
+    progress(plan.rows, plan.rows)
+    labelled = _merge(work, plan, out_path)
+    shutil.rmtree(work, ignore_errors=True)
+    return EmbedSummary(
+        out_path,
+        plan.rows,
+        plan.dimension,
+        labelled,
+        time.perf_counter() - started,
+        plan.narrowed_from,
+        len(done_chunks),
+        plan.chunks,
+        plan.fitted_on,
+    )
+
+
+def _input_identity(path: Path) -> dict[str, Any]:
+    """The input's size and sha256: a rerun resumes only from the same bytes."""
+    if not path.is_file():
+        raise DataError(f"{path}: text file not found; check the --input path")
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(1 << 22):
+                digest.update(block)
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({one_line(error, 200)})") from None
+    return {"path": str(path.resolve()), "size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _resumable_plan(
+    work: Path, identity: dict[str, Any], restart: bool, out_path: Path
+) -> _Plan | None:
+    """The plan an earlier run of the same input and settings left in `work`, else None;
+    DataError when `work` holds another input's or settings' chunks and `restart` is off."""
+    manifest = _read_manifest(work / MANIFEST)
+    if manifest is None or restart:
+        return None  # no committed work (a run killed before its first commit), or discarded
+    if {name: manifest.get(name) for name in identity} != identity:
+        what = "input file" if manifest.get("input") != identity["input"] else "settings"
+        raise DataError(
+            f"--out {out_path}: {work} holds an unfinished embedding of another {what}; "
+            "rerun with --restart to discard it, or choose another --out"
+        )
+    try:
+        plan = _Plan(**manifest["plan"])
+        if not all(isinstance(value, int | str | None) for value in attrs.astuple(plan)):
+            raise TypeError("plan values")
+        return plan
+    except (KeyError, TypeError):
+        return None  # not written by this version: start over
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    try:
+        manifest = load_json_bounded(path.read_bytes())
+    except (OSError, JsonLimitError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return None
+    return manifest
+
+
+def _first_pass(
+    input_path: Path,
+    columns: TextColumns,
+    identity: dict[str, Any],
+    chunk_rows: int,
+    fit_sample: int,
+    embedder: str,
+    embedder_dim: int | None,
+    embedder_folder: Path | None,
+    cache_dir: Path | None,
+    work: Path,
+    stage: Callable[[str], None],
+) -> tuple[_Plan, Embedder]:
+    """Check the whole file, fit or open the embedder, and commit the manifest."""
+    tally = IdTally()
+    sample = _Reservoir(fit_sample if embedder == "tfidf" else 0, SAMPLE_SEED)
+    rows = chunks = 0
+    for table in iter_text_tables(input_path, columns, chunk_rows):
+        tally.add(table)
+        sample.add(table.texts)
+        rows += len(table.ids)
+        chunks += 1
+    tally.check()
+    model: Embedder
+    narrowed_from = fitted_on = None
+    if embedder == "minilm":
+        assert embedder_folder is not None
         stage(f"loading the minilm encoder from {embedder_folder}")
         model = open_minilm(embedder_folder)
     else:
         width = DEFAULT_DIM if embedder_dim is None else embedder_dim
-        stage(f"fitting tfidf ({width} values) on {len(table.texts)} messages")
-        model = fitted_tfidf(table.texts, embedder_dim, cache_dir)
-        if model.dimension < width:
+        texts = sample.texts()
+        fitted_on = len(texts)
+        of = "" if fitted_on == rows else f"a seeded sample of {fitted_on} of "
+        stage(f"fitting tfidf ({width} values) on {of}{rows} messages")
+        tfidf = fitted_tfidf(texts, embedder_dim, cache_dir)
+        if tfidf.dimension < width:
             narrowed_from = width
-    stage(f"embedding {len(table.texts)} messages")
-    chunked = ProgressEmbedder(model, progress)
-    if cache_dir is None:
-        vectors = chunked.embed(table.texts)
+        _write(work, tfidf.save, work / TFIDF_FILE)
+        model = tfidf
+    plan = _Plan(rows, chunks, model.dimension, model.fingerprint(), narrowed_from, fitted_on)
+    manifest = {"format": FORMAT, **identity, "plan": attrs.asdict(plan)}
+    _write(work, atomic_write_text, work / MANIFEST, json.dumps(manifest, indent=1))
+    return plan, model
+
+
+class _Reservoir:
+    """A uniform sample of at most `size` texts of a stream, chosen by `seed` (algorithm R),
+    given back in stream order; the whole stream when it holds no more than `size`."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.rng = np.random.default_rng(seed)
+        self.seen = 0
+        self.kept: list[str] = []
+        self.order: list[int] = []
+
+    def add(self, texts: list[str]) -> None:
+        """Offer the stream's next `texts`."""
+        room = max(0, min(self.size - len(self.kept), len(texts)))
+        self.kept.extend(texts[:room])
+        self.order.extend(range(self.seen, self.seen + room))
+        self.seen += room
+        rest = len(texts) - room
+        if rest <= 0 or self.size == 0:
+            self.seen += max(rest, 0)
+            return
+        positions = np.arange(self.seen, self.seen + rest)
+        slots = self.rng.integers(0, positions + 1)  # uniform in [0, position]
+        for offset in np.flatnonzero(slots < self.size):
+            slot = int(slots[offset])
+            self.kept[slot] = texts[room + int(offset)]
+            self.order[slot] = int(positions[offset])
+        self.seen += rest
+
+    def texts(self) -> list[str]:
+        """The sample in the order its texts came."""
+        return [self.kept[i] for i in np.argsort(self.order, kind="stable")]
+
+
+def _saved_model(
+    work: Path, plan: _Plan, embedder: str, folder: Path | None, out_path: Path
+) -> Embedder:
+    """The embedder the interrupted run used: its saved tfidf, or the same minilm folder."""
+    model: Embedder
+    if embedder == "minilm":
+        assert folder is not None
+        model = open_minilm(folder)
     else:
-        vectors = cached_embed(chunked, table.texts, Path(cache_dir) / EMBEDDINGS_CACHE)
-    progress(len(table.texts), len(table.texts))
+        model = TfidfEmbedder.load(work / TFIDF_FILE)
+    if model.fingerprint() != plan.fingerprint:
+        raise DataError(
+            f"--out {out_path}: the embedder of the unfinished run in {work} has changed; "
+            "rerun with --restart to embed everything again"
+        )
+    return model
+
+
+def _part(work: Path, index: int) -> Path:
+    return work / f"part-{index:06d}.parquet"
+
+
+def _committed(work: Path, chunks: int) -> set[int]:
+    """The chunks whose Parquet files a run committed (renamed into place only when whole)."""
+    return {index for index in range(chunks) if _part(work, index).is_file()}
+
+
+def _second_pass(
+    input_path: Path,
+    columns: TextColumns,
+    chunk_rows: int,
+    model: Embedder,
+    plan: _Plan,
+    work: Path,
+    done_chunks: set[int],
+    cache_dir: Path | None,
+    progress: Callable[[int, int], None],
+) -> int:
+    """Embed and commit every chunk not yet committed; the rows embedded or skipped."""
+    done = 0
+    tables: Iterator[TextTable] = iter_text_tables(input_path, columns, chunk_rows)
+    for index, table in enumerate(tables):
+        if index >= plan.chunks:
+            raise DataError(f"{input_path}: changed while it was embedded; run again")
+        if index not in done_chunks:
+            report = functools.partial(_shifted, progress, done, plan.rows)
+            vectors = _embed(model, table.texts, cache_dir, report)
+            _write(work, _write_part, _part(work, index), table, vectors)
+        done += len(table.ids)
+        progress(done, plan.rows)
+    return done
+
+
+def _shifted(progress: Callable[[int, int], None], before: int, total: int, done: int) -> None:
+    progress(before + done, total)
+
+
+def _embed(
+    model: Embedder, texts: list[str], cache_dir: Path | None, report: Callable[[int], None]
+) -> np.ndarray:
+    chunked = ProgressEmbedder(model, lambda done, _total: report(done), _EMBED_BATCH)
+    if cache_dir is None:
+        return chunked.embed(texts)
+    return cached_embed(chunked, texts, Path(cache_dir) / EMBEDDINGS_CACHE)
+
+
+def _write(work: Path, write: Callable[..., None], *args: Any) -> None:
+    """`write(*args)`, which writes a file in the work folder; a failure is one line."""
     try:
-        _write_parquet(out_path, table.ids, vectors, table.labels)
+        work.mkdir(parents=True, exist_ok=True)
+        write(*args)
     except OSError as error:
         raise DataError(
-            f"--out {out_path}: cannot be written ({error.strerror or error}); choose a path "
-            "in a folder you can write to"
+            f"{work}: cannot be written ({error.strerror or error}); choose an --out in a "
+            "folder you can write to, with room for the vectors"
         ) from None
-    labelled = 0 if table.labels is None else sum(1 for label in table.labels if label)
-    return EmbedSummary(
-        out_path,
-        len(table.ids),
-        model.dimension,
-        labelled,
-        time.perf_counter() - started,
-        narrowed_from,
-    )
+
+
+def _arrow_table(table: TextTable, vectors: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    width = vectors.shape[1]
+    columns = {
+        "id": pa.array(table.ids, pa.int64()),
+        "vector": pa.FixedSizeListArray.from_arrays(
+            pa.array(np.ascontiguousarray(vectors, np.float32).ravel()), width
+        ),
+    }
+    if table.labels is not None:
+        columns["label"] = pa.array([label or None for label in table.labels], pa.string())
+    return pa.table(columns)
+
+
+def _write_part(path: Path, table: TextTable, vectors: np.ndarray) -> None:
+    import pyarrow.parquet as pq
+
+    with atomic_writer(path) as handle:
+        pq.write_table(_arrow_table(table, vectors), handle, compression="none")
+
+
+def _merge(work: Path, plan: _Plan, out_path: Path) -> int:
+    """Copy the chunks, a row group each, into the output atomically; the labelled rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    labelled = 0
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+        os.close(fd)
+        staging = Path(name)
+        try:
+            writer: pq.ParquetWriter | None = None
+            for index in range(plan.chunks):
+                table = pq.read_table(_part(work, index))
+                if writer is None:
+                    writer = pq.ParquetWriter(staging, table.schema)
+                if "label" in table.column_names:
+                    labelled += table.num_rows - table["label"].null_count
+                writer.write_table(table, row_group_size=table.num_rows)
+            assert writer is not None
+            writer.close()
+            with staging.open("rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(staging, out_path)
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
+    except (OSError, pa.ArrowException) as error:
+        raise DataError(
+            f"--out {out_path}: cannot be written ({one_line(error, 200)}); choose a path in "
+            "a folder you can write to"
+        ) from None
+    return labelled
 
 
 def _check_writable(path: Path) -> None:
@@ -129,23 +461,3 @@ def _check_writable(path: Path) -> None:
             f"--out {path}: cannot write in {folder} (permission denied); choose a folder "
             "you can write to"
         )
-
-
-def _write_parquet(
-    path: Path, ids: np.ndarray, vectors: np.ndarray, labels: list[str] | None
-) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    width = vectors.shape[1]
-    columns = {
-        "id": pa.array(ids, pa.int64()),
-        "vector": pa.FixedSizeListArray.from_arrays(
-            pa.array(np.ascontiguousarray(vectors, np.float32).ravel()), width
-        ),
-    }
-    if labels is not None:
-        columns["label"] = pa.array([label or None for label in labels], pa.string())
-    buffer = io.BytesIO()
-    pq.write_table(pa.table(columns), buffer)
-    atomic_write_bytes(path, buffer.getvalue())
