@@ -14,7 +14,7 @@ from ssvae.domain.comparison import GeneratedSamples
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.text_examples import TextExamples
 from ssvae.entrypoints.dashboard.label_page import LabelPage
-from ssvae.entrypoints.dashboard.model_page import ModelPage
+from ssvae.entrypoints.dashboard.model_page import ModelCreation, ModelPage, creation_html
 from ssvae.entrypoints.dashboard.queue_page import QueuePage
 from ssvae.entrypoints.dashboard.train_page import POLL_MS, TrainPage
 from ssvae.entrypoints.dashboard.viewmodels.hub import GENERATED_PER_CLASS, DashboardHub, OpenModel
@@ -52,9 +52,14 @@ class Landing:
             label="pool size (empty: the whole train split)", value="", width=260
         )
         create = pn.widgets.Button(label="create model", color="primary")
-        create.on_click(lambda _: self.create())
+        create.on_click(self._create_clicked)
         self.status = pn.pane.HTML(
             f"<div class='ssvae-landing-status' style='color:#c0392b'>{html.escape(problem)}</div>"
+        )
+        # The model's pages are built once off the page's thread too: the first build
+        # compiles the map's drawing code, which the new tab then finds done.
+        self.creation = ModelCreation(
+            hub, self.status, [create], go_to, build_pages=lambda model: ModelApp(hub, model)
         )
         self.view = pn.Column(
             _header("models"),
@@ -86,28 +91,21 @@ class Landing:
             f"<th>pool</th><th>runs</th><th>created</th></tr>{rows}</table>"
         )
 
-    def create(self) -> None:
+    async def _create_clicked(self, _event: Any) -> None:
+        await self.create()
+
+    async def create(self) -> bool:
+        """Create the model the form describes and open it, showing each step; False when
+        the form or a step was refused, with the reason shown."""
         text = text_of(self.samples).strip()
-        try:
-            if text and not text.isdigit():
-                raise SsvaeError(
-                    f"pool size {text!r} is invalid: give a whole number or leave it empty"
-                )
-            workspace = self.hub.create(
-                self.preset.value,
-                text_of(self.model_id).strip() or None,
-                int(text) if text else None,
+        if text and not text.isdigit():
+            self.status.object = creation_html(
+                [], "", 0, f"pool size {text!r} is invalid: give a whole number or leave it empty"
             )
-        except SsvaeError as error:
-            self.status.object = (
-                f"<div class='ssvae-landing-status' style='color:#c0392b'>"
-                f"{html.escape(str(error))}</div>"
-            )
-            return
-        self.status.object = (
-            f"<div class='ssvae-landing-status'>created {html.escape(workspace.id)}</div>"
-        )
-        go_to(workspace.id)
+            return False
+        preset, model_id = self.preset.value, text_of(self.model_id).strip() or None
+        samples = int(text) if text else None
+        return await self.creation.run(lambda: self.hub.create(preset, model_id, samples))
 
 
 class ModelApp:
@@ -126,7 +124,9 @@ class ModelApp:
             QueueBoard(board, trained=trained), model.info.kind, self._generated()
         )
         self.train = TrainPage(model, self.run_finished)
-        self.model_page = ModelPage(hub, model, go_to)
+        self.model_page = ModelPage(
+            hub, model, go_to, build_pages=lambda opened: ModelApp(hub, opened)
+        )
         self.queue.on_update = self._queue_labelled
         self.label.on_classes_changed = lambda: self.queue.classes_changed(self.label.board)
         self.tabs = pn.Tabs(
@@ -159,7 +159,10 @@ class ModelApp:
 
     def _generated(self) -> GeneratedSamples | TextExamples | None:
         """What the model thinks each class and component looks like: generated images, or
-        for text data the pool messages each holds; None when it cannot say yet."""
+        for text data the pool messages each holds; None when it cannot say yet, as before
+        the first training run (an untrained model's samples are noise)."""
+        if not self.model.workspace.has_model:
+            return None
         try:
             if self.model.is_text:
                 return self.model.examples()

@@ -5,8 +5,10 @@ form that creates or clones a model."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +20,7 @@ from bokeh.palettes import Blues256
 from bokeh.plotting import figure as bokeh_figure
 
 from ssvae.domain.errors import SsvaeError
+from ssvae.domain.workspace import Workspace
 from ssvae.entrypoints.dashboard.label_page import counters_html
 from ssvae.entrypoints.dashboard.viewmodels.hub import DashboardHub, OpenModel
 from ssvae.entrypoints.dashboard.viewmodels.model import (
@@ -141,25 +144,122 @@ def usage_plot(overview: ModelOverview) -> Any:
     return pn.pane.HoloViews(bars, backend="bokeh")
 
 
+CREATING = "creating the workspace"
+CREATING_TEXT = "creating the workspace (the text embedder is fitted on the dataset's messages)"
+DRAWING = "drawing the pages"
+
+
+def creation_html(done: list[str], current: str, total: int, error: str = "") -> str:
+    """The create form's status: the steps done with their seconds, then the one running
+    (step k of n), or the one-line error that ended them."""
+    lines = "".join(f"<li style='color:#666'>{html.escape(line)}</li>" for line in done)
+    if error:
+        now = f"<div class='ssvae-create-error' style='color:#c0392b'>{html.escape(error)}</div>"
+        state = "failed"
+    elif current:
+        of = f" of {total}" if total > len(done) else ""  # unknown before the model opens
+        now = (
+            f"<div class='ssvae-create-step'><b>{html.escape(current)}…</b> "
+            f"<span style='color:#666'>(step {len(done) + 1}{of})</span></div>"
+        )
+        state = "running"
+    else:
+        now, state = "<div class='ssvae-create-step'><b>opening the model…</b></div>", "done"
+    return (
+        f"<div class='ssvae-create-status' data-state='{state}'>{now}"
+        f"<ul style='margin:2px 0;font-size:12px'>{lines}</ul></div>"
+    )
+
+
+class ModelCreation:
+    """Creates a workspace and gets it ready to open, one step at a time off the page's
+    thread: the buttons stay disabled and the status names the running step (reading the
+    pool, compiling the model, predicting the pool...), since a first model takes tens of
+    seconds; then the tab opens the model, whose page finds all of it done. A failed step
+    leaves a one-line message and enables the buttons again."""
+
+    def __init__(
+        self,
+        hub: DashboardHub,
+        status: pn.pane.HTML,
+        buttons: list[Any],
+        navigate: Callable[[str], None],
+        build_pages: Callable[[OpenModel], object] | None = None,
+    ) -> None:
+        self.hub = hub
+        self.status = status
+        self.buttons = buttons
+        self.navigate = navigate
+        self.build_pages = build_pages
+        self.seconds: list[tuple[str, float]] = []  # the last run's steps, for the record
+
+    async def run(self, create: Callable[[], Workspace]) -> bool:
+        """Create with `create`, prepare the model, open it; False (and the error shown) when
+        a step failed."""
+        loop = asyncio.get_running_loop()
+        done: list[str] = []
+        self.seconds = []
+        first = CREATING_TEXT if self.hub.settings.data.kind == "text" else CREATING
+        total = 0  # known once the model is open
+        for button in self.buttons:
+            button.disabled = True
+
+        async def step(what: str, work: Callable[[], Any]) -> Any:
+            self.status.object = creation_html(done, what, total)
+            started = time.perf_counter()
+            # A plain executor thread: the page's document stays on the page's thread.
+            result = await loop.run_in_executor(None, work)
+            seconds = time.perf_counter() - started
+            self.seconds.append((what, seconds))
+            done.append(f"{what}: {seconds:.1f} s")
+            return result
+
+        try:
+            workspace = await step(first, create)
+            model = await step("opening the workspace", lambda: self.hub.open(workspace.id))
+            steps = model.warm_steps()
+            total = len(done) + len(steps) + (self.build_pages is not None)
+            for what, work in steps:
+                await step(what, work)
+            if self.build_pages is not None:
+                build = self.build_pages
+                await step(DRAWING, lambda: build(model))
+        except Exception as error:  # a bug as much as bad input: one line, and the form back
+            message = str(error) if isinstance(error, SsvaeError) else repr(error)
+            self.status.object = creation_html(done, "", total, message.splitlines()[0])
+            for button in self.buttons:
+                button.disabled = False
+            return False
+        self.status.object = creation_html(done, "", total)
+        self.navigate(workspace.id)
+        return True
+
+
 class ModelPage:
     """The Model tab; `refresh()` after a run."""
 
     def __init__(
-        self, hub: DashboardHub, model: OpenModel, navigate: Callable[[str], None]
+        self,
+        hub: DashboardHub,
+        model: OpenModel,
+        navigate: Callable[[str], None],
+        build_pages: Callable[[OpenModel], object] | None = None,
     ) -> None:
         self.hub = hub
         self.model = model
         self.navigate = navigate
+        self.build_pages = build_pages
         self.body = pn.Column()
         self.preset = pn.widgets.Select(label="preset", options=list(hub.presets), width=160)
         self.new_id = pn.widgets.TextInput(label="new model id (optional)", width=220)
         self.samples = pn.widgets.TextInput(label="pool size (empty: all)", width=160)
         self.yaml = pn.widgets.FileInput(accept=".yaml,.yml")
         create = pn.widgets.Button(label="create from preset / YAML", color="primary")
-        create.on_click(lambda _: self.create())
+        create.on_click(self._create_clicked)
         clone = pn.widgets.Button(label="clone this model (spec, pool, labels)")
-        clone.on_click(lambda _: self.clone())
+        clone.on_click(self._clone_clicked)
         self.form_status = pn.pane.HTML("")
+        self.creation = ModelCreation(hub, self.form_status, [create, clone], navigate, build_pages)
         form = pn.Column(
             "### create or clone a model",
             pn.Row(self.preset, self.new_id, self.samples),
@@ -187,8 +287,8 @@ class ModelPage:
             ),
         ]
 
-    def _say(self, text: str) -> None:
-        self.form_status.object = f"<div class='ssvae-form-status'>{html.escape(text)}</div>"
+    def _say(self, error: str) -> None:
+        self.form_status.object = creation_html([], "", 0, error)
 
     def _samples(self) -> int | None:
         text = text_of(self.samples).strip()
@@ -200,31 +300,31 @@ class ModelPage:
             )
         return int(text)
 
-    def create(self) -> None:
+    async def _create_clicked(self, _event: Any) -> None:
+        await self.create()
+
+    async def _clone_clicked(self, _event: Any) -> None:
+        await self.clone()
+
+    async def create(self) -> bool:
+        """Create a model from the form (a preset, or the YAML given) and open it; False when
+        the form or a step was refused, with the reason shown."""
         model_id = text_of(self.new_id).strip() or None
         try:
-            if self.yaml.value:
-                text = bytes(self.yaml.value).decode("utf-8", errors="replace")
-                workspace = self.hub.create_from_yaml(
-                    self.preset.value,
-                    text,
-                    self.yaml.filename or "spec.yaml",
-                    model_id,
-                    self._samples(),
-                )
-            else:
-                workspace = self.hub.create(self.preset.value, model_id, self._samples())
+            samples = self._samples()
         except SsvaeError as error:
             self._say(str(error))
-            return
-        self._say(f"created {workspace.id}")
-        self.navigate(workspace.id)
+            return False
+        preset = self.preset.value
+        if self.yaml.value:
+            text = bytes(self.yaml.value).decode("utf-8", errors="replace")
+            name = self.yaml.filename or "spec.yaml"
+            return await self.creation.run(
+                lambda: self.hub.create_from_yaml(preset, text, name, model_id, samples)
+            )
+        return await self.creation.run(lambda: self.hub.create(preset, model_id, samples))
 
-    def clone(self) -> None:
-        try:
-            workspace = self.hub.clone(self.model, text_of(self.new_id).strip() or None)
-        except SsvaeError as error:
-            self._say(str(error))
-            return
-        self._say(f"cloned into {workspace.id}")
-        self.navigate(workspace.id)
+    async def clone(self) -> bool:
+        """Clone this model (spec, pool, labels) and open the clone."""
+        model_id = text_of(self.new_id).strip() or None
+        return await self.creation.run(lambda: self.hub.clone(self.model, model_id))

@@ -313,13 +313,30 @@ class OpenModel:
         """Compute what every page needs first, so that the first page is quick; the class
         map is laid out meanwhile on its own thread."""
         self.request_layout()
-        self.pool_map()
-        self.texts()
+        for _, step in self.warm_steps():
+            step()
+
+    def warm_steps(self) -> list[tuple[str, Callable[[], object]]]:
+        """`warm`'s work as (what a waiting user is told, the step), in order: a page that
+        creates a model shows each while it runs. An untrained model generates nothing: its
+        samples would be noise, and on MNIST they cost seconds of compilation."""
+        size = self.workspace.metadata.pool_size
+        steps: list[tuple[str, Callable[[], object]]] = [
+            (f"reading the pool ({size} samples)", self.pool),
+            ("building the model (JAX compiles it: the first model takes longest)", self.model),
+            (f"predicting the pool's latent map ({size} samples)", self.pool_map),
+        ]
         if self.is_text:  # generated embeddings mean nothing to a reader: messages instead
-            self.examples()
-        else:
-            self.generated(per_class=GENERATED_PER_CLASS)
-        self.test_accuracy()
+            steps.append(("reading the pool's messages", self.texts))
+            if self.workspace.has_model:
+                steps.append(("finding each class's typical messages", self.examples))
+        elif self.workspace.has_model:
+            steps.append(
+                ("generating samples of each class", lambda: self.generated(GENERATED_PER_CLASS))
+            )
+        if self.workspace.has_model:
+            steps.append(("measuring accuracy on the test split", self.test_accuracy))
+        return steps
 
     def _train(
         self, epochs: int, overrides: Mapping[str, Any], listener: TrainingCallback
