@@ -42,7 +42,7 @@ from bokeh.models import (
 )
 from bokeh.models.annotations.legends import ColorBar
 from bokeh.palettes import Category10, Turbo256, Viridis256
-from holoviews.operation.datashader import datashade, dynspread, rasterize
+from holoviews.operation.datashader import datashade, rasterize, spread
 
 from ssvae.entrypoints.dashboard.viewmodels.map import (
     USER_LABEL,
@@ -66,7 +66,8 @@ NONE_COLOUR = "#c8c8c8"
 LABELLED_SIZE = 7.0
 # The faintest a lone point is drawn; denser pixels grow opaque (datashader's histogram
 # equalisation), so crowded clusters read as denser than scattered points.
-MIN_ALPHA = 140
+MIN_ALPHA = 170
+POINT_SPREAD = 1  # each point is drawn as a square of 2 * POINT_SPREAD + 1 pixels
 
 # The serial the pool's hover raster holds under the pointer, '-' where no point is near.
 _SERIAL_CODE = "return Number.isNaN(value) ? '-' : String(Math.round(value));"
@@ -153,7 +154,8 @@ def shaded_pool(
 ) -> npt.NDArray[np.uint32]:
     """The pool's colours over `ranges` (x_range, y_range, width, height), by datashader:
     categories blended per pixel with opacity by density, values by their mean per pixel on
-    the colour bar's linear scale; lone points spread a pixel so they stay visible."""
+    the colour bar's linear scale; each point spreads a pixel around it, so a lone one
+    stays visible."""
     if "colour_key" in scale:
         element = datashade(
             points,
@@ -173,7 +175,7 @@ def shaded_pool(
             dynamic=False,
             **ranges,
         )
-    return _pixels(dynspread(element, max_px=1, threshold=0.5))
+    return _pixels(spread(element, px=POINT_SPREAD))
 
 
 def pool_rows(points: hv.Points, ranges: dict[str, Any]) -> npt.NDArray[np.int64]:
