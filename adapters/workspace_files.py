@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import attrs
 import filelock
 
 from ssvae.adapters.files import atomic_write_text
@@ -29,6 +30,7 @@ from ssvae.domain.workspace import (
     HISTORY_FILE,
     METADATA_FILE,
     SPEC_FILE,
+    FileFingerprint,
     WorkspaceError,
     WorkspaceExistsError,
     WorkspaceMetadata,
@@ -49,6 +51,11 @@ def metadata_to_json(metadata: WorkspaceMetadata) -> dict[str, Any]:
         "pool_seed": metadata.pool_seed,
         "pool_fingerprint": metadata.pool_fingerprint,
         "subset": metadata.subset,
+        **(
+            {"source_files": [attrs.asdict(f) for f in metadata.source_files]}
+            if metadata.source_files
+            else {}
+        ),
         "rounds": [
             {
                 "index": r.index,
@@ -76,6 +83,12 @@ def _round_from_json(value: Any) -> WorkspaceRound:
     )
 
 
+def _fingerprint_from_json(value: Any) -> FileFingerprint:
+    return FileFingerprint(
+        path=str(value["path"]), size=int(value["size"]), digest=str(value["digest"])
+    )
+
+
 def metadata_from_json(value: Any, origin: str) -> WorkspaceMetadata:
     """The metadata in a parsed metadata.json; WorkspaceError naming the bad key."""
     if not isinstance(value, dict):
@@ -97,6 +110,7 @@ def metadata_from_json(value: Any, origin: str) -> WorkspaceMetadata:
             pool_fingerprint=str(value["pool_fingerprint"]),
             subset=bool(value["subset"]),
             rounds=tuple(_round_from_json(r) for r in value.get("rounds", [])),
+            source_files=tuple(_fingerprint_from_json(f) for f in value.get("source_files", [])),
         )
     except KeyError as error:
         raise WorkspaceError(

@@ -29,6 +29,7 @@ from ssvae.domain.workspace import (
     EMBEDDER_DIR,
     METADATA_FILE,
     MODELS_DIR,
+    FingerprintedSource,
     FittedDataSource,
     Workspace,
     WorkspaceError,
@@ -135,6 +136,9 @@ class WorkspaceService:
             # The width used, which the default may have narrowed to fit a small pool: the
             # workspace's later commands rebuild exactly this embedder.
             record["embedder_dim"] = int(info.sample_shape[0])
+        source_files = (
+            self.source.fingerprints() if isinstance(self.source, FingerprintedSource) else ()
+        )
         if fitted:
             # Fit (embed the pool) before any folder exists, so a failure leaves nothing.
             self.source.load("train", serials[:1])
@@ -160,6 +164,7 @@ class WorkspaceService:
                 pool_seed=seed,
                 pool_fingerprint=serials_fingerprint(serials[rows]),
                 subset=len(rows) < len(serials),
+                source_files=source_files,
             )
             try:
                 self.store.create(directory, spec, metadata)
@@ -251,6 +256,7 @@ class WorkspaceService:
 
     def pool_serials(self, workspace: Workspace) -> SerialArray:
         """The serials of the workspace's pool; WorkspaceError if the dataset changed since."""
+        self.check_source_files(workspace)
         serials = self.source.serials("train")
         metadata = workspace.metadata
         size = metadata.pool_size if metadata.subset else None
@@ -262,6 +268,22 @@ class WorkspaceService:
         ):
             raise self._changed(workspace, len(serials))
         return chosen
+
+    def check_source_files(self, workspace: Workspace) -> None:
+        """WorkspaceError when a file the pool is read from changed since the workspace was
+        created: its rows would no longer be the samples its labels and model refer to."""
+        recorded = workspace.metadata.source_files
+        if not recorded or not isinstance(self.source, FingerprintedSource):
+            return
+        current = {f.path: f for f in self.source.fingerprints()}
+        for before in recorded:
+            change = before.change_to(current.get(before.path))
+            if change is not None:
+                raise WorkspaceError(
+                    f"{before.path}: this file changed since workspace {workspace.id} was "
+                    f"created ({change}); put the original file back, or create a new "
+                    f"workspace for the new file with ssvae init --vectors {before.path}"
+                )
 
     @staticmethod
     def _changed(workspace: Workspace, available: int) -> WorkspaceError:

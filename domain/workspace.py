@@ -16,8 +16,11 @@ A workspace is the folder `artifacts/models/<id>/` that `ssvae init` creates and
 |                   | a new round trains                                                 |
 
 The pool is the dataset's train split or a seeded subset of it (`pool_size`), so a workspace
-can stay small and quick. Each round records the labels used, the model's predictions on a
-fixed stop set and tau, which is what `ssvae.domain.stopping.should_stop` reads.
+can stay small and quick. The files a pool is read from again at every query (vector files)
+are fingerprinted when the workspace is created (`FileFingerprint`), so that a file replaced
+or rewritten since is refused before its rows are scored as the ones the labels refer to.
+Each round records the labels used, the model's predictions on a fixed stop set and tau,
+which is what `ssvae.domain.stopping.should_stop` reads.
 """
 
 from __future__ import annotations
@@ -148,6 +151,37 @@ def _frozen_dict(value: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 @attrs.frozen
+class FileFingerprint:
+    """A data file as it was: its absolute path, its size and a digest of bytes sampled
+    across it (a full hash of a 15 GB pool would cost a minute at every query; a sample
+    catches a file replaced, regenerated, truncated or appended to)."""
+
+    path: str
+    size: int
+    digest: str
+
+    def change_to(self, now: FileFingerprint | None) -> str | None:
+        """How the file differs `now`, in words; None when it is the same."""
+        if now is None:
+            return "the dataset no longer reads it"
+        if now.size != self.size:
+            return f"{self.size:,} bytes then, {now.size:,} now"
+        if now.digest != self.digest:
+            return f"the same size ({self.size:,} bytes) but other contents"
+        return None
+
+
+@runtime_checkable
+class FingerprintedSource(Protocol):
+    """A data source that reads its samples from files when asked, not once: a workspace
+    records their fingerprints at init and refuses files changed since."""
+
+    def fingerprints(self) -> tuple[FileFingerprint, ...]:
+        """The fingerprint of every file the dataset is read from."""
+        ...
+
+
+@attrs.frozen
 class WorkspaceMetadata:
     """What a workspace is about: its dataset, pool, preset and rounds."""
 
@@ -161,6 +195,7 @@ class WorkspaceMetadata:
     subset: bool  # whether the pool is a seeded subset (False: the whole train split)
     rounds: tuple[WorkspaceRound, ...] = ()
     format_version: int = FORMAT_VERSION
+    source_files: tuple[FileFingerprint, ...] = ()  # empty: not recorded (older workspaces)
 
     def with_round(self, round_: WorkspaceRound) -> WorkspaceMetadata:
         """A copy with `round_` appended."""

@@ -31,12 +31,14 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from ssvae.adapters.data.file_fingerprint import file_fingerprint
 from ssvae.adapters.data.vector_files import RawSplit, read_vector_file
 from ssvae.adapters.data.vector_rows import BLOCK_ROWS, VectorRows
 from ssvae.domain.data import DatasetInfo, Samples
 from ssvae.domain.echo import short_repr
 from ssvae.domain.errors import DataError, LabelError
 from ssvae.domain.labels import ClassVocabulary
+from ssvae.domain.workspace import FileFingerprint
 
 MAX_CLASS_INDEX = 100_000  # class indices without names: far more classes than any labelling
 
@@ -128,6 +130,11 @@ class VectorDataSource:
                     position_of_row = np.argsort(data.file_rows, kind="stable")
                 y = data.labels[position_of_row[start : start + len(block)][chosen]]
             yield Samples(serials=file_serials, x=block[chosen], y=y)
+
+    def fingerprints(self) -> tuple[FileFingerprint, ...]:
+        """The fingerprint of each split's file: the vectors are read from them when asked
+        for, so a workspace checks that they are still the files it was created from."""
+        return tuple(file_fingerprint(path) for path in self._paths.values())
 
     def _split(self, split: str) -> _Split:
         self._read_all()
