@@ -186,7 +186,8 @@ def review_cards(board: LabelBoard, review: GroupReview, kind: str) -> list[dict
         {
             "row": int(row),
             "serial": int(serial),
-            "html": f"{body}<br><small>{html.escape(shortened(names[int(code)], 12))}</small>",
+            "html": f"{body}<br><small>pred. {html.escape(shortened(names[int(code)], 12))}"
+            "</small>",
         }
         for row, serial, code, body in zip(
             rows.tolist(), serials.tolist(), predicted.tolist(), shown, strict=True

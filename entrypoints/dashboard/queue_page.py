@@ -180,7 +180,11 @@ class QueuePage:
         self.board = board
         self.kind = kind
         self.policy = pn.widgets.Select(
-            label="policy", options=list(board.policies), value=board.policy, width=200
+            label="policy",
+            options=list(board.policies),
+            value=board.policy,
+            width=200,
+            css_classes=["ssvae-queue-policy"],
         )
         self.k = pn.widgets.IntInput(label="k", value=board.k, start=1, end=200, width=90)
         # A new policy or k asks the policy at once: no refresh press between.
