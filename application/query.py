@@ -124,7 +124,9 @@ def predict_chunks(
 
     def stacked(name: str) -> Any:
         values = [getattr(part, name) for part in parts]
-        return None if any(value is None for value in values) else np.concatenate(values)
+        if any(value is None for value in values):
+            return None
+        return values[0] if len(values) == 1 else np.concatenate(values)
 
     return Predictions(
         class_probs=stacked("class_probs"),
@@ -393,6 +395,10 @@ class PoolScan:
     def _rank(self, outputs: PoolOutputs) -> None:
         scores = self._scores(outputs)
         free = np.flatnonzero(~np.isin(outputs.serials, self.labelled))
+        # The chunk's own k best first, so only k of its rows are copied.
+        if free.size > self.k:
+            kth = np.partition(-scores[free], self.k - 1)[self.k - 1]
+            free = free[-scores[free] <= kth]  # ties at the k-th score all stay
         chunk, chunk_scores = output_rows(outputs, free), scores[free]
         if self._best is not None and self._best_scores is not None:
             chunk = stacked_outputs([self._best, chunk])

@@ -219,3 +219,12 @@ def _outputs(serials: npt.NDArray[np.int64], probs: npt.NDArray[np.float64]) -> 
         ood=None,
         responsibilities=None,
     )
+
+
+def test_ties_go_to_the_lower_serial_across_chunks() -> None:
+    """Every row scores the same: the k lowest unlabelled serials, as select_top_k gives,
+    whichever chunk they came in."""
+    scan = PoolScan("margin", 4, 0, np.array([2], np.int64))
+    for serials in (np.array([50, 7, 9]), np.array([3, 2, 60, 1]), np.array([8, 0])):
+        scan.add(_outputs(serials.astype(np.int64), np.full((len(serials), 3), 1 / 3)))
+    assert sorted(scan.outputs().serials.tolist()) == [0, 1, 3, 7]
