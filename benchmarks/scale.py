@@ -1,0 +1,142 @@
+"""Scale figures: a synthetic pool of N x 384 vectors (benchmarks/synthetic_pool.py), and what
+each `ssvae` command costs on it: wall time, CPU time and peak memory (RSS).
+
+Each step runs `ssvae` as a child process, measured by `os.wait4` (the child's own peak RSS
+and CPU seconds), so the figures are what a user sees from the shell. The machine's load
+average is recorded before each step: on a shared machine the wall time grows with it, the
+CPU time much less. One section per subcommand:
+
+    query   `ssvae init --vectors`, then `ssvae query --policy P --k K` for each policy
+
+Usage:
+
+    .venv/bin/python benchmarks/scale.py query --size 1000000              # 1.5 GB NPZ
+    .venv/bin/python benchmarks/scale.py query --size 10000000 --format parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks_common import cpu_model
+from synthetic_pool import PoolSpec, write_pool
+
+ROOT = Path(__file__).resolve().parents[1]
+SSVAE = [sys.executable, "-c", "from ssvae.entrypoints.cli.main import main; main()"]
+
+
+# -- measuring a command ---------------------------------------------------------------------
+
+
+def measured(command: list[str], label: str) -> dict[str, Any]:
+    """Run `command`; its wall and CPU seconds, peak RSS and exit status."""
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    figures = {
+        "step": label,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "peak_rss_gb": round(usage.ru_maxrss / 1e6, 2),  # ru_maxrss is in KiB on Linux
+        "load_before": round(load, 1),
+        "exit": process.returncode,
+    }
+    if process.returncode != 0:
+        figures["output_tail"] = output.decode(errors="replace")[-600:]
+    print(json.dumps(figures), flush=True)
+    return figures
+
+
+def pool_file(folder: Path, size: int, fmt: str, seed: int) -> Path:
+    """The synthetic pool of `size` rows in `fmt`, written once (generated chunk by chunk)."""
+    path = folder / f"pool_{size}_s{seed}.{fmt}"
+    if not path.exists():
+        partial = path.with_suffix(f".partial.{fmt}")
+        write_pool(partial, PoolSpec(rows=size, seed=seed))
+        partial.rename(path)
+    return path
+
+
+# -- query -----------------------------------------------------------------------------------
+
+
+def query_section(args: argparse.Namespace) -> dict[str, Any]:
+    pool = pool_file(args.folder, args.size, args.format, args.seed)
+    artifacts = Path(tempfile.mkdtemp(prefix="scale-artifacts-", dir=args.folder))
+    steps = [
+        measured(
+            [
+                *SSVAE,
+                "init",
+                "--vectors",
+                str(pool),
+                "--preset",
+                args.preset,
+                "--artifacts",
+                str(artifacts),
+                "--id",
+                "scale",
+            ],
+            "init",
+        )
+    ]
+    workspace = artifacts / "models" / "scale"
+    for policy in args.policies:
+        command = [*SSVAE, "query", "--model", str(workspace), "--policy", policy]
+        steps.append(measured([*command, "--k", str(args.k)], f"query {policy}"))
+    return {
+        "section": "query",
+        "rows": args.size,
+        "dim": 384,
+        "format": args.format,
+        "file_gb": round(pool.stat().st_size / 1e9, 2),
+        "preset": args.preset,
+        "k": args.k,
+        "steps": steps,
+    }
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sections = parser.add_subparsers(dest="section", required=True)
+    query = sections.add_parser("query", help="ssvae init --vectors, then ssvae query")
+    query.add_argument("--size", type=int, default=1_000_000, help="pool rows")
+    query.add_argument("--format", choices=("npz", "npy", "parquet"), default="npz")
+    query.add_argument("--policies", nargs="+", default=["cold_start", "margin"])
+    query.add_argument("--k", type=int, default=100)
+    query.add_argument("--preset", default="text_standard")
+    query.add_argument("--seed", type=int, default=0)
+    query.add_argument(
+        "--folder",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "ssvae-scale",
+        help="where the pool and the workspace go (the pool is kept for the next run)",
+    )
+    args = parser.parse_args(argv)
+    args.folder.mkdir(parents=True, exist_ok=True)
+    sections_run = {"query": query_section}
+    result = sections_run[args.section](args)
+    result["cpu"] = cpu_model()
+    result["cores"] = os.cpu_count()
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
