@@ -29,6 +29,11 @@ from ssvae.domain.workspace import Workspace
 # MNIST rows, a fit on 10,000 with 50,000 transformed took 28 s on 2 cores (purity 0.949),
 # on 20,000 34 s (0.945), a full fit about 2 minutes (benchmarks/README.md "The pool's map").
 DEFAULT_FIT_LIMIT = 10_000
+# Rows placed by one `transform` call. openTSNE places each new row against the fitted map
+# alone (new rows do not move one another), so chunks give the very positions one call gives,
+# while one call for 990,000 rows of a million-row pool held 14 GB; a chunk of 50,000 holds
+# tens of megabytes.
+TRANSFORM_CHUNK = 50_000
 
 
 @attrs.define
@@ -41,6 +46,7 @@ class MapService:
     cache: MapCache
     fit_limit: int = DEFAULT_FIT_LIMIT
     predict_chunk: int = PREDICT_CHUNK
+    transform_chunk: int = TRANSFORM_CHUNK
 
     def positions(self, workspace: Workspace) -> MapLayout:
         """(serial, x, y) of every pool sample, laid out with the spec's seed (the same model
@@ -82,5 +88,7 @@ class MapService:
         fitted = self.projector.fit(features[fitted_rows], seed, start)
         positions = np.empty((len(features), 2), np.float64)
         positions[fitted_rows] = fitted.positions
-        positions[other_rows] = fitted.transform(features[other_rows])
+        for start in range(0, len(other_rows), self.transform_chunk):
+            rows = other_rows[start : start + self.transform_chunk]
+            positions[rows] = fitted.transform(features[rows])
         return positions

@@ -204,6 +204,20 @@ def test_above_the_fit_limit_a_seeded_sample_is_fitted_and_the_rest_transformed(
     assert np.array_equal(again, same)
 
 
+def test_the_rows_beyond_the_sample_are_transformed_in_bounded_chunks(tmp_path: Path) -> None:
+    workspaces, repository, _ = _trained(tmp_path)
+    service = _service(workspaces, repository, fit_limit=25)
+    service.transform_chunk = 10
+    chunked = service.layout(np.random.default_rng(1).normal(size=(60, 3)), seed=4)
+    projector: Any = service.projector
+    assert projector.maps[-1].transformed == [10, 10, 10, 5]  # memory bounded by the chunk
+    # Each row lands where one call would place it: the chunks split the rows, not the map.
+    one_call = _service(workspaces, repository, fit_limit=25)
+    assert np.array_equal(
+        chunked, one_call.layout(np.random.default_rng(1).normal(size=(60, 3)), seed=4)
+    )
+
+
 def test_an_untrained_workspace_has_no_map_and_says_what_to_do(tmp_path: Path) -> None:
     workspaces, repository, _ = _trained(tmp_path, rounds=0)
     fresh = workspaces.init("mixture_k5", DataSettings(name="mnist"), num_samples=60, id="fresh")
