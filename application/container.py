@@ -29,6 +29,7 @@ from ssvae.application.simulate import SimulateService
 from ssvae.application.training import TrainService
 from ssvae.application.workspace import WorkspaceService
 from ssvae.domain.comparison import ExperimentReader, ModelGenerator, ReportWriter, TrainingRelay
+from ssvae.domain.distributed import DistributedRuntime
 from ssvae.domain.labels import ClassVocabulary
 from ssvae.domain.maps import MapCache, MapProjector, MapTableWriter
 from ssvae.domain.model import ModelRepository
@@ -179,6 +180,10 @@ class Container(containers.DeclarativeContainer):
     training_lock: providers.Singleton[TrainingLock] = providers.Singleton(
         adapter("ssvae.adapters.workspace_files:FileTrainingLock")
     )
+    # Several processes on JAX's distributed runtime (`ssvae train --coordinator ...`).
+    distributed_runtime: providers.Singleton[DistributedRuntime] = providers.Singleton(
+        adapter("ssvae.adapters.model.distributed:JaxDistributedRuntime")
+    )
     learning_curve_writer: providers.Singleton[LearningCurveWriter] = providers.Singleton(
         adapter("ssvae.adapters.reporting.learning_curves:FileLearningCurveWriter")
     )
@@ -228,6 +233,7 @@ class Container(containers.DeclarativeContainer):
         workspaces=workspace_service,
         relay=training_relay,
         lock=training_lock,
+        runtime=distributed_runtime,
     )
     simulate_service = providers.Factory(
         SimulateService,

@@ -25,6 +25,7 @@ from ssvae.application.query import PREDICT_CHUNK, predict_pool, tau_of
 from ssvae.application.workspace import WorkspaceService, total_epochs
 from ssvae.domain.comparison import TrainingRelay
 from ssvae.domain.data import Samples
+from ssvae.domain.distributed import DistributedRuntime
 from ssvae.domain.errors import SsvaeError, TrainingDivergedError
 from ssvae.domain.labels import LabelSet
 from ssvae.domain.model import ModelRepository, SsvaeModel, TrainingCallback, TrainingReport
@@ -67,6 +68,9 @@ class TrainService:
     workspaces: WorkspaceService
     relay: TrainingRelay | None = None
     lock: TrainingLock | None = None  # across processes; None: no lock (tests, one process)
+    # Several processes training one model (jax.distributed) all train and predict, since
+    # every step is collective; only the first writes the checkpoint, metadata and history.
+    runtime: DistributedRuntime | None = None
     now: Callable[[], dt.datetime] = dt.datetime.now
     predict_chunk: int = PREDICT_CHUNK
     _loaded: dict[Path, _Loaded] = attrs.field(factory=dict, init=False)
@@ -87,7 +91,11 @@ class TrainService:
         training can stay locked to its first class assignment; benchmarks/README.md)."""
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise SsvaeError(f"epochs = {epochs!r} is invalid: train for at least 1 epoch")
-        held = self.lock.hold(workspace.directory) if self.lock else contextlib.nullcontext()
+        held = (
+            self.lock.hold(workspace.directory)
+            if self.lock and self._writes()
+            else contextlib.nullcontext()
+        )
         with held:
             return self._train(workspace, epochs, store, listener, rule, fresh)
 
@@ -141,15 +149,25 @@ class TrainService:
                 else f"nothing was saved (the settings are in {spec_file})"
             )
             raise TrainingDivergedError(f"{report.message}; {kept}")
-        self.repository.save(model, workspace.checkpoint_dir)
+        writes = self._writes()
+        if writes:
+            self.repository.save(model, workspace.checkpoint_dir)
         round_ = self._round(workspace, model, pool, labels, report)
         history = (*workspace.metadata.rounds, round_)
         decision = should_stop(rule if rule is not None else StoppingRule(), history)
-        updated = self.workspaces.record_round(
-            workspace, round_, self._history_row(workspace, round_, report, decision)
-        )
+        if writes:
+            updated = self.workspaces.record_round(
+                workspace, round_, self._history_row(workspace, round_, report, decision)
+            )
+        else:
+            updated = Workspace(
+                workspace.directory, workspace.spec, workspace.metadata.with_round(round_)
+            )
         self._loaded[key] = _Loaded(model, len(updated.metadata.rounds))
         return TrainOutcome(updated, report, round_, decision, incremental, restarted)
+
+    def _writes(self) -> bool:
+        return self.runtime is None or self.runtime.place().writes
 
     def _start(
         self, workspace: Workspace, classes: int

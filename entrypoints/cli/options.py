@@ -16,6 +16,7 @@ from ssvae.domain.text import EMBEDDERS, LOGHUB_TASKS, SCALINGS  # cheap: attrs 
 if TYPE_CHECKING:  # the container loads inside the commands, to keep this import cheap
     from ssvae.application.container import Container
     from ssvae.application.settings import DataSettings
+    from ssvae.domain.distributed import ClusterSettings
     from ssvae.domain.stopping import StoppingRule
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -356,6 +357,64 @@ def stopping_rule(options: dict[str, Any]) -> StoppingRule:
         kappa_window=options.pop("kappa_window"),
         tau_tolerance=options.pop("tau_tolerance"),
         tau_measure=options.pop("tau_measure"),
+    )
+
+
+def distributed_options(command: F) -> F:
+    """How this process joins a run of several (jax.distributed); one process when none is set.
+
+    Each flag also reads an environment variable, so a job script can set them once."""
+    options: list[Callable[[Any], Any]] = [
+        click.option(
+            "--coordinator",
+            envvar="SSVAE_COORDINATOR",
+            metavar="HOST:PORT",
+            help="Process 0's address and a free port, the same for every process "
+            "[env SSVAE_COORDINATOR].",
+        ),
+        click.option(
+            "--num-processes",
+            envvar="SSVAE_NUM_PROCESSES",
+            type=click.IntRange(min=1),
+            help="How many processes take part [env SSVAE_NUM_PROCESSES].",
+        ),
+        click.option(
+            "--process-id",
+            envvar="SSVAE_PROCESS_ID",
+            type=click.IntRange(min=0),
+            help="This process's number, 0 to N-1; process 0 writes the workspace "
+            "[env SSVAE_PROCESS_ID].",
+        ),
+        click.option(
+            "--cluster",
+            envvar="SSVAE_CLUSTER",
+            is_flag=True,
+            help="Let the cluster say the coordinator, count and id (SLURM, Open MPI, "
+            "Kubernetes indexed Jobs) [env SSVAE_CLUSTER=1].",
+        ),
+        click.option(
+            "--init-timeout",
+            envvar="SSVAE_INIT_TIMEOUT",
+            type=click.IntRange(min=1),
+            default=300,
+            show_default=True,
+            help="Seconds to wait for every process to join; a process that cannot reach the "
+            "coordinator in that time stops with its address [env SSVAE_INIT_TIMEOUT].",
+        ),
+    ]
+    return _apply(command, options)
+
+
+def cluster_settings(options: dict[str, Any]) -> ClusterSettings:
+    """The ClusterSettings of the `distributed_options` values, popped from `options`."""
+    from ssvae.domain.distributed import ClusterSettings
+
+    return ClusterSettings(
+        coordinator=options.pop("coordinator"),
+        num_processes=options.pop("num_processes"),
+        process_id=options.pop("process_id"),
+        detect=options.pop("cluster"),
+        init_timeout=options.pop("init_timeout"),
     )
 
 

@@ -18,9 +18,11 @@ from ssvae.entrypoints.cli.options import (
     DEFAULT_ARTIFACTS,
     PRESET_NAMES,
     artifacts_option,
+    cluster_settings,
     data_options,
     data_settings,
     default_preset,
+    distributed_options,
     model_option,
     stopping_options,
     stopping_rule,
@@ -247,6 +249,7 @@ class _EpochPrinter:
 )
 @artifacts_option
 @stopping_options
+@distributed_options
 def train(model: str, epochs: int, fresh: bool, artifacts: Path, **options: Any) -> None:
     """Continue training the workspace's model on its current labels (one round).
 
@@ -254,14 +257,23 @@ def train(model: str, epochs: int, fresh: bool, artifacts: Path, **options: Any)
     Example:
       ssvae train --model artifacts/models/ID --epochs 5
     The checkpoint, history.csv and metadata.json are updated; the stopping criteria are
-    checked after the round.
+    checked after the round. Several processes train one model together when started with
+    --coordinator/--num-processes/--process-id or --cluster (docs/SCALING.md).
     """
     rule = stopping_rule(options)
+    cluster = cluster_settings(options)
     app, workspace = workspace_app(model, artifacts)
+    place = app.distributed_runtime().start(cluster)  # before any JAX computation
     outcome = app.train_service().train(
         workspace, epochs, app.label_store(), listener=_EpochPrinter(), rule=rule, fresh=fresh
     )
     report = outcome.report
+    if not place.writes:
+        click.echo(
+            f"process {place.index} of {place.count}: trained {report.epochs_run} epoch(s) "
+            f"({report.stop_reason}, {report.seconds:.1f} s); process 0 writes the workspace"
+        )
+        return
     if outcome.restarted_for_classes is not None:
         before, now = outcome.restarted_for_classes
         click.echo(
