@@ -68,8 +68,9 @@ class TrainService:
     workspaces: WorkspaceService
     relay: TrainingRelay | None = None
     lock: TrainingLock | None = None  # across processes; None: no lock (tests, one process)
-    # Several processes training one model (jax.distributed) all train and predict, since
-    # every step is collective; only the first writes the checkpoint, metadata and history.
+    # Several processes training one model (jax.distributed) all train, save and predict,
+    # since every step is collective and the checkpointer writes each process's shards and
+    # lets the first commit; only the first takes the lock and writes metadata and history.
     runtime: DistributedRuntime | None = None
     now: Callable[[], dt.datetime] = dt.datetime.now
     predict_chunk: int = PREDICT_CHUNK
@@ -150,8 +151,7 @@ class TrainService:
             )
             raise TrainingDivergedError(f"{report.message}; {kept}")
         writes = self._writes()
-        if writes:
-            self.repository.save(model, workspace.checkpoint_dir)
+        self.repository.save(model, workspace.checkpoint_dir)
         round_ = self._round(workspace, model, pool, labels, report)
         history = (*workspace.metadata.rounds, round_)
         decision = should_stop(rule if rule is not None else StoppingRule(), history)
