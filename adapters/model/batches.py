@@ -130,18 +130,44 @@ class ChunkedRows:
         order = np.argsort(wanted, kind="stable")
         ordered = wanted[order]
         out = np.empty((len(rows), *self._file_shape()[1:]), np.float32)
-        starts = self._chunk_starts()
         self.passes += 1
-        for index in range(len(starts) - 1):
-            lo, hi = np.searchsorted(ordered, starts[index : index + 2])
-            if hi > lo:
-                chunk = self._read_chunk(index)
-                out[order[lo:hi]] = chunk[ordered[lo:hi] - starts[index]]
-                del chunk
+        out[order] = self._read_sorted(ordered)
         offset = 0
         for batch in batches:
             yield out[offset : offset + len(batch)]
             offset += len(batch)
+
+    def _read_sorted(self, file_rows: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+        """The rows `file_rows` (ascending) of the file: the chunks holding any, one by one."""
+        out = np.empty((len(file_rows), *self._file_shape()[1:]), np.float32)
+        starts = self._chunk_starts()
+        for index in range(len(starts) - 1):
+            lo, hi = np.searchsorted(file_rows, starts[index : index + 2])
+            if hi > lo:
+                chunk = self._read_chunk(index)
+                out[lo:hi] = chunk[file_rows[lo:hi] - starts[index]]
+                del chunk
+        return out
+
+
+class VectorFileRows(ChunkedRows):
+    """A vector file as the data adapters read it (`VectorRows`: NPY, NPZ or Parquet, each
+    block checked for NaN and width as read), a window at a time through its `take`."""
+
+    def __init__(
+        self,
+        rows: Any,
+        file_rows: npt.NDArray[np.integer] | None = None,
+        window_rows: int = WINDOW_ROWS,
+    ) -> None:
+        super().__init__(rows.path, file_rows, window_rows)
+        self.rows = rows
+
+    def _file_shape(self) -> tuple[int, ...]:
+        return (int(self.rows.count), int(self.rows.width))
+
+    def _read_sorted(self, file_rows: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
+        return np.asarray(self.rows.take(file_rows), np.float32)
 
 
 class NpyRows(ChunkedRows):

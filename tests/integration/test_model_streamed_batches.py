@@ -12,7 +12,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ssvae.adapters.model.batches import ArrayRows, NpyRows, ParquetRows, file_rows_source
+from ssvae.adapters.model.batches import (
+    ArrayRows,
+    NpyRows,
+    ParquetRows,
+    VectorFileRows,
+    file_rows_source,
+)
 from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
 from ssvae.domain.data import Samples
 from ssvae.domain.errors import DataError
@@ -60,6 +66,23 @@ def test_file_sources_give_the_in_memory_batches(tmp_path: Path) -> None:
     parquet = ParquetRows(tmp_path / "pool.parquet", window_rows=50)
     list(parquet.gather(batches))
     assert parquet.passes == 5
+
+
+def test_the_data_adapters_vector_rows_serve_the_same_batches(tmp_path: Path) -> None:
+    """The vector files as `ssvae init` reads them (rows checked as read) serve the batches."""
+    from ssvae.adapters.data.vector_files import read_vector_file
+
+    x, _ = pool_array(90)
+    np.save(tmp_path / "pool.npy", x)
+    write_parquet(tmp_path / "pool.parquet", x, row_group=16)
+    batches = [np.random.default_rng(3).permutation(90)[:20] for _ in range(6)]
+    for name in ("pool.npy", "pool.parquet"):
+        rows = read_vector_file(tmp_path / name, (None, None, None)).rows
+        source = VectorFileRows(rows, window_rows=45)
+        assert source.shape == (90, WIDTH)
+        for want, got in zip(batches, source.gather(batches), strict=True):
+            np.testing.assert_array_equal(got, x[want], err_msg=name)
+        assert source.passes == 2  # a window closes at 45 rows or more: 3 batches of 20
 
 
 def test_file_rows_map_pool_rows_to_file_rows(tmp_path: Path) -> None:
