@@ -131,23 +131,23 @@ class ChunkedRows:
         ordered = wanted[order]
         out = np.empty((len(rows), *self._file_shape()[1:]), np.float32)
         self.passes += 1
-        out[order] = self._read_sorted(ordered)
+        self._fill(out, order, ordered)
         offset = 0
         for batch in batches:
             yield out[offset : offset + len(batch)]
             offset += len(batch)
 
-    def _read_sorted(self, file_rows: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
-        """The rows `file_rows` (ascending) of the file: the chunks holding any, one by one."""
-        out = np.empty((len(file_rows), *self._file_shape()[1:]), np.float32)
+    def _fill(
+        self, out: npt.NDArray[Any], order: npt.NDArray[np.intp], file_rows: npt.NDArray[np.int64]
+    ) -> None:
+        """out[order[i]] = file row file_rows[i] (ascending): the chunks holding any, in turn."""
         starts = self._chunk_starts()
         for index in range(len(starts) - 1):
             lo, hi = np.searchsorted(file_rows, starts[index : index + 2])
             if hi > lo:
                 chunk = self._read_chunk(index)
-                out[lo:hi] = chunk[file_rows[lo:hi] - starts[index]]
+                out[order[lo:hi]] = chunk[file_rows[lo:hi] - starts[index]]
                 del chunk
-        return out
 
 
 class VectorFileRows(ChunkedRows):
@@ -166,8 +166,10 @@ class VectorFileRows(ChunkedRows):
     def _file_shape(self) -> tuple[int, ...]:
         return (int(self.rows.count), int(self.rows.width))
 
-    def _read_sorted(self, file_rows: npt.NDArray[np.int64]) -> npt.NDArray[Any]:
-        return np.asarray(self.rows.take(file_rows), np.float32)
+    def _fill(
+        self, out: npt.NDArray[Any], order: npt.NDArray[np.intp], file_rows: npt.NDArray[np.int64]
+    ) -> None:
+        out[order] = self.rows.take(file_rows)
 
 
 class NpyRows(ChunkedRows):
