@@ -103,6 +103,14 @@ def _centred(features: FloatArray) -> FloatArray:
     return shifted
 
 
+def _centred_in_place(features: FloatArray) -> FloatArray:
+    """`_centred`, overwriting `features` (a copy of the caller's own): a pool of ten million
+    latent means is 2.6 GB in float64, and each copy more would count."""
+    if features.shape[0]:
+        features -= (features.min(axis=0) + features.max(axis=0)) / 2.0
+    return features
+
+
 def _centre_terms(points: FloatArray, centres: FloatArray) -> FloatArray:
     """|c|^2 - 2 x.c for every point and centre (m, c): |x - c|^2 without the |x|^2 term,
     which neither the nearest centre nor its order depends on. Built in place."""
@@ -167,15 +175,15 @@ def k_center_greedy_scored(
     features: npt.ArrayLike, k: int, labelled: npt.ArrayLike | None = None, seed: int = 0
 ) -> tuple[IndexArray, FloatArray]:
     """`k_center_greedy` with, for each pick, its distance to the nearest centre when picked."""
-    values = validate_features(features)
+    values = validate_features(features)  # a copy, centred in place below
     count = _check_count(k, "k")
     seed = _check_seed(seed)
     mask = labelled_mask(labelled, values.shape[0])
-    shifted = _centred(values)
+    shifted = _centred_in_place(values)
     candidates = np.flatnonzero(~mask)
-    positions, distances = _farthest_first(
-        shifted[candidates], shifted[mask], count, first=None, seed=seed
-    )
+    # Without labelled rows every row is a candidate: no copy of the features is needed.
+    points = shifted if candidates.size == shifted.shape[0] else shifted[candidates]
+    positions, distances = _farthest_first(points, shifted[mask], count, first=None, seed=seed)
     return candidates[positions].astype(np.int64), distances
 
 
@@ -281,18 +289,17 @@ def cold_start_scored(
     labelled: npt.ArrayLike | None = None,
 ) -> tuple[IndexArray, FloatArray]:
     """`cold_start` with each pick's score: its responsibility if typical, else its distance."""
-    values = validate_features(features)
-    rows = values.shape[0]
+    rows = validate_features(features).shape[0]  # k_center_greedy_scored takes its own copy
     count = _check_count(k, "k")
     seed = _check_seed(seed)
     mask = labelled_mask(labelled, rows)
     if responsibilities is None:
-        return k_center_greedy_scored(values, count, mask, seed)
+        return k_center_greedy_scored(features, count, mask, seed)
     resp = validate_responsibilities(responsibilities, rows)
     typical, typical_scores = typical_per_component(resp, ~mask, count)
     centres = mask.copy()
     centres[typical] = True
-    rest, rest_scores = k_center_greedy_scored(values, count - typical.size, centres, seed)
+    rest, rest_scores = k_center_greedy_scored(features, count - typical.size, centres, seed)
     return np.concatenate([typical, rest]), np.concatenate([typical_scores, rest_scores])
 
 

@@ -176,14 +176,16 @@ class _Pool:
     """A request's rows sorted by serial, with the labelled mask, so ties go to lower serials."""
 
     request: AcquisitionRequest
-    order: npt.NDArray[np.intp]
+    order: npt.NDArray[np.intp] | None  # None: the rows are sorted already
     serials: SerialArray
     labelled: npt.NDArray[np.bool_]
 
     @classmethod
     def of(cls, request: AcquisitionRequest) -> _Pool:
-        order = np.argsort(request.serials, kind="stable")
+        order: npt.NDArray[np.intp] | None = np.argsort(request.serials, kind="stable")
         serials = request.serials[order]
+        if np.array_equal(order, np.arange(len(serials))):
+            order = None  # fields are used as given: a pool's features are not copied
         return cls(request, order, serials, np.isin(serials, request.labelled_serials))
 
     def field(self, policy: str, name: str) -> npt.NDArray[Any]:
@@ -193,7 +195,7 @@ class _Pool:
                 f"policy {policy!r} needs {_INPUT_NAMES[name]} ({name}) but the request has "
                 f"none; compute them or choose another policy"
             )
-        return value[self.order]
+        return value if self.order is None else value[self.order]
 
 
 def _top_k(pool: _Pool, policy: str, scores: FloatArray) -> Selection:
