@@ -602,7 +602,7 @@ class LabelPage:
         # A text box's change arrives outside the document's lock: the figure changes on the
         # next tick, which holds it (a direct change fails in Bokeh's server session).
         later(lambda: self.map.highlight(rows))
-        self._group_drawn(rows, f"has a message containing {query.strip()!r}")
+        self._group_drawn(rows, f"with a message containing {query.strip()!r}")
         texts = self.board.texts
         assert texts is not None
         serials = self.board.pool_map.serials

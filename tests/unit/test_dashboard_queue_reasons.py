@@ -26,6 +26,10 @@ def test_messages_of_one_template_mask_to_one_text() -> None:
     assert len({masked(text) for text in TEMPLATE}) == 1
     assert masked(OTHERS[0]) != masked(OTHERS[1])
     assert masked("Took  10 ms") == masked("took 250 MS")
+    assert masked("connection from 210.245.165.136 () at Wed Jun 22 13:16:30 2005") == masked(
+        "connection from 216.12.111.241 () at Thu Jul 21 09:04:41 2005"
+    )
+    assert masked("monitor online") != masked("monitor offline")  # words stay words
 
 
 def test_distinct_keeps_the_ranking_and_drops_what_is_close_to_a_kept_one() -> None:

@@ -42,8 +42,13 @@ JOINT_POLICIES = frozenset({"kcenter", COLD_START, "typiclust", "typiclust_margi
 # on MNIST and Loghub nearly every pair this close holds one class, while still few samples
 # have such a twin, so the strip keeps its ranking and loses only copies).
 DUPLICATE_COSINE = 0.93
-# Runs of digits and hexadecimal ids: a log template's messages differ only in these.
-_VARIABLE = re.compile(r"-?(?:0x)?[0-9a-f]*[0-9][0-9a-f]*", re.IGNORECASE)
+# Runs of digits, hexadecimal ids and the names of days and months in timestamps: a log
+# template's messages differ only in these.
+_VARIABLE = re.compile(
+    r"-?(?:0x)?[0-9a-f]*[0-9][0-9a-f]*"
+    r"|\b(?:mon|tue|wed|thu|fri|sat|sun|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\b",
+    re.IGNORECASE,
+)
 
 # What each policy's score measures, one line each: the strip shows it above the samples.
 SCORE_MEANINGS = {
@@ -74,8 +79,8 @@ SCORE_MEANINGS = {
 
 
 def masked(text: str) -> str:
-    """`text` with its numbers and hexadecimal ids replaced and its whitespace and case
-    folded: two messages of one log template mask to the same string."""
+    """`text` with its numbers, hexadecimal ids and day and month names replaced and its
+    whitespace and case folded: two messages of one log template mask to the same string."""
     return " ".join(_VARIABLE.sub("#", text).casefold().split())
 
 
