@@ -11,7 +11,7 @@ CPU time much less. One section per subcommand:
 Usage:
 
     .venv/bin/python benchmarks/scale.py query --size 1000000              # 1.5 GB NPZ
-    .venv/bin/python benchmarks/scale.py query --size 10000000 --format parquet
+    .venv/bin/python benchmarks/scale.py query --size 10000000 --format parquet --policies margin
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def pool_file(folder: Path, size: int, fmt: str, seed: int) -> Path:
 
 
 def query_section(args: argparse.Namespace) -> dict[str, Any]:
-    pool = pool_file(args.folder, args.size, args.format, args.seed)
+    pool = args.pool or pool_file(args.folder, args.size, args.format, args.seed)
     artifacts = Path(tempfile.mkdtemp(prefix="scale-artifacts-", dir=args.folder))
     steps = [
         measured(
@@ -99,9 +99,10 @@ def query_section(args: argparse.Namespace) -> dict[str, Any]:
         steps.append(measured([*command, "--k", str(args.k)], f"query {policy}"))
     return {
         "section": "query",
+        "pool": str(pool),
         "rows": args.size,
         "dim": 384,
-        "format": args.format,
+        "format": pool.suffix.lstrip("."),
         "file_gb": round(pool.stat().st_size / 1e9, 2),
         "preset": args.preset,
         "k": args.k,
@@ -122,6 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     query.add_argument("--k", type=int, default=100)
     query.add_argument("--preset", default="text_standard")
     query.add_argument("--seed", type=int, default=0)
+    query.add_argument(
+        "--pool", type=Path, help="an existing pool file of --size rows (default: generate one)"
+    )
     query.add_argument(
         "--folder",
         type=Path,
