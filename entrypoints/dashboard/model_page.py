@@ -15,7 +15,8 @@ from typing import Any
 import holoviews as hv
 import numpy as np
 import panel as pn
-from bokeh.models import ColorBar, ColumnDataSource, FactorRange, LinearColorMapper
+from bokeh.models import ColumnDataSource, FactorRange, LinearColorMapper
+from bokeh.models.annotations.legends import ColorBar
 from bokeh.palettes import Blues256
 from bokeh.plotting import figure as bokeh_figure
 
@@ -104,8 +105,8 @@ def tau_plot(overview: ModelOverview) -> Any:
     mapper = LinearColorMapper(palette=Blues256[::-1], low=0.0, high=max(float(tau.max()), 1e-9))
     width = min(max(TAU_MIN_WIDTH, 140 + TAU_PX_PER_CLASS * classes), TAU_MAX_WIDTH)
     figure = bokeh_figure(
-        x_range=FactorRange(*labels),
-        y_range=FactorRange(*rows),
+        x_range=FactorRange(factors=list(labels)),
+        y_range=FactorRange(factors=rows),
         width=width,
         height=max(220, 22 * components) + (7 * longest if rotated else 0),
         title="tau: p(class | component)",
