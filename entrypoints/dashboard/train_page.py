@@ -158,10 +158,10 @@ class TrainPage:
             self.status.object = self._status_html("idle", "no run to stop")
 
     @staticmethod
-    def _status_html(state: str, message: str) -> str:
+    def _status_html(state: str, message: str, label: str = "") -> str:
         return (
             f"<div class='ssvae-train-status' data-state='{html.escape(state)}'>"
-            f"<b>{html.escape(state)}</b> {html.escape(message)}</div>"
+            f"<b>{html.escape(label or state)}</b> {html.escape(message)}</div>"
         )
 
     def poll(self) -> None:
@@ -179,8 +179,12 @@ class TrainPage:
         self.progress.active = running
         self.start_button.disabled = running
         self.stop_button.disabled = progress.state != RUNNING
-        state = "stopped" if progress.state == FINISHED and progress.stopped else progress.state
-        self.status.object = self._status_html(state, progress.where())
+        if progress.state == FINISHED and progress.stopped:
+            # "stopped at epoch k of n" reads as one phrase: it is the status's bold part.
+            head, _, tail = progress.where().partition("; ")
+            self.status.object = self._status_html("stopped", tail, label=head)
+        else:
+            self.status.object = self._status_html(progress.state, progress.where())
         points = len(progress.step_losses) + 1000 * len(progress.epoch_metrics)
         if progress.run != self._seen_run or points != self._shown_points:
             self._seen_run, self._shown_points = progress.run, points

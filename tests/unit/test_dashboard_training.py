@@ -150,8 +150,8 @@ def test_a_stopped_run_keeps_its_bar_at_the_epoch_reached_and_its_loss_curve() -
     progress = _stopped_after(2)
     assert progress.state == FINISHED and progress.stopped
     assert progress.epoch == 2
-    # Stopped at the first step of the third epoch: 2 epochs and 1 of 4 steps out of 5.
-    assert progress.fraction == pytest.approx((2 + 1 / STEPS) / 5)
+    # Stopped at the first step of the third epoch: the bar shows the 2 epochs it names.
+    assert progress.fraction == pytest.approx(2 / 5)
     assert progress.where().startswith("stopped at epoch 2 of 5")
     # Every step taken is drawn, the step that met the stop included.
     assert len(progress.step_losses) == 2 * STEPS + 1
@@ -161,7 +161,7 @@ def test_a_stopped_run_keeps_its_bar_at_the_epoch_reached_and_its_loss_curve() -
 def test_a_run_stopped_before_its_first_epoch_says_so_and_still_draws_its_step() -> None:
     progress = _stopped_after(0)
     assert progress.stopped and progress.epoch == 0
-    assert progress.fraction < 1 / 5
+    assert progress.fraction == 0.0
     assert progress.where().startswith("stopped before the first epoch of 5 ended")
     assert len(progress.step_losses) == 1  # the chart is not left empty
 

@@ -75,11 +75,14 @@ class TrainingProgress:
 
     @property
     def fraction(self) -> float:
-        """How much of the run is done, 0 to 1: a stopped run stays where it stopped."""
+        """How much of the run is done, 0 to 1: a stopped run stays at the epochs it ended,
+        the figure its status names."""
         if self.state == FINISHED and not self.stopped:
             return 1.0
         if self.epochs <= 0:
             return 0.0
+        if self.stopped:
+            return min(self.epoch / self.epochs, 1.0)
         within = self.step / self.steps if self.steps else 0.0
         return min((self.epoch + within) / self.epochs, 1.0)
 
