@@ -284,7 +284,7 @@ class ParquetRows(ChunkedRows):
                 f"{self.path}: row {row} has {int(lengths[bad[0]])} values, the first row "
                 f"{width}; give every row the same width"
             )
-        values = pc.list_flatten(array).to_numpy(zero_copy_only=False)
+        values: npt.NDArray[Any] = pc.list_flatten(array).to_numpy(zero_copy_only=False)
         return values.astype(np.float32, copy=False).reshape(rows, width)
 
 

@@ -51,7 +51,7 @@ class JaxDistributedRuntime:
             self._started = self.place()
             return self._started
         # gloo: the CPU backend's collectives across processes; set before the backend starts.
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # type: ignore[no-untyped-call]
         remaining = max(1, round(deadline - time.monotonic()))
         where = settings.coordinator or "the address the cluster gives"
         done = threading.Event()
