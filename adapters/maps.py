@@ -22,8 +22,10 @@ import numpy as np
 
 from ssvae.adapters.files import atomic_writer
 from ssvae.domain.maps import FittedMap, FloatArray, MapError, MapLayout
+from ssvae.domain.model import Predictions
 
 MAP_FILE = "map.npz"
+PREDICTIONS_FILE = "predictions.npz"
 PERPLEXITY = 30.0  # openTSNE's default: about the number of neighbours each row keeps near
 # Below this many rows a neighbour embedding has too few neighbours to mean anything (and
 # openTSNE rejects a perplexity of less than one neighbour): the map is the rows' two main
@@ -188,6 +190,81 @@ class NpzMapCache:
                 positions=layout.positions,
                 model_key=np.asarray(layout.model_key),
             )
+
+
+# The fields of Predictions a pool's cache keeps (reconstructions are a pool-sized image each,
+# which no page reads); the first three are always there.
+_PREDICTED = (
+    "class_probs",
+    "latent_mean",
+    "certainty",
+    "tau_probs",
+    "ood_score",
+    "responsibilities",
+    "noise_sigma",
+    "encoding",
+)
+
+
+def _declared(path: Path, rows: int) -> set[str] | None:
+    """The Predictions fields `path` holds, read from the members' headers alone: None unless
+    every member is a float array of `rows` rows (one or two axes), the model key a short
+    string, and the arrays together declare no more bytes than the file holds (members are
+    stored, not compressed), so a damaged header cannot ask for gigabytes."""
+    budget = path.stat().st_size
+    fields: set[str] = set()
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            field = name.removesuffix(".npy")
+            with archive.open(name) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                else:
+                    return None
+            if field == "model_key":
+                if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * _KEY_CHARACTERS:
+                    return None
+                continue
+            if field not in _PREDICTED or dtype.kind != "f" or not 1 <= len(shape) <= 2:
+                return None
+            if shape[0] != rows:
+                return None
+            budget -= int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            fields.add(field)
+    if budget < 0 or not {"class_probs", "latent_mean", "certainty"} <= fields:
+        return None
+    return fields
+
+
+class NpzPredictionCache:
+    """A trained model's predictions on its pool in `<workspace>/predictions.npz`, with the
+    model's key, written atomically: opening a million-row pool then reads them in seconds
+    instead of predicting for minutes."""
+
+    def load(self, directory: Path, model_key: str, rows: int) -> Predictions | None:
+        path = Path(directory) / PREDICTIONS_FILE
+        try:
+            fields = _declared(path, rows)
+            if fields is None:
+                return None
+            with np.load(path, allow_pickle=False) as data:
+                if "model_key" not in data.files or str(data["model_key"]) != model_key:
+                    return None
+                return Predictions(**{field: np.asarray(data[field]) for field in fields})
+        except _UNREADABLE:
+            return None  # predicted again: nothing in it is the user's work
+
+    def save(self, directory: Path, model_key: str, predictions: Predictions) -> None:
+        arrays = {
+            field: np.asarray(value)
+            for field in _PREDICTED
+            if (value := getattr(predictions, field)) is not None
+        }
+        with atomic_writer(Path(directory) / PREDICTIONS_FILE) as handle:
+            np.savez(handle, model_key=np.asarray(model_key), **arrays)
 
 
 TABLE_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}

@@ -31,7 +31,7 @@ from ssvae.application.workspace import WorkspaceService
 from ssvae.domain.comparison import ExperimentReader, ModelGenerator, ReportWriter, TrainingRelay
 from ssvae.domain.distributed import DistributedRuntime
 from ssvae.domain.labels import ClassVocabulary
-from ssvae.domain.maps import MapCache, MapProjector, MapTableWriter
+from ssvae.domain.maps import MapCache, MapProjector, MapTableWriter, PredictionCache
 from ssvae.domain.model import ModelRepository
 from ssvae.domain.ports import DataSource, LabelFileCodec, LabelStore
 from ssvae.domain.simulation import LearningCurveWriter
@@ -216,6 +216,9 @@ class Container(containers.DeclarativeContainer):
     map_cache: providers.Singleton[MapCache] = providers.Singleton(
         adapter("ssvae.adapters.maps:NpzMapCache")
     )
+    prediction_cache: providers.Singleton[PredictionCache] = providers.Singleton(
+        adapter("ssvae.adapters.maps:NpzPredictionCache")
+    )
     map_table_writer: providers.Singleton[MapTableWriter] = providers.Singleton(
         adapter("ssvae.adapters.maps:MapTableFile")
     )
@@ -225,6 +228,7 @@ class Container(containers.DeclarativeContainer):
         workspaces=workspace_service,
         projector=map_projector,
         cache=map_cache,
+        prediction_cache=prediction_cache,
     )
     # A singleton: it keeps each workspace's model loaded, so the next round is incremental.
     train_service = providers.Singleton(

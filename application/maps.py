@@ -9,20 +9,24 @@ seeded sample and the other rows are placed on it by `transform`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 import numpy as np
+import numpy.typing as npt
 
-from ssvae.application.query import PREDICT_CHUNK, predict_pool
+from ssvae.application.query import PREDICT_CHUNK, predict_chunks
 from ssvae.application.workspace import WorkspaceService
 from ssvae.domain.maps import (
     FloatArray,
     MapCache,
     MapLayout,
     MapProjector,
+    PredictionCache,
     map_features,
     model_key,
 )
-from ssvae.domain.model import ModelRepository
+from ssvae.domain.model import ModelPredictor, ModelRepository, Predictions
 from ssvae.domain.workspace import Workspace
 
 # Rows fitted in full; the rest are transformed onto the map of a sample this large. On 60,000
@@ -47,6 +51,7 @@ class MapService:
     fit_limit: int = DEFAULT_FIT_LIMIT
     predict_chunk: int = PREDICT_CHUNK
     transform_chunk: int = TRANSFORM_CHUNK
+    prediction_cache: PredictionCache | None = None
 
     def positions(self, workspace: Workspace) -> MapLayout:
         """(serial, x, y) of every pool sample, laid out with the spec's seed (the same model
@@ -58,19 +63,42 @@ class MapService:
         # The map of the previous round, if any: the new one starts from it, so clusters stay
         # where the user last saw them instead of landing wherever a fresh layout puts them.
         previous = self.cache.load(workspace.directory, None, workspace.metadata.pool_size)
-        model = self.repository.load(workspace.checkpoint_dir)
-        outputs = predict_pool(model, self.workspaces.pool(workspace), self.predict_chunk)
-        features = map_features(outputs.probs, outputs.encodings)
+        pool = self.workspaces.pool(workspace)
+        predictions = self.pool_predictions(
+            workspace, pool.x, lambda: self.repository.load(workspace.checkpoint_dir)
+        )
+        features = map_features(predictions.class_probs, predictions.encoding)
+        serials = np.asarray(pool.serials, np.int64)
         initial = None
-        if previous is not None and np.array_equal(previous.serials, outputs.serials):
+        if previous is not None and np.array_equal(previous.serials, serials):
             initial = previous.positions
         layout = MapLayout(
-            serials=outputs.serials,
+            serials=serials,
             positions=self.layout(features, workspace.spec.training.seed, initial),
             model_key=key,
         )
         self.cache.save(workspace.directory, layout)
         return layout
+
+    def pool_predictions(
+        self,
+        workspace: Workspace,
+        x: npt.NDArray[np.float32],
+        model: Callable[[], ModelPredictor],
+    ) -> Predictions:
+        """The predictions of the workspace's model (`model()`, loaded only when needed) on
+        its pool `x`: read from the workspace's cache for a trained model, else predicted and,
+        once a model is trained, cached for the next run (the map and the dashboard share
+        them)."""
+        if not workspace.metadata.rounds or self.prediction_cache is None:
+            return predict_chunks(model(), x, self.predict_chunk)
+        key = model_key(workspace.metadata)
+        cached = self.prediction_cache.load(workspace.directory, key, len(x))
+        if cached is not None:
+            return cached
+        predictions = predict_chunks(model(), x, self.predict_chunk)
+        self.prediction_cache.save(workspace.directory, key, predictions)
+        return predictions
 
     def layout(
         self, features: FloatArray, seed: int, initial: FloatArray | None = None

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ssvae.domain.errors import SsvaeError
+from ssvae.domain.model import Predictions
 from ssvae.domain.workspace import WorkspaceMetadata
 
 FloatArray = npt.NDArray[np.float64]
@@ -166,6 +167,21 @@ class MapCache(Protocol):
 
     def save(self, directory: Path, layout: MapLayout) -> None:
         """Cache `layout` in workspace `directory` (atomically), replacing any older map."""
+        ...
+
+
+class PredictionCache(Protocol):
+    """Keeps a trained model's predictions on its pool between runs: a pool of a million rows
+    takes minutes to predict on a small CPU, and seconds to read back."""
+
+    def load(self, directory: Path, model_key: str, rows: int) -> Predictions | None:
+        """The predictions on `rows` pool samples cached in workspace `directory` for model
+        `model_key`; None when there are none, they belong to another model or pool, or they
+        cannot be read (they are predicted again)."""
+        ...
+
+    def save(self, directory: Path, model_key: str, predictions: Predictions) -> None:
+        """Cache `predictions` of model `model_key` in workspace `directory` (atomically)."""
         ...
 
 

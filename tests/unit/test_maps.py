@@ -21,6 +21,7 @@ from ssvae.application.training import TrainService
 from ssvae.application.workspace import WorkspaceService
 from ssvae.domain.labels import ClassVocabulary, LabelChange
 from ssvae.domain.maps import MapError, MapLayout, map_features, map_purity, model_key
+from ssvae.domain.model import Predictions
 from ssvae.domain.workspace import Workspace
 
 VOCAB = ClassVocabulary(("ok", "warning", "error"))
@@ -224,3 +225,53 @@ def test_an_untrained_workspace_has_no_map_and_says_what_to_do(tmp_path: Path) -
     with pytest.raises(MapError, match="ssvae train") as error:
         _service(workspaces, repository).positions(fresh)
     assert "\n" not in str(error.value)
+
+
+class DictPredictionCache:
+    def __init__(self) -> None:
+        self.saved: dict[str, Predictions] = {}
+
+    def load(self, directory: Path, model_key: str, rows: int) -> Predictions | None:
+        found = self.saved.get(model_key)
+        return found if found is not None and len(found.class_probs) == rows else None
+
+    def save(self, directory: Path, model_key: str, predictions: Predictions) -> None:
+        self.saved[model_key] = predictions
+
+
+def test_the_pool_predictions_of_a_trained_model_are_predicted_once_then_read(
+    tmp_path: Path,
+) -> None:
+    workspaces, repository, workspace = _trained(tmp_path)
+    cache = DictPredictionCache()
+    service = _service(workspaces, repository, prediction_cache=cache)
+    x = workspaces.pool(workspace).x
+    loads: list[int] = []
+
+    def model() -> Any:
+        loads.append(1)
+        return repository.load(workspace.checkpoint_dir)
+
+    first = service.pool_predictions(workspace, x, model)
+    again = service.pool_predictions(workspace, x, model)
+    assert len(loads) == 1 and again is first  # read back: no model loaded, nothing predicted
+    assert list(cache.saved) == [model_key(workspace.metadata)]
+    service.positions(workspace)  # the map reads the same predictions
+    assert len(loads) == 1
+    # Another round is another model: predicted again, under its own key.
+    store = InMemoryLabelStore(VOCAB, workspaces.pool_serials(workspace))
+    retrained = TrainService(repository, workspaces).train(workspace, 1, store).workspace
+    service.pool_predictions(retrained, x, model)
+    assert len(loads) == 2 and model_key(retrained.metadata) in cache.saved
+
+
+def test_an_untrained_model_s_predictions_are_not_cached(tmp_path: Path) -> None:
+    workspaces, repository, workspace = _trained(tmp_path)
+    untrained = workspaces.init("mixture_k5", DataSettings(name="mnist"), num_samples=60)
+    cache = DictPredictionCache()
+    service = _service(workspaces, repository, prediction_cache=cache)
+    trained_model = repository.load(workspace.checkpoint_dir)
+    predictions = service.pool_predictions(
+        untrained, workspaces.pool(untrained).x, lambda: trained_model
+    )
+    assert predictions.class_probs.shape[0] == 60 and cache.saved == {}

@@ -172,7 +172,11 @@ class OpenModel:
             vocabulary = self.labels().vocabulary()
             if self._map is None or self._map_rounds != rounds:
                 pool = self.pool()
-                predictions = predict_chunks(self.model(), pool.x)
+                # Cached in the workspace per trained model: a million-row pool is read back
+                # in seconds instead of predicted for minutes at each start.
+                predictions = self.services.maps.pool_predictions(
+                    self._workspace, pool.x, self.model
+                )
                 self._map = build_pool_map(
                     pool.serials,
                     predictions,
