@@ -560,21 +560,25 @@ class QueryService:
         return QueryBatch(
             policy=policy,
             k=k,
-            rows=self._rows(model, selection, labels.vocabulary),
+            rows=self._rows(model, selection, labels.vocabulary, scan),
             labels=len(labels),
             pool_size=scan.rows,
             trained=workspace.has_model,
         )
 
     def _rows(
-        self, model: SsvaeModel, selection: Selection, vocabulary: ClassVocabulary
+        self, model: SsvaeModel, selection: Selection, vocabulary: ClassVocabulary, scan: PoolScan
     ) -> tuple[QueryRow, ...]:
-        """The picked samples as rows: the model's predictions of those samples only."""
+        """The picked samples as rows: a ranked policy kept their predictions; the others
+        kept a few fields of every row, so the picked samples are predicted again."""
         chosen = np.asarray(selection.serials, np.int64)
         if chosen.size == 0:
             return ()
         source = self.workspaces.source
-        shown = predict_pool(model, source.load(POOL_SPLIT, chosen), self.predict_chunk)
+        if scan.policy in RANKED_BY:
+            shown = scan.outputs()
+        else:
+            shown = predict_pool(model, source.load(POOL_SPLIT, chosen), self.predict_chunk)
         catalog = text_catalog(source)
         texts = None if catalog is None else catalog.texts(POOL_SPLIT, chosen)
         return batch_rows(shown, selection, vocabulary, texts)
