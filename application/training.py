@@ -30,6 +30,7 @@ from ssvae.domain.errors import SsvaeError, TrainingDivergedError
 from ssvae.domain.labels import LabelSet
 from ssvae.domain.model import ModelRepository, SsvaeModel, TrainingCallback, TrainingReport
 from ssvae.domain.ports import LabelStore
+from ssvae.domain.rows import STREAM_ABOVE_BYTES, RowReadingSource
 from ssvae.domain.stopping import StopDecision, StoppingRule, should_stop
 from ssvae.domain.workspace import (
     SPEC_FILE,
@@ -72,6 +73,9 @@ class TrainService:
     # since every step is collective and the checkpointer writes each process's shards and
     # lets the first commit; only the first takes the lock and writes metadata and history.
     runtime: DistributedRuntime | None = None
+    # A pool of more input bytes than this trains from its file, read a window of batches at
+    # a time, when the data source can read rows (vector files); smaller pools are loaded.
+    stream_above_bytes: int = STREAM_ABOVE_BYTES
     now: Callable[[], dt.datetime] = dt.datetime.now
     predict_chunk: int = PREDICT_CHUNK
     _loaded: dict[Path, _Loaded] = attrs.field(factory=dict, init=False)
@@ -112,7 +116,7 @@ class TrainService:
         labels = store.load()
         classes = len(labels.vocabulary)
         restarted: tuple[int, int] | None = None
-        pool = self.workspaces.pool(workspace)
+        pool = self._pool(workspace)
         key = workspace.directory.resolve()
         loaded = self._loaded.pop(key, None)
         incremental = (
@@ -165,6 +169,14 @@ class TrainService:
             )
         self._loaded[key] = _Loaded(model, len(updated.metadata.rounds))
         return TrainOutcome(updated, report, round_, decision, incremental, restarted)
+
+    def _pool(self, workspace: Workspace) -> Samples:
+        """The pool's samples: loaded, or read from their file as training asks (large pools)."""
+        source = self.workspaces.source
+        size = workspace.metadata.pool_size * int(np.prod(workspace.spec.network.input_shape)) * 4
+        if size > self.stream_above_bytes and isinstance(source, RowReadingSource):
+            return source.row_samples("train", self.workspaces.pool_serials(workspace))
+        return self.workspaces.pool(workspace)
 
     def _writes(self) -> bool:
         return self.runtime is None or self.runtime.place().writes

@@ -107,6 +107,17 @@ class VectorDataSource:
         y = data.labels[rows] if data.labels is not None else None
         return Samples(serials=data.serials[rows], x=data.vectors(rows), y=y)
 
+    def row_samples(self, split: str, serials: npt.NDArray[np.int64]) -> Samples:
+        """The samples of `serials`, in that order, their vectors read from the file as the
+        trainer asks for them (a window of batches per pass), never all at once."""
+        from ssvae.adapters.model.batches import VectorFileRows
+
+        data = self._split(split)
+        rows = _positions(data.serials, serials, split)
+        y = data.labels[rows] if data.labels is not None else None
+        x = VectorFileRows(data.rows, file_rows=data.file_rows[rows])
+        return Samples(serials=data.serials[rows], x=x, y=y)  # type: ignore[arg-type]
+
     def iter_chunks(
         self, split: str, serials: npt.NDArray[np.int64] | None = None, rows: int = BLOCK_ROWS
     ) -> Iterator[Samples]:

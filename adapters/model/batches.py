@@ -107,6 +107,13 @@ class ChunkedRows:
         rows = file_shape[0] if self._file_rows is None else len(self._file_rows)
         return (rows, *file_shape[1:])
 
+    def __getitem__(self, rows: npt.NDArray[np.integer]) -> npt.NDArray[Any]:
+        """The rows `rows` (an index array), in one pass: what a subset of the pool reads."""
+        return take(self, np.asarray(rows, np.int64))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
     def gather(self, batches: Iterable[npt.NDArray[np.integer]]) -> Iterator[npt.NDArray[Any]]:
         window: list[npt.NDArray[np.int64]] = []
         size = 0
