@@ -258,7 +258,7 @@ class NpzPredictionCache:
             return None  # predicted again: nothing in it is the user's work
 
     def save(self, directory: Path, model_key: str, predictions: Predictions) -> None:
-        arrays = {
+        arrays: dict[str, Any] = {
             field: np.asarray(value)
             for field in _PREDICTED
             if (value := getattr(predictions, field)) is not None

@@ -116,7 +116,7 @@ class MapService:
         fitted = self.projector.fit(features[fitted_rows], seed, start)
         positions = np.empty((len(features), 2), np.float64)
         positions[fitted_rows] = fitted.positions
-        for start in range(0, len(other_rows), self.transform_chunk):
-            rows = other_rows[start : start + self.transform_chunk]
+        for first in range(0, len(other_rows), self.transform_chunk):
+            rows = other_rows[first : first + self.transform_chunk]
             positions[rows] = fitted.transform(features[rows])
         return positions

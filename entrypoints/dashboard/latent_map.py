@@ -131,7 +131,7 @@ def pool_points(pool_map: PoolMap, column: ColourColumn) -> tuple[hv.Points, dic
         palette = category_palette(len(column.categories or ()))
         codes = np.clip(np.nan_to_num(values, nan=-1).astype(np.int64), -1, len(palette) - 1)
         frame["code"] = pd.Categorical(codes, categories=range(-1, len(palette)))
-        scale = {"palette": palette, "colour_key": [NONE_COLOUR, *palette]}
+        scale: dict[str, Any] = {"palette": palette, "colour_key": [NONE_COLOUR, *palette]}
         return hv.Points(frame, kdims=["x", "y"], vdims=["row", "code"]), scale
     low, high = _continuous_range(values)
     frame["value"] = np.nan_to_num(values, nan=low)  # no value yet: drawn at the low end

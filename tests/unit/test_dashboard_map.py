@@ -322,3 +322,18 @@ def test_the_class_map_before_its_layout_or_of_another_pool_says_what_to_do() ->
         with_layout(pool_map, np.arange(1, 6), np.zeros((5, 2)))
     with pytest.raises(DashboardError, match="unknown map view"):
         in_view(pool_map, "umap")
+
+
+def test_a_pool_in_serial_order_keeps_its_large_arrays_uncopied() -> None:
+    import attrs
+
+    rng = np.random.default_rng(0)
+    encodings = rng.normal(size=(6, 5)).astype(np.float32)
+    inputs = rng.normal(size=(6, 3)).astype(np.float32)
+    predictions = attrs.evolve(_predictions(6), encoding=encodings)
+    ordered = build_pool_map(np.arange(6), predictions, VOCABULARY, inputs=inputs)
+    # A million rows' encodings are gigabytes: a pool already in serial order uses them as is.
+    assert ordered.encodings is encodings and ordered.inputs is inputs
+    shuffled = build_pool_map(np.arange(6)[::-1], predictions, VOCABULARY, inputs=inputs)
+    np.testing.assert_array_equal(shuffled.encodings, encodings[::-1])
+    np.testing.assert_array_equal(shuffled.serials, np.arange(6))

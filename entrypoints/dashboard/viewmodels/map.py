@@ -12,6 +12,7 @@ takes a while) and for an untrained model, which has none.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import attrs
 import numpy as np
@@ -135,43 +136,43 @@ def build_pool_map(
     """The map of a pool from the model's predictions on it (rows sorted by serial); `inputs`
     are the samples' input vectors (query.input_vectors), which novelty compares."""
     serial_array = np.asarray(serials, np.int64)
-    order = np.argsort(serial_array, kind="stable")
-    latent = np.asarray(predictions.latent_mean, np.float64)[order]
+    ordered = bool(np.all(serial_array[1:] > serial_array[:-1]))
+    order = None if ordered else np.argsort(serial_array, kind="stable")
+
+    def in_order(values: npt.ArrayLike, dtype: type) -> npt.NDArray[Any]:
+        # A pool's serials are usually ascending already: its arrays are then used as they
+        # are, not copied (a million rows' encodings alone are gigabytes).
+        array: npt.NDArray[Any] = np.asarray(values, dtype)
+        return array if order is None else array[order]
+
+    def sorted_rows(values: npt.ArrayLike | None, dtype: type) -> npt.NDArray[Any] | None:
+        return None if values is None else in_order(values, dtype)
+
+    latent = in_order(predictions.latent_mean, np.float64)
     xy, axis_names = project_2d(latent)
     responsibilities = predictions.responsibilities
     component = None
     num_components = 1 if responsibilities is None else int(responsibilities.shape[1])
     if responsibilities is not None and num_components > 1:
-        component = np.asarray(responsibilities.argmax(axis=1), np.int64)[order]
-    truth = None
-    if true_classes is not None:
-        truth = np.asarray(true_classes, np.int64)[order]
+        component = sorted_rows(responsibilities.argmax(axis=1), np.int64)
     return PoolMap(
-        serials=serial_array[order],
+        serials=serial_array if order is None else serial_array[order],
         xy=xy,
         axis_names=axis_names,
         latent_xy=xy,
         latent_axes=axis_names,
         latent=latent,
-        class_probs=np.asarray(predictions.class_probs, np.float64)[order],
-        tau_probs=None
-        if predictions.tau_probs is None
-        else np.asarray(predictions.tau_probs, np.float64)[order],
-        certainty=np.asarray(predictions.certainty, np.float64)[order],
-        ood=None
-        if predictions.ood_score is None
-        else np.asarray(predictions.ood_score, np.float64)[order],
+        class_probs=in_order(predictions.class_probs, np.float64),
+        tau_probs=sorted_rows(predictions.tau_probs, np.float64),
+        certainty=in_order(predictions.certainty, np.float64),
+        ood=sorted_rows(predictions.ood_score, np.float64),
         component=component,
-        responsibilities=None
-        if responsibilities is None
-        else np.asarray(responsibilities, np.float64)[order],
-        true_classes=truth,
+        responsibilities=sorted_rows(responsibilities, np.float64),
+        true_classes=sorted_rows(true_classes, np.int64),
         vocabulary=vocabulary,
         num_components=num_components,
-        encodings=None
-        if predictions.encoding is None
-        else np.asarray(predictions.encoding, np.float32)[order],
-        inputs=None if inputs is None else np.asarray(inputs, np.float32)[order],
+        encodings=sorted_rows(predictions.encoding, np.float32),
+        inputs=sorted_rows(inputs, np.float32),
     )
 
 
