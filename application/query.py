@@ -332,7 +332,7 @@ def stacked_outputs(parts: Sequence[PoolOutputs]) -> PoolOutputs:
 
 def output_rows(outputs: PoolOutputs, rows: npt.NDArray[np.intp]) -> PoolOutputs:
     """The outputs of `rows` only."""
-    values = {
+    values: dict[str, Any] = {
         name: None if getattr(outputs, name) is None else getattr(outputs, name)[rows]
         for name in _OUTPUT_FIELDS
     }
@@ -364,7 +364,7 @@ class PoolScan:
     rows: int = 0
     _kept: list[PoolOutputs] = attrs.field(factory=list)
     _best: PoolOutputs | None = None
-    _best_scores: FloatArray | None = None
+    _best_scores: npt.NDArray[np.float64] | None = None
 
     def add(self, outputs: PoolOutputs) -> None:
         """Take in the outputs of one chunk of the pool."""
@@ -383,7 +383,7 @@ class PoolScan:
             return self._best
         return stacked_outputs(self._kept)
 
-    def _scores(self, outputs: PoolOutputs) -> FloatArray:
+    def _scores(self, outputs: PoolOutputs) -> npt.NDArray[np.float64]:
         field = RANKED_BY[self.policy]
         if field == "probs":
             return POLICIES[self.policy](outputs.probs, self.seed)
@@ -412,7 +412,7 @@ class PoolScan:
         if self.policy == "cold_start":  # it uses them when the model has them
             needs.add("responsibilities")
         empty = np.zeros((len(outputs.serials), 0), np.float32)
-        values = {
+        values: dict[str, Any] = {
             name: getattr(outputs, name) if name in needs else None for name in _OUTPUT_FIELDS
         }
         values["probs"] = outputs.probs if "probs" in needs else empty

@@ -182,10 +182,10 @@ class _Pool:
 
     @classmethod
     def of(cls, request: AcquisitionRequest) -> _Pool:
-        order: npt.NDArray[np.intp] | None = np.argsort(request.serials, kind="stable")
-        serials = request.serials[order]
-        if np.array_equal(order, np.arange(len(serials))):
-            order = None  # fields are used as given: a pool's features are not copied
+        sorting = np.argsort(request.serials, kind="stable")
+        serials = request.serials[sorting]
+        # Rows sorted already are used as given: a pool's features are not copied.
+        order = None if np.array_equal(sorting, np.arange(len(serials))) else sorting
         return cls(request, order, serials, np.isin(serials, request.labelled_serials))
 
     def field(self, policy: str, name: str) -> npt.NDArray[Any]:

@@ -92,6 +92,11 @@ class ArrayRows:
         return checked(self.path, block, lambda at: at + start, self.where)
 
 
+def _shifted(start: int) -> Callable[[npt.NDArray[np.intp]], IndexArray]:
+    """Positions in a block that starts at file row `start`, as file rows."""
+    return lambda at: np.asarray(at, np.int64) + start
+
+
 @contextmanager
 def _opened(path: Path) -> Iterator[Any]:
     """`path` open for reading; a file gone or unreadable since it was described is one line."""
@@ -130,7 +135,7 @@ class NpyFileRows:
         with _opened(self.path) as handle:
             for start in range(0, self.count, rows):
                 block = self._read(handle, start, min(start + rows, self.count))
-                yield start, checked(self.path, block, lambda at, s=start: at + s)
+                yield start, checked(self.path, block, _shifted(start))
 
     def take(self, file_rows: IndexArray) -> FloatRows:
         """Runs of consecutive rows are read at once, so a whole pool is read in a few reads
@@ -147,7 +152,7 @@ class NpyFileRows:
                     upto = min(at + BLOCK_ROWS, last)
                     row = int(file_rows[at])
                     block = self._read(handle, row, row + upto - at)
-                    out[at:upto] = checked(self.path, block, lambda i, r=row: i + r)
+                    out[at:upto] = checked(self.path, block, _shifted(row))
         return out
 
 
