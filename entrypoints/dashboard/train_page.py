@@ -182,7 +182,7 @@ class TrainPage:
         if progress.state == FINISHED and progress.stopped:
             # "stopped at epoch k of n" reads as one phrase: it is the status's bold part.
             head, _, tail = progress.where().partition("; ")
-            self.status.object = self._status_html("stopped", tail, label=head)
+            self.status.object = self._status_html("stopped", f"({tail})", label=head)
         else:
             self.status.object = self._status_html(progress.state, progress.where())
         points = len(progress.step_losses) + 1000 * len(progress.epoch_metrics)
