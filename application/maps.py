@@ -10,6 +10,7 @@ seeded sample and the other rows are placed on it by `transform`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import numpy as np
@@ -35,8 +36,8 @@ from ssvae.domain.workspace import Workspace
 DEFAULT_FIT_LIMIT = 10_000
 # Rows placed by one `transform` call. openTSNE places each new row against the fitted map
 # alone (new rows do not move one another), so chunks give the very positions one call gives,
-# while one call for 990,000 rows of a million-row pool held 14 GB; a chunk of 50,000 holds
-# tens of megabytes.
+# while one call for 990,000 rows of a million-row pool held gigabytes; a chunk of 50,000
+# holds tens of megabytes.
 TRANSFORM_CHUNK = 50_000
 
 
@@ -101,22 +102,22 @@ class MapService:
         return predictions
 
     def layout(
-        self, features: FloatArray, seed: int, initial: FloatArray | None = None
+        self, features: npt.NDArray[np.floating[Any]], seed: int, initial: FloatArray | None = None
     ) -> FloatArray:
         """2-D positions of `features`' rows: a full fit up to `fit_limit` rows, else a fit on
         a sample chosen by `seed` with the other rows transformed onto it. `initial`, the rows'
         positions on a previous map, is where the fit starts (the same rows of it when
-        sampled)."""
+        sampled). The projector sees float64 rows, a sample or a chunk at a time."""
         if len(features) <= self.fit_limit:
-            fitted_all = self.projector.fit(features, seed, initial)
+            fitted_all = self.projector.fit(np.asarray(features, np.float64), seed, initial)
             return np.asarray(fitted_all.positions, np.float64)
         order = np.random.default_rng(seed).permutation(len(features))
         fitted_rows, other_rows = order[: self.fit_limit], order[self.fit_limit :]
         start = None if initial is None else initial[fitted_rows]
-        fitted = self.projector.fit(features[fitted_rows], seed, start)
+        fitted = self.projector.fit(np.asarray(features[fitted_rows], np.float64), seed, start)
         positions = np.empty((len(features), 2), np.float64)
         positions[fitted_rows] = fitted.positions
         for first in range(0, len(other_rows), self.transform_chunk):
             rows = other_rows[first : first + self.transform_chunk]
-            positions[rows] = fitted.transform(features[rows])
+            positions[rows] = fitted.transform(np.asarray(features[rows], np.float64))
         return positions

@@ -63,20 +63,38 @@ def model_key(metadata: WorkspaceMetadata) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-def map_features(probs: npt.ArrayLike, encodings: npt.ArrayLike | None) -> FloatArray:
+def map_features(
+    probs: npt.ArrayLike, encodings: npt.ArrayLike | None, block: int = 65_536
+) -> npt.NDArray[np.float32]:
     """The rows a map lays out: q(y|x) (weighted by PROBABILITY_WEIGHT) beside the encodings
     centred and scaled to unit mean row norm, so neither part's scale depends on the model's
-    latent size. Without encodings (a model that has none) the probabilities alone."""
-    p = np.asarray(probs, dtype=np.float64)
+    latent size. Without encodings (a model that has none) the probabilities alone.
+
+    Built in float32 in one array, `block` rows at a time: a million rows' encodings (20
+    classes x 32 latent dimensions each) are 2.6 GB as they are, and each float64 temporary of
+    them five more (the layout reads a sample and chunks of rows, in float64, from it)."""
+    p = np.asarray(probs)
     if p.ndim != 2 or p.shape[0] == 0:
         raise MapError(f"class probabilities of shape {p.shape} cannot be mapped: need (n, C)")
-    parts = [PROBABILITY_WEIGHT * p]
-    if encodings is not None:
-        e = np.asarray(encodings, dtype=np.float64).reshape(p.shape[0], -1)
-        e = e - e.mean(axis=0)
-        scale = float(np.mean(np.linalg.norm(e, axis=1)))
-        parts.append(e / scale if scale > 0 else e)
-    features = np.hstack(parts)
+    rows, classes = p.shape
+    e = None if encodings is None else np.asarray(encodings).reshape(rows, -1)
+    width = classes + (0 if e is None else e.shape[1])
+    features = np.empty((rows, width), np.float32)
+    features[:, :classes] = PROBABILITY_WEIGHT * p
+    if e is not None:
+        mean = np.zeros(e.shape[1])
+        for start in range(0, rows, block):
+            mean += e[start : start + block].sum(axis=0, dtype=np.float64)
+        mean /= rows
+        norms = 0.0
+        for start in range(0, rows, block):
+            centred = e[start : start + block].astype(np.float64) - mean
+            norms += float(np.linalg.norm(centred, axis=1).sum())
+            features[start : start + block, classes:] = centred
+        scale = norms / rows
+        if scale > 0:
+            for start in range(0, rows, block):
+                features[start : start + block, classes:] /= np.float32(scale)
     if not np.all(np.isfinite(features)):
         raise MapError("the model's outputs hold NaN or infinite values: retrain the model")
     return features

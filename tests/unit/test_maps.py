@@ -61,6 +61,27 @@ def test_features_put_probabilities_beside_scaled_encodings() -> None:
     assert map_features(probs, None).shape == (3, 2)
 
 
+def test_features_of_many_rows_cost_little_beyond_the_features_themselves() -> None:
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4), 100_000).astype(np.float32)
+    encodings = rng.normal(size=(100_000, 64)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        features = map_features(probs, encodings, block=4096)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # float64 copies of the encodings (one each for the cast, the centring and the scaling)
+    # and a stacked copy were each twice the features' size: a million rows held 14 GB.
+    assert peak < features.nbytes + 8 * 2**20
+    reference = encodings.astype(np.float64) - encodings.mean(axis=0, dtype=np.float64)
+    reference /= np.mean(np.linalg.norm(reference, axis=1))
+    np.testing.assert_allclose(features[:, 4:], reference, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(features[:, :4], 2.0 * probs, rtol=1e-6)
+
+
 def test_features_refuse_non_finite_outputs_with_one_line() -> None:
     with pytest.raises(MapError, match="retrain") as error:
         map_features(np.array([[np.nan, 1.0]]), None)
