@@ -80,3 +80,25 @@ def test_an_untrained_model_generates_no_samples_a_trained_one_does(tmp_path: Pa
     trained = [what for what, _ in model.warm_steps()]
     assert any("generating" in what for what in trained)
     assert any("accuracy" in what for what in trained)
+
+
+def test_the_model_pages_create_and_clone_go_through_the_same_steps(tmp_path: Path) -> None:
+    import holoviews as hv
+
+    from ssvae.entrypoints.dashboard.model_page import ModelPage
+
+    hv.extension("bokeh", logo=False)  # the page's usage plot is a HoloViews element
+    hub = _hub(tmp_path)
+    hub.create("mixture_k5", "m")
+    opened: list[str] = []
+    page = ModelPage(hub, hub.open("m"), opened.append)
+    page.samples.value = "12x"
+    assert not asyncio.run(page.create())
+    assert html.escape("pool size '12x' is invalid") in str(page.form_status.object)
+    assert not any(button.disabled for button in page.creation.buttons)
+    page.samples.value = ""
+    page.new_id.value = "copy"
+    assert asyncio.run(page.clone())
+    assert opened == ["copy"]
+    assert any("predicting the pool" in what for what, _ in page.creation.seconds)
+    assert all(button.disabled for button in page.creation.buttons)  # the tab moves on
