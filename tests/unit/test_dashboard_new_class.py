@@ -152,7 +152,7 @@ def _bokeh() -> None:
 
 @pytest.mark.usefixtures("_bokeh")
 def test_the_label_page_adds_a_class_and_every_class_widget_shows_it(tmp_path: Path) -> None:
-    from ssvae.entrypoints.dashboard.label_page import REMOVE, LabelPage
+    from ssvae.entrypoints.dashboard.label_page import CHOOSE_CLASS, REMOVE, LabelPage
     from ssvae.entrypoints.dashboard.queue_page import QueuePage
 
     board, store, _ = _board(tmp_path)
@@ -167,7 +167,7 @@ def test_the_label_page_adds_a_class_and_every_class_widget_shows_it(tmp_path: P
     assert "added class &#x27;nginx&#x27;" in page.status.object
     assert [b.label for b in page.class_buttons][-1] == "[3] nginx"  # key 3 labels with it
     assert page.picker.options == [*VOCABULARY.names, "nginx"]
-    assert page.group_target.options == [*VOCABULARY.names, "nginx", REMOVE]
+    assert page.group_target.options == [CHOOSE_CLASS, *VOCABULARY.names, "nginx", REMOVE]
     assert page.map is not old_map and len(page.map.pool_map.vocabulary) == 4
     assert page.new_class.value == ""
     assert queue.board.board.class_names[-1] == "nginx"

@@ -22,7 +22,7 @@ from ssvae.domain.model import Predictions
 from ssvae.entrypoints.dashboard.viewmodels.hub import DashboardHub
 from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard
 from ssvae.entrypoints.dashboard.viewmodels.map import DashboardError, build_pool_map
-from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard
+from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard, masked
 from ssvae.entrypoints.dashboard.viewmodels.text import PoolTexts, shortened
 
 N = 12
@@ -119,7 +119,8 @@ def test_the_queue_rows_carry_their_messages(tmp_path: Path) -> None:
     board, _ = _board(tmp_path, source)
     queue = QueueBoard(board)
     items = queue.refresh("margin", 4)
-    assert len(items) == 4
+    assert 1 <= len(items) <= 4  # near-duplicate messages are shown once
+    assert len({masked(item.row.text or "") for item in items}) == len(items)
     for item in items:
         assert item.row.text == source.texts("train", np.array([item.row.serial]))[0]
 
