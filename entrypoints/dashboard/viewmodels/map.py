@@ -354,8 +354,17 @@ def rows_in_polygon(pool_map: PoolMap, xs: npt.ArrayLike, ys: npt.ArrayLike) -> 
     vx, vy = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
     if vx.shape != vy.shape or vx.ndim != 1 or vx.size < 3:
         return np.zeros(0, np.int64)
-    px, py = pool_map.xy[:, 0], pool_map.xy[:, 1]
-    inside = np.zeros(len(pool_map), bool)
+    # Only the rows in the polygon's bounding box can be inside: a lasso round 10,000 of a
+    # million points then tests its edges against those rows, not against the million.
+    xy = pool_map.xy
+    candidates = np.flatnonzero(
+        (xy[:, 0] >= vx.min())
+        & (xy[:, 0] <= vx.max())
+        & (xy[:, 1] >= vy.min())
+        & (xy[:, 1] <= vy.max())
+    )
+    px, py = xy[candidates, 0], xy[candidates, 1]
+    inside = np.zeros(candidates.size, bool)
     for i in range(vx.size):
         x1, y1, x2, y2 = vx[i - 1], vy[i - 1], vx[i], vy[i]
         if y1 == y2:
@@ -366,7 +375,7 @@ def rows_in_polygon(pool_map: PoolMap, xs: npt.ArrayLike, ys: npt.ArrayLike) -> 
         with np.errstate(over="ignore", invalid="ignore"):
             at_x = x1 + (py - y1) / (y2 - y1) * (x2 - x1)
         inside ^= crosses & (px < at_x)
-    return np.flatnonzero(inside).astype(np.int64)
+    return candidates[inside].astype(np.int64)
 
 
 def rows_in_box(pool_map: PoolMap, x0: float, x1: float, y0: float, y1: float) -> IntArray:
