@@ -20,7 +20,13 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ssvae.adapters.data.text_table import TextTable, read_text_table
+from ssvae.adapters.data.text_table import (
+    IdTally,
+    TextColumns,
+    TextTable,
+    iter_text_tables,
+    read_text_table,
+)
 from ssvae.domain.errors import DataError
 
 PEAK_BYTES = 16 * 2**20
@@ -91,6 +97,7 @@ def _check(suffix: str, write: Callable[[Path], None]) -> None:
         path = Path(folder) / f"messages{suffix}"
         write(path)
         arrow_peak = pa.default_memory_pool().max_memory()  # Arrow's memory is not Python's
+        table: TextTable | None = None
         tracemalloc.start()
         try:
             table = read_text_table(path)
@@ -106,6 +113,30 @@ def _check(suffix: str, write: Callable[[Path], None]) -> None:
             tracemalloc.stop()
     assert peak < PEAK_BYTES, peak
     assert pa.default_memory_pool().max_memory() < arrow_peak + PEAK_BYTES
+    _check_in_parts(suffix, write, table)
+
+
+def _check_in_parts(suffix: str, write: Callable[[Path], None], whole: TextTable | None) -> None:
+    """Read two rows at a time (as `ssvae embed` reads), the same file gives tables or one
+    DataError line; when both reads succeed they hold the same ids and messages."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"messages{suffix}"
+        write(path)
+        tally = IdTally()
+        try:
+            parts = list(iter_text_tables(path, TextColumns(), 2))
+            for part in parts:
+                tally.add(part)
+            tally.check()
+        except DataError as error:
+            message = str(error)
+            assert message.startswith(f"{path}") and "\n" not in message, message
+            assert len(message) < 2000
+            return
+    assert all(0 < len(part.ids) <= 2 for part in parts)
+    if whole is not None:
+        assert [int(i) for part in parts for i in part.ids] == whole.ids.tolist()
+        assert [t for part in parts for t in part.texts] == whole.texts
 
 
 def _bytes_writer(data: bytes) -> Callable[[Path], None]:
