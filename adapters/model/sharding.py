@@ -80,5 +80,18 @@ def gathered(tree: Any) -> Any:
 
 
 def put_replicated(mesh: Mesh, tree: Any) -> Any:
-    """Replicate a pytree (parameters, optimizer state) on every device of the mesh."""
-    return jax.device_put(tree, replicated(mesh))
+    """Replicate a pytree (parameters, optimizer state) on every device of the mesh.
+
+    With several processes each passes its own copy of every value (they are equal: the
+    same seed builds them), which `jax.make_array_from_process_local_data` joins into one
+    global array; `device_put` would leave arrays whose shards the checkpointer cannot read.
+    """
+    sharding = replicated(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+    return jax.tree.map(
+        lambda value: jax.make_array_from_process_local_data(  # type: ignore[no-untyped-call]
+            sharding, np.asarray(value)
+        ),
+        tree,
+    )

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
 from ssvae.domain.distributed import ClusterSettings, DistributedError, ProcessPlace
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +28,7 @@ from ssvae.domain.distributed import ClusterSettings
 
 coordinator, count, index, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 full = sys.argv[5] == "full"  # else a quick run: one epoch, no validation, no query
+checkpoint = sys.argv[6]  # every process saves into the same folder: orbax is collective
 settings = ClusterSettings(coordinator, count, index, init_timeout=60) if count > 1 else None
 place = JaxDistributedRuntime().start(settings or ClusterSettings())
 
@@ -53,6 +55,8 @@ spec = ModelSpec.from_fields(
 model = JaxSsvaeModel(spec)
 pool = Samples(np.arange(n, dtype=np.int64), x, y.astype(np.int64))
 report = model.fit(pool, labels, epochs=2 if full else 1)
+from pathlib import Path
+model.save(Path(checkpoint))
 result = {
     "place": [place.index, place.count, jax.process_count(), jax.device_count()],
     "params": [np.asarray(leaf).tolist() for leaf in jax.tree_util.tree_leaves(model.state.params)],
@@ -88,9 +92,11 @@ def environment() -> dict[str, str]:
 def run_processes(tmp_path: Path, count: int, variant: str) -> list[dict[str, object]]:
     coordinator = f"127.0.0.1:{free_port()}"
     outs = [tmp_path / f"{count}-{i}.json" for i in range(count)]
+    checkpoint = tmp_path / f"checkpoint-{count}"
+    run_args = [[str(out), variant, str(checkpoint)] for out in outs]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", SCRIPT, coordinator, str(count), str(i), str(outs[i]), variant],
+            [sys.executable, "-c", SCRIPT, coordinator, str(count), str(i), *run_args[i]],
             env=environment(),
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -115,7 +121,17 @@ def assert_same_run(tmp_path: Path, variant: str) -> list[dict[str, object]]:
         for got, want in zip(two["params"], one["params"], strict=True):  # type: ignore[call-overload]
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-5)  # type: ignore[arg-type]
+    # The checkpoint the two processes saved together holds the parameters they trained.
+    saved = JaxSsvaeModel.restore(tmp_path / "checkpoint-2")
+    for got, want in zip(leaves(saved), first["params"], strict=True):  # type: ignore[call-overload]
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
     return [one, first, second]
+
+
+def leaves(model: JaxSsvaeModel) -> list[np.ndarray]:
+    import jax
+
+    return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(model.state.params)]
 
 
 def test_two_processes_train_the_parameters_of_one(tmp_path: Path) -> None:
