@@ -171,6 +171,7 @@ def _one_line(text: str, width: int = TEXT_COLUMN_WIDTH) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @artifacts_option
 @stopping_options
+@distributed_options
 def query(
     model: str, policy: str, k: int, seed: int, as_json: bool, artifacts: Path, **options: Any
 ) -> None:
@@ -184,8 +185,13 @@ def query(
     trained so far.
     """
     rule = stopping_rule(options)
+    cluster = cluster_settings(options)
     app, workspace = workspace_app(model, artifacts)
+    # With several processes each scores its part of the pool and all get every score.
+    place = app.distributed_runtime().start(cluster)
     batch = app.query_service().next_batch(workspace, app.label_store(), policy, k, seed)
+    if not place.writes:
+        return  # process 0 prints the batch
     decision = app.workspace_service().stopping(workspace, rule)
     if as_json:
         document = {

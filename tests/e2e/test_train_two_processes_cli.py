@@ -1,9 +1,11 @@
 """Two `ssvae train` processes on one machine (jax.distributed over 127.0.0.1) train one
-workspace's round: the same checkpoint and history as one process, written by process 0."""
+workspace's round: the same checkpoint and history as one process, written by process 0;
+two `ssvae query` processes print (process 0) the query one process prints."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import socket
@@ -87,3 +89,20 @@ def test_two_train_processes_write_the_round_of_one(tmp_path: Path) -> None:
     for got, want in pairs:
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
     assert models[0].fingerprint == models[1].fingerprint
+
+    # The next query, scored by both processes (each its part, gathered), printed by process 0.
+    query = ["query", "--policy", "margin", "--k", "10", "--json"]
+    single = json.loads(finished(ssvae(*query, "--model", str(workspace))))
+    address = f"127.0.0.1:{free_port()}"
+    both = [
+        ssvae(*query, "--model", str(two / "models" / "w"), "--coordinator", address,
+              "--num-processes", "2", "--process-id", str(i))
+        for i in (1, 0)
+    ]  # fmt: skip
+    quiet, printed = (finished(process) for process in both)
+    assert "{" not in quiet
+    shared = json.loads(printed[printed.index("{") :])
+    assert [r["serial"] for r in shared["rows"]] == [r["serial"] for r in single["rows"]]
+    np.testing.assert_allclose(
+        [r["score"] for r in shared["rows"]], [r["score"] for r in single["rows"]], atol=1e-5
+    )
