@@ -121,9 +121,9 @@ def _wait_for_port(settings: ClusterSettings, deadline: float) -> None:
 
 
 def _not_joined(settings: ClusterSettings, where: str) -> str:
-    count = settings.num_processes if settings.num_processes is not None else "all"
+    count = "the" if settings.num_processes is None else f"the {settings.num_processes}"
     return (
-        f"the {count} processes did not all join at {where} within {settings.init_timeout} s "
+        f"{count} processes did not all join at {where} within {settings.init_timeout} s "
         f"(this is process {settings.process_id}): start every process with the same "
         "--coordinator and --num-processes and its own --process-id, or wait longer with "
         "--init-timeout"

@@ -195,6 +195,28 @@ def test_a_process_alone_stops_within_its_timeout_naming_the_address(process_id:
     assert wall < 60  # Python and JAX start in seconds; the wait is the 2 s
 
 
+def test_cluster_detection_outside_a_cluster_is_one_line() -> None:
+    """--cluster where no SLURM, Open MPI or Kubernetes job says the processes."""
+    script = (
+        "from ssvae.adapters.model.distributed import JaxDistributedRuntime\n"
+        "from ssvae.domain.distributed import ClusterSettings\n"
+        "from ssvae.domain.errors import SsvaeError\n"
+        "try:\n"
+        "    JaxDistributedRuntime().start(ClusterSettings(detect=True, init_timeout=5))\n"
+        "except SsvaeError as error:\n"
+        "    print(error)\n"
+    )
+    env = {k: v for k, v in environment().items() if not k.startswith(("SLURM_", "OMPI_"))}
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, (done.stdout, done.stderr[-2000:])
+    assert lines[0].startswith("the distributed runtime did not start at the address the cluster")
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
