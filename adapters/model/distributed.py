@@ -132,4 +132,4 @@ def _not_joined(settings: ClusterSettings, where: str) -> str:
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
+    return text[0][:200].rstrip(".") if text else type(error).__name__
