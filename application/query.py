@@ -381,7 +381,9 @@ class PoolScan:
         if self.policy in RANKED_BY:
             assert self._best is not None
             return self._best
-        return stacked_outputs(self._kept)
+        if len(self._kept) > 1:  # the parts go once joined: two copies of 10M rows' features
+            self._kept = [stacked_outputs(self._kept)]
+        return self._kept[0]
 
     def _scores(self, outputs: PoolOutputs) -> npt.NDArray[np.float64]:
         field = RANKED_BY[self.policy]
