@@ -238,7 +238,7 @@ def load_checkpoint(directory: Path) -> CheckpointContent:
     When `directory` is missing because a save was interrupted between its two renames, the
     newest complete copy that save left beside it is read instead (see the module docstring).
     """
-    directory = Path(directory)
+    directory = Path(directory).absolute()  # orbax reads absolute paths only
     if not directory.exists():
         for copy in _recovery_candidates(directory):
             try:
