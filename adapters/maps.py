@@ -31,6 +31,11 @@ PERPLEXITY = 30.0  # openTSNE's default: about the number of neighbours each row
 # openTSNE rejects a perplexity of less than one neighbour): the map is the rows' two main
 # axes (PCA) instead.
 MIN_TSNE_ROWS = 8
+# openTSNE's space-partitioning trees recurse without end on rows that sit at one position (a
+# segfault, seen on a fake model's identical outputs and a degenerate starting map), and its
+# perplexity search gives NaN when every distance is zero: a seeded jitter this far below the
+# rows' spread separates them without moving any visibly.
+JITTER = 1e-6
 
 
 class _TsneMap:
@@ -76,6 +81,7 @@ class OpenTsneProjector:
         x = np.ascontiguousarray(features, dtype=np.float64)
         if len(x) < MIN_TSNE_ROWS:
             return _PcaMap(x)
+        x = _separated(x, seed)
         # A perplexity needs three times as many other rows to choose neighbours from.
         perplexity = min(PERPLEXITY, (len(x) - 1) / 3)
         from openTSNE import TSNE  # here: importing it (and scikit-learn) costs seconds
@@ -88,7 +94,7 @@ class OpenTsneProjector:
             # whose axes turn with every retrain when classes are about equally far apart,
             # as class probabilities are.) Without the exaggeration, a map started from a
             # poor first round's blob stayed mixed: kNN purity 0.87 against 0.92.
-            options = {"initialization": np.array(initial, dtype=np.float64)}
+            options = {"initialization": _separated(np.array(initial, dtype=np.float64), seed + 1)}
         tsne = TSNE(
             perplexity=perplexity,
             n_jobs=self.n_jobs,
@@ -98,6 +104,15 @@ class OpenTsneProjector:
         )
         with _quiet_opentsne():
             return _TsneMap(tsne.fit(x))
+
+
+def _separated(rows: FloatArray, seed: int) -> FloatArray:
+    """`rows` plus seeded noise of JITTER times their widest spread (or JITTER when they all
+    coincide), so that no two rows share a position."""
+    spread = float(np.max(np.std(rows, axis=0))) if rows.size else 0.0
+    scale = JITTER * (spread if spread > 0 else 1.0)
+    noise = np.random.default_rng(seed % (1 << 32)).normal(0.0, scale, rows.shape)
+    return np.asarray(rows + noise, dtype=np.float64)
 
 
 @contextlib.contextmanager
