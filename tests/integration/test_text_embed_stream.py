@@ -289,7 +289,7 @@ main(sys.argv[1:])
 
 def test_a_process_killed_with_sigkill_resumes_to_the_same_output(tmp_path: Path) -> None:
     """A real `ssvae embed` process, stderr on a terminal (so its bar shows a rate), is killed
-    with SIGKILL once its first chunk is committed; the rerun resumes from that chunk."""
+    with SIGKILL once its first chunk is committed; the command run again resumes there."""
     import fcntl
     import pty
     import struct
@@ -334,13 +334,12 @@ def test_a_process_killed_with_sigkill_resumes_to_the_same_output(tmp_path: Path
     assert b"msg/s" in shown or b"s/msg" in shown  # the bar showed a rate
     committed = sorted(p.name for p in work.glob("part-*"))
     assert 1 <= len(committed) < 6 and not (tmp_path / "v.parquet").exists()
-    resumed = subprocess.run(
-        [Path(sys.executable).parent / "ssvae", *args, "--out", str(tmp_path / "v.parquet")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr
+    from click.testing import CliRunner
+
+    from ssvae.entrypoints.cli.main import main
+
+    resumed = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "v.parquet")])
+    assert resumed.exit_code == 0, resumed.output
     assert f"resuming: {len(committed)} of 6 chunks were embedded before" in resumed.stderr
     assert "msg/s" not in resumed.stderr  # not a terminal: no bar
     ids, x, labels = vectors_of(tmp_path / "v.parquet")
