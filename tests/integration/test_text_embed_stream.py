@@ -346,3 +346,18 @@ def test_a_process_killed_with_sigkill_resumes_to_the_same_output(tmp_path: Path
     expected = vectors_of(tmp_path / "reference.parquet")
     assert (ids, labels) == (expected[0], expected[2]) and reference.rows == 600
     np.testing.assert_array_equal(x, expected[1])
+
+
+def test_quiet_prints_only_the_summary(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ssvae.entrypoints.cli.main import main
+
+    source = write_csv(tmp_path / "m.csv", messages(120))
+    args = ["embed", "--input", str(source), "--out", str(tmp_path / "v.parquet")]
+    args += ["--embedder-dim", "8", "--chunk-rows", "50", "--cache-dir", str(tmp_path / "c")]
+    quiet = CliRunner().invoke(main, [*args, "--quiet"])
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stderr == "" and quiet.stdout.startswith("wrote 120 vectors of 8 values")
+    told = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "w.parquet")])
+    assert "fitting tfidf (8 values) on 120 messages..." in told.stderr
