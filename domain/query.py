@@ -50,11 +50,11 @@ from ssvae.domain.acquisition import (
     validate_probabilities,
 )
 from ssvae.domain.diversity import (
+    check_features,
     cold_start_scored,
     diverse_top_uncertain,
     k_center_greedy_scored,
     typiclust_scored,
-    validate_features,
     validate_responsibilities,
     validate_scores,
 )
@@ -232,7 +232,7 @@ def _given_scores(name: str, field: str) -> Callable[[_Pool], Selection]:
 
 
 def _kcenter(pool: _Pool) -> Selection:
-    features = validate_features(pool.field("kcenter", "features"))
+    features = check_features(pool.field("kcenter", "features"))  # it validates its own copy
     rows, distances = k_center_greedy_scored(
         features, pool.request.k, pool.labelled, pool.request.seed
     )
@@ -244,7 +244,7 @@ def _diverse(uncertainty: str) -> Callable[[_Pool], Selection]:
 
     def run(pool: _Pool) -> Selection:
         probs = validate_probabilities(pool.field(name, "probs"))
-        features = validate_features(pool.field(name, "features"))
+        features = check_features(pool.field(name, "features"))
         scores = POLICIES[uncertainty](probs, pool.request.seed)
         rows = diverse_top_uncertain(
             scores,
@@ -260,7 +260,7 @@ def _diverse(uncertainty: str) -> Callable[[_Pool], Selection]:
 
 
 def _cold_start(pool: _Pool) -> Selection:
-    features = validate_features(pool.field("cold_start", "features"))
+    features = check_features(pool.field("cold_start", "features"))
     responsibilities = None
     if pool.request.responsibilities is not None:
         responsibilities = validate_responsibilities(
