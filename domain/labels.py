@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ssvae.domain.errors import LabelError
+from ssvae.domain.serials import MAX_SERIAL
 
 
 def _to_names(value: Iterable[str]) -> tuple[str, ...]:
@@ -261,10 +262,6 @@ def describe_serials(valid_serials: npt.NDArray[np.int64]) -> str:
         f"the dataset has {valid_serials.size} serials, "
         f"from {int(valid_serials.min())} to {int(valid_serials.max())}"
     )
-
-
-MAX_SERIAL = int(np.iinfo(np.int64).max)  # serials are stored as int64
-MAX_SERIAL_DIGITS = len(str(MAX_SERIAL))  # a longer run of digits cannot be a serial
 
 
 def shown_serial(serial: int) -> str:

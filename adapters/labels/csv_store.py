@@ -9,7 +9,8 @@ import re
 from ssvae.adapters.labels._store import LabelFile, LabelFileStore, LabelRows
 from ssvae.domain.echo import one_line
 from ssvae.domain.errors import LabelError
-from ssvae.domain.labels import MAX_SERIAL_DIGITS, LabelSet
+from ssvae.domain.labels import LabelSet
+from ssvae.domain.serials import MAX_SERIAL_DIGITS
 
 HEADER = ("Serial", "label")
 _SERIAL = re.compile(r"[0-9]+")

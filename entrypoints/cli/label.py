@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ssvae.domain.errors import LabelError
-from ssvae.domain.labels import MAX_SERIAL_DIGITS
+from ssvae.domain.serials import MAX_SERIAL_DIGITS
 from ssvae.entrypoints.cli.options import data_app, data_options
 from ssvae.entrypoints.cli.workspace import workspace_app
 
