@@ -138,33 +138,43 @@ def _nearest_squared_distances(
 
 
 def _farthest_first(
-    points: FloatArray, centres: FloatArray, k: int, first: int | None, seed: int
+    points: FloatArray,
+    centres: FloatArray,
+    k: int,
+    first: int | None,
+    seed: int,
+    taken: BoolArray | None = None,
 ) -> tuple[IndexArray, FloatArray]:
-    """Greedy k-center over `points` (m, d) with fixed `centres`: positions and pick distances.
+    """Greedy k-center over `points` (n, d) with fixed `centres`: positions and pick distances.
 
     Each pick is the point farthest from its nearest centre, and becomes a centre. Without
-    fixed centres the first pick is `first`, or a seeded uniform choice when that is None.
+    fixed centres the first pick is `first`, or a seeded uniform choice among the points
+    not `taken` when that is None. Points `taken` (the labelled ones, say) are never picked:
+    passing them so, rather than the other points as a copy, spares a copy of a large pool.
     The distance reported for a pick is to its nearest centre then (inf for a first pick
-    without centres). O(m (c + k) d) time, O(m) memory besides the inputs.
+    without centres). O(n (c + k) d) time, O(n) memory besides the inputs.
     """
-    m = points.shape[0]
+    available = np.ones(points.shape[0], dtype=np.bool_) if taken is None else ~taken
+    m = int(available.sum())
     picks = min(k, m)
     positions = np.zeros(picks, dtype=np.int64)
     distances = np.zeros(picks, dtype=np.float64)
     if picks == 0:
         return positions, distances
     point_norms = np.einsum("ij,ij->i", points, points)
-    nearest = np.full(m, np.inf)
-    block = max(1, _DISTANCE_BLOCK_ELEMENTS // max(m, 1))
+    nearest = np.full(points.shape[0], np.inf)
+    block = max(1, _DISTANCE_BLOCK_ELEMENTS // max(points.shape[0], 1))
     for start in range(0, centres.shape[0], block):
         block_nearest = _nearest_squared_distances(
             points, point_norms, centres[start : start + block]
         )
         np.minimum(nearest, block_nearest, out=nearest)
-    available = np.ones(m, dtype=np.bool_)
     for step in range(picks):
-        if step == 0 and centres.shape[0] == 0:
-            pick = int(np.random.default_rng(seed).integers(m)) if first is None else first
+        if step == 0 and centres.shape[0] == 0 and first is not None:
+            pick = first
+        elif step == 0 and centres.shape[0] == 0:
+            choice = int(np.random.default_rng(seed).integers(m))
+            pick = choice if taken is None else int(np.flatnonzero(available)[choice])
         else:
             # -1 is below every distance, so taken points are never picked again; argmax
             # returns the first maximum, which is the documented tie-break.
@@ -186,11 +196,11 @@ def k_center_greedy_scored(
     seed = _check_seed(seed)
     mask = labelled_mask(labelled, values.shape[0])
     shifted = _centred_in_place(values)
-    candidates = np.flatnonzero(~mask)
-    # Without labelled rows every row is a candidate: no copy of the features is needed.
-    points = shifted if candidates.size == shifted.shape[0] else shifted[candidates]
-    positions, distances = _farthest_first(points, shifted[mask], count, first=None, seed=seed)
-    return candidates[positions].astype(np.int64), distances
+    # The labelled rows are the centres and are never picked; the others are not copied.
+    positions, distances = _farthest_first(
+        shifted, shifted[mask], count, first=None, seed=seed, taken=mask
+    )
+    return positions.astype(np.int64), distances
 
 
 def k_center_greedy(

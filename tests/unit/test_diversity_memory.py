@@ -11,11 +11,22 @@ import pytest
 from ssvae.domain.query import AcquisitionRequest, select
 
 
+# With labelled rows (or cold_start's typical picks, from responsibilities) the other rows
+# are the candidates: they are masked, not copied.
+@pytest.mark.parametrize("labelled", [0, 3])
 @pytest.mark.parametrize("policy", ["cold_start", "kcenter"])
-def test_a_diversity_pick_holds_one_float64_copy_of_the_features(policy: str) -> None:
+def test_a_diversity_pick_holds_one_float64_copy_of_the_features(
+    policy: str, labelled: int
+) -> None:
     rows, width = 100_000, 32
     features = np.random.default_rng(0).normal(size=(rows, width)).astype(np.float32)
-    request = AcquisitionRequest(serials=np.arange(rows), k=5, features=features)
+    request = AcquisitionRequest(
+        serials=np.arange(rows),
+        k=5,
+        features=features,
+        labelled_serials=np.arange(labelled),
+        responsibilities=np.ones((rows, 1), np.float32) if policy == "cold_start" else None,
+    )
     tracemalloc.start()
     try:
         chosen = select(policy, request)
