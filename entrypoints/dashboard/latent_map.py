@@ -130,8 +130,15 @@ def pool_points(pool_map: PoolMap, column: ColourColumn) -> tuple[hv.Points, dic
     if column.categories is not None or column.mode == USER_LABEL:
         palette = category_palette(len(column.categories or ()))
         codes = np.clip(np.nan_to_num(values, nan=-1).astype(np.int64), -1, len(palette) - 1)
-        frame["code"] = pd.Categorical(codes, categories=range(-1, len(palette)))
-        scale: dict[str, Any] = {"palette": palette, "colour_key": [NONE_COLOUR, *palette]}
+        # Only the categories present: datashader aggregates one layer per category, and the
+        # default colouring (every point unlabelled) has one, not a layer per class.
+        present = np.flatnonzero(np.bincount(codes + 1, minlength=len(palette) + 1)) - 1
+        frame["code"] = pd.Categorical(codes, categories=present.tolist())
+        colours = [NONE_COLOUR, *palette]
+        scale: dict[str, Any] = {
+            "palette": palette,
+            "colour_key": [colours[code + 1] for code in present.tolist()],
+        }
         return hv.Points(frame, kdims=["x", "y"], vdims=["row", "code"]), scale
     low, high = _continuous_range(values)
     frame["value"] = np.nan_to_num(values, nan=low)  # no value yet: drawn at the low end
