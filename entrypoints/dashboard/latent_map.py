@@ -132,7 +132,12 @@ def pool_points(pool_map: PoolMap, column: ColourColumn) -> tuple[hv.Points, dic
         codes = np.clip(np.nan_to_num(values, nan=-1).astype(np.int64), -1, len(palette) - 1)
         # Only the categories present: datashader aggregates one layer per category, and the
         # default colouring (every point unlabelled) has one, not a layer per class.
-        present = np.flatnonzero(np.bincount(codes + 1, minlength=len(palette) + 1)) - 1
+        counts = np.bincount(codes + 1, minlength=len(palette) + 1)
+        # Two at least: datashader shades a single category black, ignoring its colour.
+        missing = 2 - int(np.count_nonzero(counts))
+        if missing > 0:
+            counts[np.flatnonzero(counts == 0)[:missing]] = 1
+        present = np.flatnonzero(counts) - 1
         frame["code"] = pd.Categorical(codes, categories=present.tolist())
         colours = [NONE_COLOUR, *palette]
         scale: dict[str, Any] = {
