@@ -8,7 +8,9 @@ batch covers what the labels do not. Ties always go to the lower row index (or, 
 Distances are Euclidean. Squared distances are computed as |x|^2 + (|c|^2 - 2 x.c) (matrix
 products, so a block of centres costs one BLAS call) on features shifted to the middle of
 their range: the shift leaves distances unchanged but keeps the norms small, which limits the
-cancellation in that formula.
+cancellation in that formula. k-center computes them in float64 but converts and shifts the
+features a block of rows at a time rather than holding a shifted float64 copy: the latent
+means of ten million rows are 1.3 GB in float32 and would be 2.6 GB more in float64.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ BoolArray = npt.NDArray[np.bool_]
 # Distances to a block of centres are an (n, block) array: this bounds that block to about
 # 32 MiB of float64 whatever n is, so memory stays O(n).
 _DISTANCE_BLOCK_ELEMENTS = 1 << 22
+# k-center's rows are made float64 and shifted this many values at a time (2 MiB of float64):
+# small enough to stay in cache between the conversion and the product that uses it.
+_ROW_BLOCK_ELEMENTS = 1 << 18
 
 
 def _check_count(value: Any, what: str) -> int:
@@ -58,8 +63,13 @@ def check_features(features: npt.ArrayLike) -> npt.NDArray[Any]:
         )
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise AcquisitionError(f"features must be real numbers, got dtype {array.dtype}")
-    if not np.all(np.isfinite(array)):
-        raise AcquisitionError("features contain NaN or infinity; check the model's latent means")
+    # A block of rows at a time: np.isfinite of the whole array is one byte a value more.
+    step = max(1, _ROW_BLOCK_ELEMENTS // array.shape[1])
+    for start in range(0, array.shape[0], step):
+        if not np.isfinite(array[start : start + step]).all():
+            raise AcquisitionError(
+                "features contain NaN or infinity; check the model's latent means"
+            )
     return array
 
 
@@ -109,12 +119,22 @@ def _centred(features: FloatArray) -> FloatArray:
     return shifted
 
 
-def _centred_in_place(features: FloatArray) -> FloatArray:
-    """`_centred`, overwriting `features` (a copy of the caller's own): a pool of ten million
-    latent means is 2.6 GB in float64, and each copy more would count."""
-    if features.shape[0]:
-        features -= (features.min(axis=0) + features.max(axis=0)) / 2.0
-    return features
+def _middle(features: npt.NDArray[Any]) -> FloatArray:
+    """The middle of each column's range in float64, which `_centred` subtracts: the minimum
+    and maximum of the features as given, converted after, are those of their float64 copy."""
+    if features.shape[0] == 0:
+        return np.zeros(features.shape[1])
+    low = features.min(axis=0).astype(np.float64)
+    high = features.max(axis=0).astype(np.float64)
+    middle: FloatArray = (low + high) / 2.0
+    return middle
+
+
+def _shifted(features: npt.NDArray[Any], middle: FloatArray) -> FloatArray:
+    """`features` (a block of rows) as float64 minus `middle`: a new array, never a view."""
+    block: FloatArray = features.astype(np.float64)
+    block -= middle
+    return block
 
 
 def _centre_terms(points: FloatArray, centres: FloatArray) -> FloatArray:
@@ -137,68 +157,105 @@ def _nearest_squared_distances(
     return clipped
 
 
+def _update_nearest(
+    features: npt.NDArray[Any],
+    middle: FloatArray,
+    norms: FloatArray,
+    centres: FloatArray,
+    nearest: FloatArray,
+) -> None:
+    """Lower `nearest` (n,) to each row's squared distance to its nearest of `centres` (c, d;
+    shifted float64), the rows of `features` shifted by `middle` a block at a time.
+
+    `norms` holds the shifted rows' squared norms. The distance is clipped at 0 (rounding can
+    leave a duplicate of a centre slightly below); an entry at -1 (a row taken) stays there.
+    """
+    rows = max(1, _ROW_BLOCK_ELEMENTS // features.shape[1])
+    per_block = max(1, _DISTANCE_BLOCK_ELEMENTS // rows)
+    for start in range(0, features.shape[0], rows):
+        points = _shifted(features[start : start + rows], middle)
+        target = nearest[start : start + rows]
+        for first in range(0, centres.shape[0], per_block):
+            # |x|^2 is added once per point after the minimum, which halves the passes.
+            squared = _centre_terms(points, centres[first : first + per_block]).min(axis=1)
+            squared += norms[start : start + rows]
+            np.maximum(squared, 0.0, out=squared)
+            np.minimum(target, squared, out=target)
+
+
 def _farthest_first(
-    points: FloatArray,
+    features: npt.NDArray[Any],
+    middle: FloatArray,
     centres: FloatArray,
     k: int,
     first: int | None,
     seed: int,
     taken: BoolArray | None = None,
 ) -> tuple[IndexArray, FloatArray]:
-    """Greedy k-center over `points` (n, d) with fixed `centres`: positions and pick distances.
+    """Greedy k-center over the rows of `features` (n, d) with fixed `centres`: positions and
+    pick distances.
 
-    Each pick is the point farthest from its nearest centre, and becomes a centre. Without
-    fixed centres the first pick is `first`, or a seeded uniform choice among the points
-    not `taken` when that is None. Points `taken` (the labelled ones, say) are never picked:
-    passing them so, rather than the other points as a copy, spares a copy of a large pool.
-    The distance reported for a pick is to its nearest centre then (inf for a first pick
-    without centres). O(n (c + k) d) time, O(n) memory besides the inputs.
+    Distances are those of the rows shifted by `middle` in float64, as `_shifted` makes them,
+    and `centres` are shifted already. Each pick is the point farthest from its nearest centre,
+    and becomes a centre. Without fixed centres the first pick is `first`, or a seeded uniform
+    choice among the points not `taken` when that is None. Points `taken` (the labelled ones,
+    say) are never picked: passing them so, rather than the other points as a copy, spares a
+    copy of a large pool. The distance reported for a pick is to its nearest centre then (inf
+    for a first pick without centres). O(n (c + k) d) time; besides the inputs, memory is two
+    float64 values a row and a block of rows.
     """
-    available = np.ones(points.shape[0], dtype=np.bool_) if taken is None else ~taken
-    m = int(available.sum())
-    picks = min(k, m)
+    n = features.shape[0]
+    available = n if taken is None else n - int(taken.sum())
+    picks = min(k, available)
     positions = np.zeros(picks, dtype=np.int64)
     distances = np.zeros(picks, dtype=np.float64)
     if picks == 0:
         return positions, distances
-    point_norms = np.einsum("ij,ij->i", points, points)
-    nearest = np.full(points.shape[0], np.inf)
-    block = max(1, _DISTANCE_BLOCK_ELEMENTS // max(points.shape[0], 1))
-    for start in range(0, centres.shape[0], block):
-        block_nearest = _nearest_squared_distances(
-            points, point_norms, centres[start : start + block]
-        )
-        np.minimum(nearest, block_nearest, out=nearest)
-    for step in range(picks):
-        if step == 0 and centres.shape[0] == 0 and first is not None:
+    norms = np.empty(n)
+    step = max(1, _ROW_BLOCK_ELEMENTS // features.shape[1])
+    for start in range(0, n, step):
+        points = _shifted(features[start : start + step], middle)
+        norms[start : start + step] = np.einsum("ij,ij->i", points, points)
+    nearest = np.full(n, np.inf)
+    _update_nearest(features, middle, norms, centres, nearest)
+    # A taken point's distance is -1, below every other, so argmax never picks it again and
+    # the minimum with a new centre's distances (>= 0) leaves it there.
+    if taken is not None:
+        nearest[taken] = -1.0
+    for step_number in range(picks):
+        if step_number == 0 and centres.shape[0] == 0 and first is not None:
             pick = first
-        elif step == 0 and centres.shape[0] == 0:
-            choice = int(np.random.default_rng(seed).integers(m))
-            pick = choice if taken is None else int(np.flatnonzero(available)[choice])
+        elif step_number == 0 and centres.shape[0] == 0:
+            choice = int(np.random.default_rng(seed).integers(available))
+            pick = choice if taken is None or not taken.any() else _nth_free(taken, choice)
         else:
-            # -1 is below every distance, so taken points are never picked again; argmax
-            # returns the first maximum, which is the documented tie-break.
-            pick = int(np.argmax(np.where(available, nearest, -1.0)))
-        positions[step] = pick
-        distances[step] = np.sqrt(nearest[pick])
-        available[pick] = False
-        squared = _nearest_squared_distances(points, point_norms, points[pick : pick + 1])
-        np.minimum(nearest, squared, out=nearest)
+            # argmax returns the first maximum, which is the documented tie-break.
+            pick = int(np.argmax(nearest))
+        positions[step_number] = pick
+        distances[step_number] = np.sqrt(nearest[pick])
+        nearest[pick] = -1.0
+        centre = _shifted(features[pick : pick + 1], middle)
+        _update_nearest(features, middle, norms, centre, nearest)
     return positions, distances
+
+
+def _nth_free(taken: BoolArray, choice: int) -> int:
+    """The position of the `choice`-th row (from 0) not `taken`."""
+    return int(np.flatnonzero(~taken)[choice])
 
 
 def k_center_greedy_scored(
     features: npt.ArrayLike, k: int, labelled: npt.ArrayLike | None = None, seed: int = 0
 ) -> tuple[IndexArray, FloatArray]:
     """`k_center_greedy` with, for each pick, its distance to the nearest centre when picked."""
-    values = validate_features(features)  # a copy, centred in place below
+    values = check_features(features)  # as given: shifted to float64 a block at a time
     count = _check_count(k, "k")
     seed = _check_seed(seed)
     mask = labelled_mask(labelled, values.shape[0])
-    shifted = _centred_in_place(values)
+    middle = _middle(values)
     # The labelled rows are the centres and are never picked; the others are not copied.
     positions, distances = _farthest_first(
-        shifted, shifted[mask], count, first=None, seed=seed, taken=mask
+        values, middle, _shifted(values[mask], middle), count, first=None, seed=seed, taken=mask
     )
     return positions.astype(np.int64), distances
 
@@ -233,7 +290,7 @@ def diverse_top_uncertain(
     Without labelled rows the first pick is the most uncertain candidate, so the result
     does not depend on `seed` (accepted for a common signature).
     """
-    values = validate_features(features)
+    values = check_features(features)  # as given: only the candidates are made float64
     rows = values.shape[0]
     score_values = validate_scores(scores, rows)
     count = _check_count(k, "k")
@@ -246,8 +303,10 @@ def diverse_top_uncertain(
     # lexsort sorts by its last key first: descending score, then ascending row.
     ranked = unlabelled[np.lexsort((unlabelled, -score_values[unlabelled]))]
     candidates = ranked[: count * factor]
-    shifted = _centred(values)
-    positions, _ = _farthest_first(shifted[candidates], shifted[mask], count, first=0, seed=seed)
+    middle = _middle(values)
+    positions, _ = _farthest_first(
+        values[candidates], middle, _shifted(values[mask], middle), count, first=0, seed=seed
+    )
     return candidates[positions].astype(np.int64)
 
 
@@ -305,7 +364,7 @@ def cold_start_scored(
     labelled: npt.ArrayLike | None = None,
 ) -> tuple[IndexArray, FloatArray]:
     """`cold_start` with each pick's score: its responsibility if typical, else its distance."""
-    rows = check_features(features).shape[0]  # k_center_greedy_scored takes its own copy
+    rows = check_features(features).shape[0]
     count = _check_count(k, "k")
     seed = _check_seed(seed)
     mask = labelled_mask(labelled, rows)
