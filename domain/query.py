@@ -232,7 +232,7 @@ def _given_scores(name: str, field: str) -> Callable[[_Pool], Selection]:
 
 
 def _kcenter(pool: _Pool) -> Selection:
-    features = check_features(pool.field("kcenter", "features"))  # it validates its own copy
+    features = check_features(pool.field("kcenter", "features"))  # not copied: see diversity
     rows, distances = k_center_greedy_scored(
         features, pool.request.k, pool.labelled, pool.request.seed
     )
