@@ -16,8 +16,11 @@ A file of millions of messages is embedded in bounded memory and survives a kill
   fitted tfidf is saved beside it. A rerun after a kill checks that the manifest matches,
   reuses the saved embedder and skips the committed chunks; a changed input or other
   settings are refused in one line unless `restart` discards the work;
-- the chunks are then copied, one row group each, into a temporary file that is renamed to
-  the output: the output appears only complete. The work folder is removed last.
+- each committed chunk is copied, one row group, to the end of a file in the work folder,
+  renamed to the output once the last is: the output appears only complete. The work folder
+  is removed last;
+- tfidf chunks of a large file are embedded by a pool of processes, one a core, each with the
+  saved tfidf, while the main process reads the file and copies the committed chunks in order.
 
 Vectors go through the embedding cache a chunk at a time, so embedding the same messages with
 the same embedder again is instant.
@@ -25,14 +28,17 @@ the same embedder again is instant.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
-import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +62,10 @@ CHUNK_ROWS = 65_536  # 64 MB of 256-wide vectors: what a kill can cost, and the 
 FIT_SAMPLE = 20_000  # messages tfidf is fitted on at most
 SAMPLE_SEED = 0
 _EMBED_BATCH = 8_192  # texts per embed call: a progress report, and the tfidf matrices held
+STAGING = "output.parquet.tmp"  # the output being assembled, in the work folder
+_POOL_ROWS = 2 * CHUNK_ROWS  # fewer rows to embed are embedded in the main process
+_MAX_WORKERS = 2  # the main process reads and copies too; more workers mostly add memory
+_IN_FLIGHT = 3  # chunks submitted and not yet copied: what a pool holds in memory
 
 
 @attrs.frozen
@@ -110,6 +120,7 @@ def embed_text_file(
     restart: bool = False,
     chunk_rows: int = CHUNK_ROWS,
     fit_sample: int = FIT_SAMPLE,
+    workers: int | None = None,
 ) -> EmbedSummary:
     """Embed every message of `input_path` and write id, vector (and label) to `out_path`.
 
@@ -117,7 +128,8 @@ def embed_text_file(
     larger file), `embedder_dim` values wide; unless a width is given, DEFAULT_DIM or as many
     as the messages allow. minilm reads `embedder_folder`. `stage` hears what is being done;
     `progress` hears (messages embedded, total) as chunks finish. A run killed part way
-    resumes from its last committed chunk; `restart` discards that work instead.
+    resumes from its last committed chunk; `restart` discards that work instead. `workers`
+    processes embed tfidf chunks side by side (by default, one a core for a large file).
     """
     started = time.perf_counter()
     out_path = Path(out_path)
@@ -161,13 +173,13 @@ def embed_text_file(
     if done_chunks:
         stage(f"resuming: {len(done_chunks)} of {plan.chunks} chunks were embedded before")
     stage(f"embedding {plan.rows} messages")
-    embedded = _second_pass(
-        input_path, columns, chunk_rows, model, plan, work, done_chunks, cache_dir, progress
-    )
+    embedded, labelled = _second_pass(
+        input_path, columns, chunk_rows, model, plan, work, done_chunks, cache_dir, progress,
+        workers, out_path,
+    )  # fmt: skip
     if embedded != plan.rows:
         raise DataError(f"{input_path}: changed while it was embedded; run again")
     progress(plan.rows, plan.rows)
-    labelled = _merge(work, plan, out_path)
     shutil.rmtree(work, ignore_errors=True)
     return EmbedSummary(
         out_path,
@@ -346,24 +358,111 @@ def _second_pass(
     done_chunks: set[int],
     cache_dir: Path | None,
     progress: Callable[[int, int], None],
-) -> int:
-    """Embed and commit every chunk not yet committed; the rows embedded or skipped."""
-    done = 0
-    tables: Iterator[TextTable] = iter_text_tables(input_path, columns, chunk_rows)
-    for index, table in enumerate(tables):
-        if index >= plan.chunks:
-            raise DataError(f"{input_path}: changed while it was embedded; run again")
-        if index not in done_chunks:
-            report = functools.partial(_shifted, progress, done, plan.rows)
-            vectors = _embed(model, table.texts, cache_dir, report)
-            _write(work, _write_part, _part(work, index), table, vectors)
-        done += len(table.ids)
-        progress(done, plan.rows)
-    return done
+    workers: int | None,
+    out_path: Path,
+) -> tuple[int, int]:
+    """Embed and commit every chunk not yet committed, and append every chunk, in file order,
+    to the output staged in the work folder; (rows embedded or skipped, rows labelled).
+
+    The output grows as the chunks are committed rather than in a copy after the last one, so
+    copying overlaps embedding. With a pool, `workers` processes embed and commit chunks while
+    this one reads the file and appends; a few chunks are in flight at once, so memory stays
+    bounded and rows keep the file's order.
+    """
+    pool = _worker_pool(model, work, workers, (plan.chunks - len(done_chunks)) * chunk_rows)
+    output = _Output(work / STAGING, out_path)
+    pending: deque[tuple[int, int, Future[None] | None]] = deque()
+    finished = 0
+
+    def finish_oldest() -> None:
+        nonlocal finished
+        index, rows, job = pending.popleft()
+        if job is not None:
+            job.result()
+        output.append(_part(work, index))
+        finished += rows
+        progress(finished, plan.rows)
+
+    try:
+        tables: Iterator[TextTable] = iter_text_tables(input_path, columns, chunk_rows)
+        for index, table in enumerate(tables):
+            if index >= plan.chunks:
+                raise DataError(f"{input_path}: changed while it was embedded; run again")
+            job: Future[None] | None = None
+            if index in done_chunks:
+                pass
+            elif pool is None:
+                report = functools.partial(_shifted, progress, finished, plan.rows)
+                _embed_part(model, work, index, table, cache_dir, report)
+            else:
+                job = pool.submit(_pooled_part, work, index, table, cache_dir)
+            pending.append((index, len(table.ids), job))
+            while pending and (len(pending) > _IN_FLIGHT or pending[0][2] is None):
+                finish_oldest()
+        while pending:
+            finish_oldest()
+    except BaseException:
+        output.discard()
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    if finished == plan.rows:
+        output.commit()
+    else:
+        output.discard()
+    return finished, output.labelled
 
 
 def _shifted(progress: Callable[[int, int], None], before: int, total: int, done: int) -> None:
     progress(before + done, total)
+
+
+def _embed_part(
+    model: Embedder,
+    work: Path,
+    index: int,
+    table: TextTable,
+    cache_dir: Path | None,
+    report: Callable[[int], None],
+) -> None:
+    """Embed chunk `index` and commit its Parquet file."""
+    vectors = _embed(model, table.texts, cache_dir, report)
+    _write(work, _write_part, _part(work, index), table, vectors)
+
+
+def _worker_pool(
+    model: Embedder, work: Path, workers: int | None, rows: int
+) -> ProcessPoolExecutor | None:
+    """Processes that embed chunks with the tfidf saved in `work`, or None to embed here.
+
+    By default a pool is used on a machine of several cores for at least `_POOL_ROWS` rows: a
+    worker takes about a second to start. minilm embeds here (it uses every core itself).
+    """
+    if not isinstance(model, TfidfEmbedder):
+        return None
+    if workers is None:
+        workers = min(_MAX_WORKERS, len(os.sched_getaffinity(0))) if rows >= _POOL_ROWS else 1
+    if workers < 2:
+        return None
+    # spawn, not fork: a forked child would inherit whatever threads the parent runs.
+    return ProcessPoolExecutor(
+        workers,
+        multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(work / TFIDF_FILE,),
+    )
+
+
+_WORKER_MODEL: list[Embedder] = []  # the tfidf a pool's worker process loaded when it started
+
+
+def _start_worker(path: Path) -> None:
+    _WORKER_MODEL.append(TfidfEmbedder.load(path))
+
+
+def _pooled_part(work: Path, index: int, table: TextTable, cache_dir: Path | None) -> None:
+    _embed_part(_WORKER_MODEL[0], work, index, table, cache_dir, lambda _done: None)
 
 
 def _embed(
@@ -409,40 +508,57 @@ def _write_part(path: Path, table: TextTable, vectors: np.ndarray) -> None:
         pq.write_table(_arrow_table(table, vectors), handle, compression="none")
 
 
-def _merge(work: Path, plan: _Plan, out_path: Path) -> int:
-    """Copy the chunks, a row group each, into the output atomically; the labelled rows."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+class _Output:
+    """The output file being assembled, a committed chunk at a time, one row group each, in
+    the work folder; renamed to the output once whole, so that the output appears only
+    complete. A failure to write it is one line naming the output."""
 
-    labelled = 0
-    try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-        os.close(fd)
-        staging = Path(name)
-        try:
-            writer: pq.ParquetWriter | None = None
-            for index in range(plan.chunks):
-                table = pq.read_table(_part(work, index))
-                if writer is None:
-                    writer = pq.ParquetWriter(staging, table.schema)
-                if "label" in table.column_names:
-                    labelled += table.num_rows - table["label"].null_count
-                writer.write_table(table, row_group_size=table.num_rows)
-            assert writer is not None
-            writer.close()
-            with staging.open("rb+") as handle:
+    def __init__(self, staging: Path, out_path: Path) -> None:
+        self.staging = staging
+        self.out_path = out_path
+        self.writer: Any = None
+        self.labelled = 0
+
+    def append(self, part: Path) -> None:
+        """Copy the chunk committed at `part` to the end of the output."""
+        import pyarrow.parquet as pq
+
+        with self._one_line():
+            table = pq.read_table(part)
+            if self.writer is None:
+                self.writer = pq.ParquetWriter(self.staging, table.schema)
+            if "label" in table.column_names:
+                self.labelled += table.num_rows - table["label"].null_count
+            self.writer.write_table(table, row_group_size=table.num_rows)
+
+    def commit(self) -> None:
+        """Close the output and rename it into place."""
+        with self._one_line():
+            assert self.writer is not None
+            self.writer.close()
+            with self.staging.open("rb+") as handle:
                 os.fsync(handle.fileno())
-            os.replace(staging, out_path)
-        except BaseException:
-            staging.unlink(missing_ok=True)
-            raise
-    except (OSError, pa.ArrowException) as error:
-        raise DataError(
-            f"--out {out_path}: cannot be written ({one_line(error, 200)}); choose a path in "
-            "a folder you can write to"
-        ) from None
-    return labelled
+            self.out_path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.staging, self.out_path)
+
+    def discard(self) -> None:
+        """Drop the unfinished output."""
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+        self.staging.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _one_line(self) -> Iterator[None]:
+        import pyarrow as pa
+
+        try:
+            yield
+        except (OSError, pa.ArrowException) as error:
+            raise DataError(
+                f"--out {self.out_path}: cannot be written ({one_line(error, 200)}); choose a "
+                "path in a folder you can write to"
+            ) from None
 
 
 def _check_writable(path: Path) -> None:

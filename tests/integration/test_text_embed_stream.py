@@ -361,3 +361,26 @@ def test_quiet_prints_only_the_summary(tmp_path: Path) -> None:
     assert quiet.stderr == "" and quiet.stdout.startswith("wrote 120 vectors of 8 values")
     told = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "w.parquet")])
     assert "fitting tfidf (8 values) on 120 messages..." in told.stderr
+
+
+def test_a_pool_of_processes_writes_the_bytes_one_process_writes_and_resumes_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker processes embed chunks side by side; the output keeps the file's order, and a
+    run killed part way resumes under a pool to the same bytes."""
+    source = write_csv(tmp_path / "m.csv", messages(300))
+    alone = embed(tmp_path, source, "alone.parquet", workers=1)
+    pooled = embed(tmp_path, source, "pooled.parquet", workers=2, cache_dir=tmp_path / "c")
+    assert (pooled.chunks, pooled.rows, pooled.labelled) == (alone.chunks, 300, alone.labelled)
+    expected = (tmp_path / "alone.parquet").read_bytes()
+    assert (tmp_path / "pooled.parquet").read_bytes() == expected
+    with monkeypatch.context() as patch:
+        kill_after(patch, parts=2)
+        with pytest.raises(Killed):
+            embed(tmp_path, source, "v.parquet", workers=1)
+    resumed = embed(tmp_path, source, "v.parquet", workers=2)
+    assert resumed.resumed_chunks == 2 and (tmp_path / "v.parquet").read_bytes() == expected
+    assert not (tmp_path / ".v.parquet.parts").exists()
+    model = TfidfEmbedder(dim=8).fit([r["text"] for r in messages(50)])
+    # a small file is embedded in this process: a worker costs about a second to start
+    assert embed_file._worker_pool(model, tmp_path, None, embed_file._POOL_ROWS - 1) is None
