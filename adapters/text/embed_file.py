@@ -39,6 +39,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -401,6 +402,12 @@ def _second_pass(
                 finish_oldest()
         while pending:
             finish_oldest()
+    except BrokenProcessPool:
+        output.discard()
+        raise DataError(
+            f"{input_path}: a process embedding its chunks died (out of memory?); run again "
+            "to resume from the chunks already embedded"
+        ) from None
     except BaseException:
         output.discard()
         raise

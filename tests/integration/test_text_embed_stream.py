@@ -384,3 +384,23 @@ def test_a_pool_of_processes_writes_the_bytes_one_process_writes_and_resumes_ali
     model = TfidfEmbedder(dim=8).fit([r["text"] for r in messages(50)])
     # a small file is embedded in this process: a worker costs about a second to start
     assert embed_file._worker_pool(model, tmp_path, None, embed_file._POOL_ROWS - 1) is None
+
+
+def test_a_worker_process_that_dies_is_one_line_and_keeps_the_committed_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    def dying_pool(*_args: Any) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(2, context, initializer=os._exit, initargs=(1,))
+
+    source = write_csv(tmp_path / "m.csv", messages(300))
+    monkeypatch.setattr(embed_file, "_worker_pool", dying_pool)
+    with pytest.raises(DataError, match="died") as caught:
+        embed(tmp_path, source, "v.parquet")
+    assert "\n" not in str(caught.value) and not (tmp_path / "v.parquet").exists()
+    assert not (tmp_path / ".v.parquet.parts" / embed_file.STAGING).exists()
+    monkeypatch.undo()
+    assert embed(tmp_path, source, "v.parquet").rows == 300  # the rerun resumes
