@@ -403,6 +403,13 @@ class PoolScan:
     _kept: list[PoolOutputs] = attrs.field(factory=list)
     _best: PoolOutputs | None = None
     _best_scores: npt.NDArray[np.float64] | None = None
+    # The pool's rows, when known: the kept fields are then copied into arrays of that many
+    # rows as the chunks come, so no chunk outlives its copy. Freed chunks need not go back to
+    # the system (the allocator keeps them for reuse), so a join at the end could hold every
+    # row twice in resident memory even after the chunks are gone.
+    expected: int | None = None
+    _joined: PoolOutputs | None = None
+    _written: int = 0
 
     def add(self, outputs: PoolOutputs) -> None:
         """Take in the outputs of one chunk of the pool."""
@@ -410,7 +417,47 @@ class PoolScan:
         if self.policy in RANKED_BY:
             self._rank(outputs)
         else:
-            self._kept.append(self._slim(outputs))
+            part = self._slim(outputs)
+            if not self._fill(part):
+                self._kept.append(part)
+
+    def _fill(self, part: PoolOutputs) -> bool:
+        """Copy `part` into the pool-sized arrays (made at the first part); False when it
+        does not fit them (no pool size, more rows than it, or fields unlike the first part's),
+        the rows copied so far then being kept as a part like any other."""
+        if self.expected is None or self._kept:
+            return False
+        names = ("serials", *_OUTPUT_FIELDS)
+        if self._joined is None:
+            self._joined = PoolOutputs(
+                **{
+                    name: None
+                    if getattr(part, name) is None
+                    else np.empty(
+                        (self.expected, *np.shape(getattr(part, name))[1:]),
+                        np.asarray(getattr(part, name)).dtype,
+                    )
+                    for name in names
+                }
+            )
+        rows, start = len(part.serials), self._written
+        pairs = [(getattr(self._joined, name), getattr(part, name)) for name in names]
+        if start + rows > self.expected or any(
+            (held is None) is not (value is None)
+            or (
+                held is not None
+                and (held.shape[1:] != np.shape(value)[1:] or held.dtype != np.asarray(value).dtype)
+            )
+            for held, value in pairs
+        ):
+            self._kept.append(output_rows(self._joined, np.arange(start)))
+            self._joined = None
+            return False
+        for held, value in pairs:
+            if held is not None:
+                held[start : start + rows] = value
+        self._written += rows
+        return True
 
     def outputs(self) -> PoolOutputs:
         """The kept rows: what `choose` needs to pick as it would from the whole pool."""
@@ -419,6 +466,12 @@ class PoolScan:
         if self.policy in RANKED_BY:
             assert self._best is not None
             return self._best
+        if self._joined is not None:
+            if self._written == self.expected:
+                return self._joined
+            # Fewer rows than the pool said: the rows written, without the rest.
+            self._kept.insert(0, output_rows(self._joined, np.arange(self._written)))
+            self._joined = None
         if len(self._kept) > 1:
             self._kept = [joined_outputs(self._kept)]
         return self._kept[0]
@@ -473,9 +526,11 @@ def scan_pool(
     seed: int = 0,
     chunk: int = PREDICT_CHUNK,
     score_samples: int = DEFAULT_SCORE_SAMPLES,
+    rows: int | None = None,
 ) -> PoolScan:
-    """The model's outputs on the pool `chunks`, reduced to what `policy` needs to pick `k`."""
-    scan = PoolScan(policy, k, seed, np.sort(np.asarray(labelled, np.int64)))
+    """The model's outputs on the pool `chunks`, reduced to what `policy` needs to pick `k`;
+    `rows`, the pool's size when known, lets the kept fields be written in place."""
+    scan = PoolScan(policy, k, seed, np.sort(np.asarray(labelled, np.int64)), expected=rows)
     needs_inputs = "inputs" in required_inputs(policy)
     for samples in chunks:
         scores = pool_scores(model, samples, policy, chunk, score_samples, seed, scan.rows)
@@ -587,6 +642,7 @@ class QueryService:
             seed=seed,
             chunk=self.predict_chunk,
             score_samples=self.score_samples,
+            rows=len(serials),
         )
         picked = choose(
             scan.outputs(),

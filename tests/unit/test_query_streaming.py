@@ -294,3 +294,42 @@ def test_joining_the_kept_chunks_holds_the_rows_once_at_its_peak() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     growth, joined = (int(value) for value in result.stdout.split())
     assert growth < 0.25 * joined, f"the join grew the peak by {growth / joined:.2f} copies"
+
+
+def _kept_scan(expected: int | None, sizes: list[int], width: int = 8) -> Any:
+    scan = PoolScan("cold_start", 5, 0, np.zeros(0, np.int64), expected=expected)
+    start = 0
+    for size in sizes:
+        serials = np.arange(start, start + size, dtype=np.int64)
+        features = np.repeat(serials[:, None], width, axis=1).astype(np.float32)
+        scan.add(_outputs(serials, np.full((size, 3), 1 / 3), features))
+        start += size
+    return scan
+
+
+@pytest.mark.parametrize("expected", [None, 60, 50, 70])
+def test_the_kept_rows_are_the_pool_in_order_whatever_size_it_was_said_to_have(
+    expected: int | None,
+) -> None:
+    """The pool's size lets the rows be written in place; a pool with fewer or more rows than
+    it said gives the same rows."""
+    kept = _kept_scan(expected, [25, 25, 10]).outputs()
+    assert np.array_equal(kept.serials, np.arange(60))
+    assert np.array_equal(kept.features, np.repeat(np.arange(60)[:, None], 8, 1))
+
+
+def test_with_the_pool_size_the_scan_never_holds_a_chunk_beside_its_copy() -> None:
+    """Each chunk's latent means are written into the pool-sized array as it comes: the
+    scan's traced peak is that array and one chunk, never the chunks and their join."""
+    import tracemalloc
+
+    rows, chunks, width = 2000, 50, 32
+    tracemalloc.start()
+    try:
+        kept = _kept_scan(rows * chunks, [rows] * chunks, width).outputs()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    joined = kept.features.nbytes + kept.serials.nbytes
+    assert np.array_equal(kept.serials, np.arange(rows * chunks))
+    assert peak < 1.25 * joined, f"the scan peaked at {peak / joined:.2f} times its rows"
