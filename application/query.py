@@ -429,17 +429,16 @@ class PoolScan:
             return False
         names = ("serials", *_OUTPUT_FIELDS)
         if self._joined is None:
-            self._joined = PoolOutputs(
-                **{
-                    name: None
-                    if getattr(part, name) is None
-                    else np.empty(
-                        (self.expected, *np.shape(getattr(part, name))[1:]),
-                        np.asarray(getattr(part, name)).dtype,
-                    )
-                    for name in names
-                }
-            )
+            empty: dict[str, Any] = {
+                name: None
+                if getattr(part, name) is None
+                else np.empty(
+                    (self.expected, *np.shape(getattr(part, name))[1:]),
+                    np.asarray(getattr(part, name)).dtype,
+                )
+                for name in names
+            }
+            self._joined = PoolOutputs(**empty)
         rows, start = len(part.serials), self._written
         pairs = [(getattr(self._joined, name), getattr(part, name)) for name in names]
         if start + rows > self.expected or any(
