@@ -1,4 +1,4 @@
-"""The CLI's serial argument accepts every int64 serial and refuses longer digit runs in one line."""
+"""The CLI serial argument takes every int64 serial and refuses longer digit runs in one line."""
 
 from __future__ import annotations
 
