@@ -182,10 +182,14 @@ class _Pool:
 
     @classmethod
     def of(cls, request: AcquisitionRequest) -> _Pool:
-        sorting = np.argsort(request.serials, kind="stable")
-        serials = request.serials[sorting]
-        # Rows sorted already are used as given: a pool's features are not copied.
-        order = None if np.array_equal(sorting, np.arange(len(serials))) else sorting
+        serials = request.serials
+        # Rows sorted already (a scanned pool's are) are used as given, neither sorted nor
+        # copied: at 10M rows the sort's order, the sorted copy and the identity it was
+        # compared with were 0.24 GB beside the pool's features.
+        order = None
+        if np.any(serials[1:] < serials[:-1]):
+            order = np.argsort(serials, kind="stable")
+            serials = serials[order]
         return cls(request, order, serials, np.isin(serials, request.labelled_serials))
 
     def field(self, policy: str, name: str) -> npt.NDArray[Any]:
