@@ -35,6 +35,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -457,15 +458,24 @@ def _worker_pool(
         workers,
         multiprocessing.get_context("spawn"),
         initializer=_start_worker,
-        initargs=(work / TFIDF_FILE,),
+        initargs=(work / TFIDF_FILE, os.getpid()),
     )
 
 
 _WORKER_MODEL: list[Embedder] = []  # the tfidf a pool's worker process loaded when it started
 
 
-def _start_worker(path: Path) -> None:
+def _start_worker(path: Path, parent: int) -> None:
     _WORKER_MODEL.append(TfidfEmbedder.load(path))
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker once `parent` is gone: a main process killed with SIGKILL cannot shut
+    its pool down, and its workers would otherwise wait for work forever."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _pooled_part(work: Path, index: int, table: TextTable, cache_dir: Path | None) -> None:

@@ -404,3 +404,48 @@ def test_a_worker_process_that_dies_is_one_line_and_keeps_the_committed_chunks(
     assert not (tmp_path / ".v.parquet.parts" / embed_file.STAGING).exists()
     monkeypatch.undo()
     assert embed(tmp_path, source, "v.parquet").rows == 300  # the rerun resumes
+
+
+def test_the_workers_of_a_main_process_killed_with_sigkill_end_too(tmp_path: Path) -> None:
+    """A pool cannot be shut down by a process killed with SIGKILL: its workers notice."""
+    script = tmp_path / "pool.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, sys, time
+            from pathlib import Path
+            from ssvae.adapters.text import embed_file
+            from ssvae.adapters.text.tfidf import TfidfEmbedder
+
+            if __name__ == "__main__":
+                work = Path(sys.argv[1])
+                texts = [f"event {i} on host {i % 7}" for i in range(40)]
+                TfidfEmbedder(dim=4).fit(texts).save(work / embed_file.TFIDF_FILE)
+                model = TfidfEmbedder.load(work / embed_file.TFIDF_FILE)
+                pool = embed_file._worker_pool(model, work, 2, 0)
+                pids = [pool.submit(os.getpid).result() for _ in range(4)]
+                print(" ".join(map(str, set(pids))), flush=True)
+                time.sleep(60)
+            """
+        )
+    )
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    workers = [int(pid) for pid in process.stdout.readline().split()]
+    assert workers and all(_alive(pid) for pid in workers)
+    process.kill()
+    process.wait(30)
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
