@@ -372,6 +372,7 @@ def cold_start_scored(
         return k_center_greedy_scored(features, count, mask, seed)
     resp = validate_responsibilities(responsibilities, rows)
     typical, typical_scores = typical_per_component(resp, ~mask, count)
+    del resp  # a float64 copy of every row's responsibilities, not needed by k-center
     centres = mask.copy()
     centres[typical] = True
     rest, rest_scores = k_center_greedy_scored(features, count - typical.size, centres, seed)

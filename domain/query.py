@@ -55,7 +55,6 @@ from ssvae.domain.diversity import (
     diverse_top_uncertain,
     k_center_greedy_scored,
     typiclust_scored,
-    validate_responsibilities,
     validate_scores,
 )
 from ssvae.domain.novelty import novelty
@@ -267,9 +266,9 @@ def _cold_start(pool: _Pool) -> Selection:
     features = check_features(pool.field("cold_start", "features"))
     responsibilities = None
     if pool.request.responsibilities is not None:
-        responsibilities = validate_responsibilities(
-            pool.field("cold_start", "responsibilities"), features.shape[0]
-        )
+        # cold_start_scored validates them (a float64 copy) and lets the copy go before
+        # k-center; one held here would last through it.
+        responsibilities = pool.field("cold_start", "responsibilities")
     rows, scores = cold_start_scored(
         features, pool.request.k, pool.request.seed, responsibilities, pool.labelled
     )
