@@ -9,6 +9,7 @@ tab. Screenshots of every page go to artifacts/screenshots/.
 from __future__ import annotations
 
 import contextlib
+import csv
 import math
 import os
 import socket
@@ -111,19 +112,21 @@ def _wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """`ssvae dashboard` on a free loopback port with an empty artifacts folder."""
-    artifacts = tmp_path_factory.mktemp("dashboard") / "artifacts"
+@contextlib.contextmanager
+def serving(
+    arguments: list[str], folder: Path, env: dict[str, str], timeout: float, what: str
+) -> Iterator[str]:
+    """`ssvae dashboard ARGUMENTS` on a free loopback port, run in `folder` with its log in
+    `folder/server.log`; yields its URL once it answers, and stops it after."""
     port = _free_port()
-    log = artifacts.parent / "server.log"
+    log = folder / "server.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [SSVAE, "dashboard", "--port", str(port), "--artifacts", str(artifacts)],
+            [SSVAE, "dashboard", "--port", str(port), *arguments],
             stdout=out,
             stderr=subprocess.STDOUT,
-            cwd=artifacts.parent,
-            env={**os.environ, "HOME": str(artifacts.parent)},
+            cwd=folder,
+            env=env,
         )
     url = f"http://127.0.0.1:{port}/"
 
@@ -137,10 +140,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
             return False
 
     try:
-        _wait_until(up, 120, "the dashboard server")
-        yield url, artifacts
+        _wait_until(up, timeout, what)
+        yield url
     finally:
         stop_server(process)
+
+
+def labels_on_disk(model: Path) -> dict[int, str]:
+    """The labels as the workspace's label file on disk holds them."""
+    path = model / "labels.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {int(row["Serial"]): row["label"] for row in csv.DictReader(handle)}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """`ssvae dashboard` on a free loopback port with an empty artifacts folder."""
+    artifacts = tmp_path_factory.mktemp("dashboard") / "artifacts"
+    env = {**os.environ, "HOME": str(artifacts.parent)}
+    arguments = ["--artifacts", str(artifacts)]
+    with serving(arguments, artifacts.parent, env, 120, "the dashboard server") as url:
+        yield url, artifacts
 
 
 def stop_server(process: subprocess.Popen[str]) -> None:

@@ -8,12 +8,10 @@ its batch is done; Enter in a class picker gives the keys back to the page.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +21,10 @@ from test_dashboard_browser import (
     PIXEL_JS,
     SCREENSHOTS,
     SLOW,
-    _free_port,
     _wait_until,
     chromium_page,
-    stop_server,
+    labels_on_disk,
+    serving,
 )
 
 # About 50 s on 2 shared cores (a server and a JAX model of its own): beyond the default suite's
@@ -55,33 +53,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     )
     assert made.returncode == 0, made.stderr
     model = artifacts / "models" / MODEL_ID
-    port = _free_port()
-    log = root / "server.log"
-    serve = [SSVAE, "dashboard", "--port", str(port), "--model", str(model)]
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [*serve, "--artifacts", str(artifacts)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=root,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}/"
-
-    def up() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited: {log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    try:
-        _wait_until(up, SLOW / 1000, "the dashboard server")
+    arguments = ["--model", str(model), "--artifacts", str(artifacts)]
+    with serving(arguments, root, env, SLOW / 1000, "the dashboard server") as url:
         yield url, model
-    finally:
-        stop_server(process)
 
 
 @pytest.fixture(scope="module")
@@ -89,15 +63,6 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A chromium page with a fresh profile."""
     with chromium_page(tmp_path_factory.mktemp("chromium-profile-groups")) as browser_page:
         yield browser_page
-
-
-def _labels(model: Path) -> dict[int, str]:
-    """The labels as the workspace's label file on disk holds them."""
-    path = model / "labels.csv"
-    if not path.is_file():
-        return {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        return {int(row["Serial"]): row["label"] for row in csv.DictReader(handle)}
 
 
 def _lasso(page: Any, centre: dict[str, float], radius: float) -> None:
@@ -132,7 +97,7 @@ def test_a_lasso_is_reviewed_members_dropped_and_the_rest_labelled_as_one_step(
     assert target.input_value() == "(choose a class)"  # no class preset
     page.get_by_role("button", name="label group…").click()
     page.locator(".ssvae-group-prompt").get_by_text("choose the group").wait_for()
-    assert _labels(model) == {}
+    assert labels_on_disk(model) == {}
     dropped = set()
     for _ in range(2):  # a click drops a member; the grid redraws without it
         serial = cards.first.get_attribute("data-serial")
@@ -147,17 +112,17 @@ def test_a_lasso_is_reviewed_members_dropped_and_the_rest_labelled_as_one_step(
     ).wait_for()
     page.screenshot(path=str(SCREENSHOTS / "label-group-review.png"))
     page.get_by_role("button", name="confirm").click()
-    labels = _wait_until(lambda: _labels(model), 30, "the group's labels in the file")
+    labels = _wait_until(lambda: labels_on_disk(model), 30, "the group's labels in the file")
     assert len(labels) == selected - 2 and set(labels.values()) == {"7"}
     assert not dropped & set(labels)
     page.keyboard.press("Control+z")
-    _wait_until(lambda: _labels(model) == {}, 30, "the whole group undone in one step")
+    _wait_until(lambda: labels_on_disk(model) == {}, 30, "the whole group undone in one step")
     _lasso(page, page.evaluate(PIXEL_JS, [POOL_SIZE // 3]), 60)  # cancel labels nothing
     _wait_until(lambda: cards.count() > 0, 10, "the next review grid")
     assert target.input_value() == "(choose a class)"
     page.get_by_role("button", name="cancel group").click()
     page.get_by_text("group cancelled; nothing was labelled").wait_for()
-    assert _labels(model) == {}
+    assert labels_on_disk(model) == {}
 
 
 def test_after_enter_in_the_class_picker_digit_keys_label_and_ctrl_z_undoes(
@@ -174,14 +139,14 @@ def test_after_enter_in_the_class_picker_digit_keys_label_and_ctrl_z_undoes(
     picker.press_sequentially("3", delay=30)
     page.locator(".bk-menu").get_by_text("3", exact=True).wait_for()
     picker.press("Enter")
-    _wait_until(lambda: _labels(model).get(serial) == "3", 30, "the picked class in the file")
+    _wait_until(lambda: labels_on_disk(model).get(serial) == "3", 30, "the picked class")
     page.keyboard.press("5")  # the focus is back on the page: a class key, not a typed 5
-    _wait_until(lambda: _labels(model).get(serial) == "5", 30, "the key's class in the file")
+    _wait_until(lambda: labels_on_disk(model).get(serial) == "5", 30, "the key's class")
     assert picker.input_value() == ""
     page.keyboard.press("Control+z")
-    _wait_until(lambda: _labels(model).get(serial) == "3", 30, "the key's label undone")
+    _wait_until(lambda: labels_on_disk(model).get(serial) == "3", 30, "the key's label undone")
     page.keyboard.press("Control+z")
-    _wait_until(lambda: serial not in _labels(model), 30, "the picked label undone")
+    _wait_until(lambda: serial not in labels_on_disk(model), 30, "the picked label undone")
 
 
 def test_the_queue_fills_itself_explains_its_picks_and_says_when_they_are_done(
@@ -201,6 +166,6 @@ def test_the_queue_fills_itself_explains_its_picks_and_says_when_they_are_done(
     serials = [int(s) for s in items.evaluate_all("(all) => all.map((e) => e.dataset.serial)")]
     for _ in serials:
         page.keyboard.press("1")
-    _wait_until(lambda: set(serials) <= set(_labels(model)), 30, "the strip labelled")
+    _wait_until(lambda: set(serials) <= set(labels_on_disk(model)), 30, "the strip labelled")
     page.locator(".ssvae-queue-end").get_by_text("refresh queue").wait_for()
     page.screenshot(path=str(SCREENSHOTS / "queue-end.png"))

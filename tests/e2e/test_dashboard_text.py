@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,10 +23,10 @@ from test_dashboard_browser import (
     PIXEL_JS,
     SCREENSHOTS,
     SLOW,
-    _free_port,
     _wait_until,
     chromium_page,
-    stop_server,
+    labels_on_disk,
+    serving,
 )
 
 pytestmark = pytest.mark.browser
@@ -69,35 +68,11 @@ def server(
     artifacts = root / "artifacts"
     env = {**os.environ, "HOME": str(root)}
     model = artifacts / "models" / MODEL_ID
-    port = _free_port()
-    log = root / "server.log"
-    serve = [SSVAE, "dashboard", "--port", str(port), "--input", str(messages[0])]
-    serve += ["--label-column", "event_id", "--embedder-dim", "32"]
-    serve += ["--cache-dir", str(root / "cache")]
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [*serve, "--artifacts", str(artifacts)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=root,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}/"
-
-    def up() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"the server exited: {log.read_text()}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    try:
-        _wait_until(up, SLOW / 1000, "the dashboard server")
+    arguments = ["--input", str(messages[0])]
+    arguments += ["--label-column", "event_id", "--embedder-dim", "32"]
+    arguments += ["--cache-dir", str(root / "cache"), "--artifacts", str(artifacts)]
+    with serving(arguments, root, env, SLOW / 1000, "the dashboard server") as url:
         yield url, model
-    finally:
-        stop_server(process)
 
 
 @pytest.fixture(scope="module")
@@ -105,15 +80,6 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A chromium page with a fresh profile."""
     with chromium_page(tmp_path_factory.mktemp("chromium-profile-text")) as browser_page:
         yield browser_page
-
-
-def _labels(model: Path) -> dict[int, str]:
-    """The labels as the workspace's label file on disk holds them."""
-    path = model / "labels.csv"
-    if not path.is_file():
-        return {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        return {int(row["Serial"]): row["label"] for row in csv.DictReader(handle)}
 
 
 def _pool_serials(model: Path) -> list[int]:
@@ -168,7 +134,7 @@ def test_a_clicked_point_shows_its_message_and_the_class_picker_labels_it(
     picker.press_sequentially(truth.lower(), delay=30)
     page.locator(".bk-menu").get_by_text(truth, exact=True).wait_for()
     picker.press("Enter")
-    _wait_until(lambda: _labels(model).get(serial) == truth, 30, "the label in the file")
+    _wait_until(lambda: labels_on_disk(model).get(serial) == truth, 30, "the label in the file")
     page.locator(".ssvae-counters").get_by_text("1 of 25 classes labelled").wait_for()
     detail.locator(".ssvae-user-label").get_by_text(truth).wait_for()
     page.screenshot(path=str(SCREENSHOTS / "label-text.png"))
@@ -181,7 +147,7 @@ def test_a_search_selects_every_matching_message_for_one_group_label(
     rows = messages[1]
     expected = {s for s in _pool_serials(model) if SEARCHED in rows[s]["text"].lower()}
     assert expected
-    before = _labels(model)
+    before = labels_on_disk(model)
     search = page.get_by_label("search messages")
     search.fill(SEARCHED.upper())
     search.press("Enter")
@@ -196,20 +162,20 @@ def test_a_search_selects_every_matching_message_for_one_group_label(
     page.screenshot(path=str(SCREENSHOTS / "label-text-search.png"))
     page.get_by_role("button", name="confirm").click()
     after = _wait_until(
-        lambda: (found := _labels(model)) and expected <= set(found) and found,
+        lambda: (found := labels_on_disk(model)) and expected <= set(found) and found,
         30,
         "the group's labels in the file",
     )
     assert {after[s] for s in expected} == {SEARCHED_CLASS}
     page.keyboard.press("Control+z")  # the focus is on the confirm button, not in a text box
-    _wait_until(lambda: _labels(model) == before, 30, "the whole group undone")
+    _wait_until(lambda: labels_on_disk(model) == before, 30, "the whole group undone")
 
 
 def test_keys_pressed_in_the_match_list_label_the_chosen_match(
     server: tuple[str, Path], page: Any
 ) -> None:
     _, model = server
-    before = _labels(model)
+    before = labels_on_disk(model)
     search = page.get_by_label("search messages")
     search.fill("")
     search.fill(SEARCHED)
@@ -218,7 +184,7 @@ def test_keys_pressed_in_the_match_list_label_the_chosen_match(
     page.get_by_role("button", name="label group…").click()
     page.get_by_role("button", name="confirm").click()
     grouped = _wait_until(
-        lambda: (found := _labels(model)) != before and found, 30, "the group's labels"
+        lambda: (found := labels_on_disk(model)) != before and found, 30, "the group's labels"
     )
     matches = page.locator(".ssvae-matches select")
     matches.select_option(index=1)
@@ -241,14 +207,14 @@ def test_keys_pressed_in_the_match_list_label_the_chosen_match(
         )
     )
     assert shown in group
-    assert _labels(model) == grouped
+    assert labels_on_disk(model) == grouped
     page.keyboard.press("Delete")  # focus still in the list: the shown match loses its label
-    _wait_until(lambda: shown not in _labels(model), 30, "the chosen match unlabelled")
-    assert _labels(model) == {s: c for s, c in grouped.items() if s != shown}
+    _wait_until(lambda: shown not in labels_on_disk(model), 30, "the chosen match unlabelled")
+    assert labels_on_disk(model) == {s: c for s, c in grouped.items() if s != shown}
     page.keyboard.press("Control+z")
-    _wait_until(lambda: _labels(model) == grouped, 30, "the removal undone")
+    _wait_until(lambda: labels_on_disk(model) == grouped, 30, "the removal undone")
     page.keyboard.press("Control+z")
-    _wait_until(lambda: _labels(model) == before, 30, "the group undone")
+    _wait_until(lambda: labels_on_disk(model) == before, 30, "the group undone")
 
 
 def test_the_queue_shows_messages_and_its_picker_labels_the_framed_one(
@@ -268,7 +234,7 @@ def test_the_queue_shows_messages_and_its_picker_labels_the_framed_one(
     picker.press_sequentially(truth.lower(), delay=30)
     page.locator(".bk-menu").get_by_text(truth, exact=True).wait_for()
     picker.press("Enter")
-    _wait_until(lambda: _labels(model).get(serial) == truth, 30, "the queue's label in the file")
+    _wait_until(lambda: labels_on_disk(model).get(serial) == truth, 30, "the queue's label")
     highlighted = page.locator(".ssvae-queue-item.ssvae-highlighted")
     _wait_until(lambda: int(highlighted.get_attribute("data-serial")) != serial, 10, "the next")
     page.screenshot(path=str(SCREENSHOTS / "queue-text.png"))
