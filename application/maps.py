@@ -16,7 +16,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from ssvae.application.query import PREDICT_CHUNK, predict_chunks
+from ssvae.application.pool_scan import PREDICT_CHUNK, predict_chunks
 from ssvae.application.workspace import WorkspaceService
 from ssvae.domain.maps import (
     FloatArray,

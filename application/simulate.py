@@ -29,16 +29,14 @@ import numpy as np
 import numpy.typing as npt
 
 from ssvae.application.datasets import stratified_sample, true_classes
-from ssvae.application.query import (
+from ssvae.application.pool_scan import (
     PREDICT_CHUNK,
     PoolOutputs,
-    check_policy,
-    choose,
     model_inputs,
     pool_scores,
     predict_pool,
-    tau_of,
 )
+from ssvae.application.query import check_policy, choose, tau_of
 from ssvae.domain.acquisition import check_prior_serves
 from ssvae.domain.comparison import select_labelled, select_subset
 from ssvae.domain.data import DatasetInfo, Samples

@@ -21,7 +21,8 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from ssvae.application.query import PREDICT_CHUNK, predict_pool, tau_of
+from ssvae.application.pool_scan import PREDICT_CHUNK, predict_pool
+from ssvae.application.query import tau_of
 from ssvae.application.workspace import WorkspaceService, total_epochs
 from ssvae.domain.comparison import TrainingRelay
 from ssvae.domain.data import Samples

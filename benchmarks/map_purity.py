@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from benchmarks_common import choose_labels, cpu_model, load_mnist
 
-from ssvae.application.query import predict_chunks
+from ssvae.application.pool_scan import predict_chunks
 from ssvae.domain.data import Samples
 from ssvae.domain.maps import map_features, map_purity
 from ssvae.domain.spec import preset

@@ -40,7 +40,7 @@ from sklearn.metrics import roc_auc_score
 from text_common import add_text_options, load_splits, open_loghub
 
 from ssvae.adapters.model.ssvae_model import JaxSsvaeModel
-from ssvae.application.query import predict_pool
+from ssvae.application.pool_scan import predict_pool
 from ssvae.domain.data import Samples
 from ssvae.domain.labels import ClassVocabulary, LabelSet
 from ssvae.domain.novelty import nearest_labelled, novelty

@@ -1,6 +1,6 @@
 """How alike must two pool samples be for the dashboard's queue to show only one of them?
 
-The queue leaves out a candidate whose input vector (`application.query.input_vectors`, what
+The queue leaves out a candidate whose input vector (`application.pool_scan.input_vectors`, what
 the map holds) is at least a cosine threshold from one it shows already, or whose message
 masks to the same text (numbers and hex ids replaced). A good threshold drops only
 near-copies: pairs that close should nearly always hold the same class (a label on one
@@ -26,7 +26,7 @@ import numpy as np
 from benchmarks_common import cpu_model, load_mnist
 from text_common import add_text_options, load_splits, open_loghub
 
-from ssvae.application.query import input_vectors
+from ssvae.application.pool_scan import input_vectors
 from ssvae.entrypoints.dashboard.viewmodels.queue import masked
 
 THRESHOLDS = (0.85, 0.90, 0.93, 0.95, 0.97, 0.98, 0.99)

@@ -20,16 +20,8 @@ from fakes import (
     three_cluster_source,
 )
 
-from ssvae.application.query import (
-    PREDICTION_POLICIES,
-    QUERY_POLICIES,
-    QueryService,
-    choose,
-    model_inputs,
-    pool_scores,
-    predict_pool,
-    score_pool,
-)
+from ssvae.application.pool_scan import model_inputs, pool_scores, predict_pool, score_pool
+from ssvae.application.query import PREDICTION_POLICIES, QUERY_POLICIES, QueryService, choose
 from ssvae.application.settings import DataSettings
 from ssvae.application.simulate import SimulateService
 from ssvae.application.training import TrainService

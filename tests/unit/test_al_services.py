@@ -19,7 +19,8 @@ from fakes import (
     three_cluster_source,
 )
 
-from ssvae.application.query import QUERY_POLICIES, QueryService, choose, predict_pool
+from ssvae.application.pool_scan import predict_pool
+from ssvae.application.query import QUERY_POLICIES, QueryService, choose
 from ssvae.application.settings import DataSettings
 from ssvae.application.simulate import SimulateService
 from ssvae.application.training import TrainService

@@ -21,14 +21,12 @@ from fakes import (
     three_cluster_source,
 )
 
+from ssvae.application.pool_scan import PoolScan, pool_scores, predict_pool
 from ssvae.application.query import (
     QUERY_POLICIES,
-    PoolScan,
     QueryService,
     batch_rows,
     choose,
-    pool_scores,
-    predict_pool,
     required_inputs,
 )
 from ssvae.application.settings import DataSettings
@@ -214,7 +212,7 @@ def _outputs(
     probs: npt.NDArray[np.float64],
     features: npt.NDArray[np.float32] | None = None,
 ) -> Any:
-    from ssvae.application.query import PoolOutputs
+    from ssvae.application.pool_scan import PoolOutputs
 
     return PoolOutputs(
         serials=serials,
@@ -258,7 +256,7 @@ def test_a_kept_field_is_held_once_after_the_chunks_are_joined() -> None:
 
 _JOIN_SCRIPT = """
 import numpy as np
-from ssvae.application.query import PoolOutputs, PoolScan
+from ssvae.application.pool_scan import PoolOutputs, PoolScan
 
 def status(key):
     for line in open("/proc/self/status"):

@@ -10,7 +10,8 @@ import pytest
 from fakes import InMemoryLabelStore, InMemoryModelRepository, InMemoryWorkspaceStore
 from text_fakes import SYSTEMS, system_source
 
-from ssvae.application.query import PoolOutputs, QueryService, batch_rows
+from ssvae.application.pool_scan import PoolOutputs
+from ssvae.application.query import QueryService, batch_rows
 from ssvae.application.settings import DataSettings
 from ssvae.application.workspace import WorkspaceService
 from ssvae.domain.acquisition import AcquisitionError

@@ -23,7 +23,8 @@ from ssvae.application.bootstrap import AppFactory, bootstrap, open_workspace
 from ssvae.application.container import Container
 from ssvae.application.labeling import LabelService
 from ssvae.application.maps import MapService
-from ssvae.application.query import QueryService, input_vectors, predict_chunks
+from ssvae.application.pool_scan import input_vectors, predict_chunks
+from ssvae.application.query import QueryService
 from ssvae.application.settings import AppSettings
 from ssvae.application.training import TrainService
 from ssvae.application.workspace import WorkspaceService

@@ -19,13 +19,8 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from ssvae.application.query import (
-    PREDICTION_POLICIES,
-    PoolOutputs,
-    QueryRow,
-    batch_rows,
-    choose,
-)
+from ssvae.application.pool_scan import PoolOutputs
+from ssvae.application.query import PREDICTION_POLICIES, QueryRow, batch_rows, choose
 from ssvae.domain.policies import REGISTRY
 from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard, LabelUpdate
 from ssvae.entrypoints.dashboard.viewmodels.map import DashboardError, PoolMap
