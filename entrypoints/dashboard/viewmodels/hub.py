@@ -19,27 +19,25 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from ssvae.application.bootstrap import AppFactory, bootstrap, open_workspace
-from ssvae.application.container import Container
+from ssvae.application.bootstrap import (
+    AppFactory,
+    WorkspaceServices,
+    open_catalog,
+    open_workspace,
+)
 from ssvae.application.labeling import LabelService
-from ssvae.application.maps import MapService
 from ssvae.application.pool_scan import input_vectors, predict_chunks
-from ssvae.application.query import QueryService
 from ssvae.application.settings import AppSettings
-from ssvae.application.training import TrainService
-from ssvae.application.workspace import WorkspaceService
-from ssvae.domain.comparison import GeneratedSamples, ModelGenerator
+from ssvae.domain.comparison import GeneratedSamples
 from ssvae.domain.data import DatasetInfo, Samples
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.maps import MapLayout
 from ssvae.domain.model import SsvaeModel, TrainingCallback, TrainingReport
-from ssvae.domain.ports import LabelStore
 from ssvae.domain.spec import (
     DEFAULT_IMAGE_PRESET,
     DEFAULT_TEXT_PRESET,
     PRESETS,
     TEXT_PRESET_VALUES,
-    ModelSpec,
 )
 from ssvae.domain.text_examples import TextExamples
 from ssvae.domain.workspace import (
@@ -86,38 +84,10 @@ class WorkspaceSummary:
     created: str
 
 
-@attrs.frozen
-class ModelServices:
-    """The services an open model calls, taken once from its workspace's container: the hub
-    and its models never look a service up by name afterwards."""
-
-    workspaces: WorkspaceService
-    labels: LabelService
-    query: QueryService
-    train: TrainService
-    generator: ModelGenerator
-    label_store: LabelStore
-    info: DatasetInfo
-    maps: MapService
-
-    @classmethod
-    def of(cls, app: Container) -> ModelServices:
-        return cls(
-            workspaces=app.workspace_service(),
-            labels=app.label_service(),
-            query=app.query_service(),
-            train=app.train_service(),
-            generator=app.model_generator(),
-            label_store=app.label_store(),
-            info=app.dataset_service().describe(),
-            maps=app.map_service(),
-        )
-
-
 class OpenModel:
     """One workspace as the dashboard serves it; thread-safe, shared by all sessions."""
 
-    def __init__(self, workspace: Workspace, services: ModelServices) -> None:
+    def __init__(self, workspace: Workspace, services: WorkspaceServices) -> None:
         self.services = services
         self._workspace = workspace
         self._lock = threading.RLock()
@@ -417,10 +387,10 @@ class DashboardHub:
 
     def __init__(self, settings: AppSettings, make_app: AppFactory | None = None) -> None:
         self.settings = settings
-        self._make_app = make_app or bootstrap
-        root = self._make_app(settings)
-        self._workspaces = root.workspace_service()
-        self._spec_from_yaml: Callable[[str, str], ModelSpec] = root.dashboard_spec_from_yaml()
+        self._make_app = make_app
+        catalog = open_catalog(settings, make_app)
+        self._workspaces = catalog.workspaces
+        self._spec_from_yaml = catalog.spec_from_yaml
         self._open: dict[Path, OpenModel] = {}
         self._lock = threading.Lock()
 
@@ -512,5 +482,5 @@ class DashboardHub:
         with self._lock:
             if key not in self._open:
                 opened = open_workspace(key, self.settings.artifacts_dir, self._make_app)
-                self._open[key] = OpenModel(opened.workspace, ModelServices.of(opened.app))
+                self._open[key] = OpenModel(opened.workspace, opened.services())
             return self._open[key]
