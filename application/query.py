@@ -23,7 +23,6 @@ from ssvae.application.pool_scan import (
     PREDICT_CHUNK,
     RANKED_BY,
     PoolOutputs,
-    PoolScan,
     SerialArray,
     check_scorer,
     model_inputs,
@@ -234,6 +233,8 @@ class QueryService:
         check_scorer(model, policy)
         serials = self.workspaces.pool_serials(workspace)
         in_pool = int(np.isin(labels.serials(), serials).sum())
+        pool_rows = len(serials)
+        del serials  # a copy of the pool's serials (80 MB at 10M rows); the scan keeps its own
         picking = ranked_policy(policy, in_pool, model.spec.network.num_classes)
         scan = scan_pool(
             model,
@@ -244,7 +245,7 @@ class QueryService:
             seed=seed,
             chunk=self.predict_chunk,
             score_samples=self.score_samples,
-            rows=len(serials),
+            rows=pool_rows,
         )
         picked = choose(
             scan.outputs(),
@@ -255,26 +256,36 @@ class QueryService:
             labelled_classes=labels.class_indices(),
         )
         selection = Selection(policy, picked.serials, picked.scores)
+        # A ranked policy's kept rows are the picked ones and show them; the other policies
+        # kept a few fields of every row (the latent means of 10M rows are 1.3 GB), which go
+        # before the picked rows are read and predicted again.
+        kept = scan.outputs() if scan.policy in RANKED_BY else None
+        pool_size = scan.rows
+        del scan
         return QueryBatch(
             policy=policy,
             k=k,
-            rows=self._rows(model, selection, labels.vocabulary, scan),
+            rows=self._rows(model, selection, labels.vocabulary, kept),
             labels=len(labels),
-            pool_size=scan.rows,
+            pool_size=pool_size,
             trained=workspace.has_model,
         )
 
     def _rows(
-        self, model: SsvaeModel, selection: Selection, vocabulary: ClassVocabulary, scan: PoolScan
+        self,
+        model: SsvaeModel,
+        selection: Selection,
+        vocabulary: ClassVocabulary,
+        kept: PoolOutputs | None,
     ) -> tuple[QueryRow, ...]:
-        """The picked samples as rows: a ranked policy kept their predictions; the others
-        kept a few fields of every row, so the picked samples are predicted again."""
+        """The picked samples as rows, from the outputs `kept` of them when given (a ranked
+        policy's), else from the picked samples read and predicted again."""
         chosen = np.asarray(selection.serials, np.int64)
         if chosen.size == 0:
             return ()
         source = self.workspaces.source
-        if scan.policy in RANKED_BY:
-            shown = scan.outputs()
+        if kept is not None:
+            shown = kept
         else:
             shown = predict_pool(model, source.load(POOL_SPLIT, chosen), self.predict_chunk)
         catalog = text_catalog(source)
