@@ -146,10 +146,17 @@ def session(artifacts: Path) -> dict[str, Any]:
         model = hub.open("session")
         app = pages.ModelApp(hub, model)  # every page built: the map drawn
         label = app.label
-        label._group_drawn(np.arange(5))  # a group drawn on the map, labelled 3, confirmed
-        label.group_target.value = "3"
-        label._ask_group()
-        label._confirm_group()
+        group = getattr(label, "group", None)  # the page's group box; older trees: the page
+        if group is not None:  # a group drawn on the map, labelled 3, confirmed
+            group.show(np.arange(5))
+            group.target.value = "3"
+            group.ask()
+            group.confirm()
+        else:
+            label._group_drawn(np.arange(5))
+            label.group_target.value = "3"
+            label._ask_group()
+            label._confirm_group()
         label.press("z", True)  # Ctrl+Z
         app.queue.refresh()  # the queue's default policy and size
         app.queue.press("1", False)  # its first item labelled 1

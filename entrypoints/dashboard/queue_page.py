@@ -13,15 +13,17 @@ import panel as pn
 from ssvae.domain.comparison import GeneratedSamples
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.text_examples import TextExamples
-from ssvae.entrypoints.dashboard.label_page import (
-    ENTER_RETURNS_FOCUS,
-    browser_document,
-    undo_off_the_event_loop,
-)
+from ssvae.entrypoints.dashboard.event_loop import browser_document, undo_off_the_event_loop
 from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard
 from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard, key_legend
 from ssvae.entrypoints.dashboard.viewmodels.text import shortened
-from ssvae.entrypoints.dashboard.widgets import message_html, png_data_url, sample_html
+from ssvae.entrypoints.dashboard.widgets import (
+    class_picker,
+    message_html,
+    picker_classes,
+    png_data_url,
+    sample_html,
+)
 
 
 def strip_html(board: QueueBoard, kind: str) -> str:
@@ -194,17 +196,8 @@ class QueuePage:
         refresh.on_click(lambda _: self.refresh())
         names = board.board.class_names
         # Keys name at most ten classes; larger vocabularies label through this picker.
-        self.picker = pn.widgets.AutocompleteInput(
-            label="class for the framed sample (Enter labels it)",
-            options=list(names),
-            case_sensitive=False,
-            search_strategy="includes",
-            restrict=True,
-            min_characters=1,
-            width=300,
-            placeholder=f"type part of one of {len(names)} class names",
-            visible=len(names) > 10,
-            css_classes=[ENTER_RETURNS_FOCUS],
+        self.picker = class_picker(
+            "class for the framed sample (Enter labels it)", names, visible=len(names) > 10
         )
         self.picker.param.watch(lambda _: self._picked(), "value")
         self.status = pn.pane.HTML("<div class='ssvae-queue-status'>asking the policy…</div>")
@@ -248,11 +241,7 @@ class QueuePage:
         classes."""
         self.board.board = board
         names = board.class_names
-        self.picker.param.update(
-            options=list(names),
-            placeholder=f"type part of one of {len(names)} class names",
-            visible=len(names) > 10,
-        )
+        self.picker.param.update(**picker_classes(names), visible=len(names) > 10)
         self.legend.object = legend_html(self.board)
 
     def show_generated(self, generated: GeneratedSamples | TextExamples) -> None:

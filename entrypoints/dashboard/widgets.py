@@ -1,7 +1,8 @@
 # mypy: disable-error-code="no-untyped-call"
 # (Panel and Bokeh widgets are param classes whose constructors carry no annotations.)
-"""Small browser-side pieces: a page-wide key listener, and samples as HTML (images as PNG
-data URLs, vectors as their leading values, messages as a person reads them)."""
+"""Small browser-side pieces: a page-wide key listener, the class picker and the Enter key
+that leaves it, errors and samples as HTML (images as PNG data URLs, vectors as their leading
+values, messages as a person reads them)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ import base64
 import html
 import struct
 import zlib
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
+import panel as pn
 import param
 from panel.custom import JSComponent
+
+ENTER_RETURNS_FOCUS = "ssvae-enter-returns-focus"  # the class of fields Enter leaves
 
 
 class KeyCatcher(JSComponent):
@@ -60,6 +65,57 @@ class KeyCatcher(JSComponent):
       el.style.display = 'none';
     }
     """
+
+
+class EnterReturnsFocus(JSComponent):
+    """After Enter in a field marked with the class ENTER_RETURNS_FOCUS (the message search,
+    the class pickers), the field gives the focus back to the page: Enter has done the
+    field's work, and the page's keys (class keys, Delete, Ctrl+Z) would otherwise type into
+    the field instead of labelling. Listens on the whole document; draws nothing."""
+
+    _esm = """
+    export function render({ model, el }) {
+      const handler = (event) => {
+        if (event.key !== 'Enter') return;
+        const path = event.composedPath ? event.composedPath() : [event.target];
+        const marked = path.some((node) => node && node.classList &&
+          node.classList.contains('ENTER_RETURNS_FOCUS'));
+        const field = path.find((node) => node && node.tagName === 'INPUT');
+        // After the field's own Enter handling (a picker chooses its match on keyup).
+        if (marked && field) setTimeout(() => field.blur(), 0);
+      };
+      document.addEventListener('keyup', handler);
+      model.on('remove', () => document.removeEventListener('keyup', handler));
+      el.style.display = 'none';
+    }
+    """.replace("ENTER_RETURNS_FOCUS", ENTER_RETURNS_FOCUS)
+
+
+def picker_classes(names: Sequence[str]) -> dict[str, Any]:
+    """The class picker's options and prompt for the classes `names` (set again when the
+    labels gain a class)."""
+    return {"options": list(names), "placeholder": f"type part of one of {len(names)} class names"}
+
+
+def class_picker(label: str, names: Sequence[str], **params: Any) -> pn.widgets.AutocompleteInput:
+    """A field that finds a class by any part of its name, any case, where keys cannot name
+    every class; Enter chooses the match and gives the focus back to the page's keys."""
+    return pn.widgets.AutocompleteInput(
+        label=label,
+        case_sensitive=False,
+        search_strategy="includes",
+        restrict=True,
+        min_characters=1,
+        width=300,
+        css_classes=[ENTER_RETURNS_FOCUS],
+        **picker_classes(names),
+        **params,
+    )
+
+
+def error_html(error: Exception) -> str:
+    """A refused action's one-line reason, marked as an error."""
+    return f"<span class='ssvae-error'>{html.escape(str(error))}</span>"
 
 
 def text_of(widget: Any) -> str:

@@ -92,26 +92,26 @@ def test_the_label_page_reviews_a_group_before_labelling_it(tmp_path: Path) -> N
 
     board, store = _board(tmp_path)
     page = LabelPage(board, "image")
-    page._group_drawn(np.array([2, 3, 4, 5]))
-    assert page.group_box.visible and page.group_target.value == CHOOSE_CLASS
-    cards = page.review_grid.cards
+    page.group.show(np.array([2, 3, 4, 5]))
+    assert page.group.view.visible and page.group.target.value == CHOOSE_CLASS
+    cards = page.group.grid.cards
     assert [card["row"] for card in cards] == [2, 3, 4, 5]
     assert all("<img" in card["html"] for card in cards)  # thumbnails of the members
-    page._ask_group()  # no class chosen: refused with a prompt, nothing labelled
-    assert "choose the group&#x27;s class first" in page.group_prompt.object
-    page._confirm_group()
-    assert dict(store.load()) == {} and page.group_box.visible
-    page.review_grid.dropped = [4, 1]  # a click on the card of row 4
-    assert [card["row"] for card in page.review_grid.cards] == [2, 3, 5]
-    page.group_target.value = "2"
-    page._ask_group()
-    assert page.confirm_text.object.startswith("label 3 points as &#x27;2&#x27;")
-    page._confirm_group()
+    page.group.ask()  # no class chosen: refused with a prompt, nothing labelled
+    assert "choose the group&#x27;s class first" in page.group.prompt.object
+    page.group.confirm()
+    assert dict(store.load()) == {} and page.group.view.visible
+    page.group.grid.dropped = [4, 1]  # a click on the card of row 4
+    assert [card["row"] for card in page.group.grid.cards] == [2, 3, 5]
+    page.group.target.value = "2"
+    page.group.ask()
+    assert page.group.confirm_text.object.startswith("label 3 points as &#x27;2&#x27;")
+    page.group.confirm()
     assert dict(store.load()) == {2: "2", 3: "2", 5: "2"}
-    assert not page.group_box.visible
-    page._group_drawn(np.array([7, 8]))  # the next group starts unchosen again
-    assert page.group_target.value == CHOOSE_CLASS
-    page._cancel_group(say=True)
+    assert not page.group.view.visible
+    page.group.show(np.array([7, 8]))  # the next group starts unchosen again
+    assert page.group.target.value == CHOOSE_CLASS
+    page.group.cancel(say=True)
     assert "nothing was labelled" in page.status.object
     assert dict(store.load()) == {2: "2", 3: "2", 5: "2"}
     page.press("z", True)  # the group was one step
@@ -150,8 +150,8 @@ def test_a_text_group_is_reviewed_by_its_messages(tmp_path: Path) -> None:
     texts = [*TEMPLATE, *OTHERS]
     board, _ = _text_board(tmp_path, texts, np.eye(len(texts)))
     page = LabelPage(board, "text")
-    page._group_drawn(np.array([0, 6]))
-    shown = [card["html"] for card in page.review_grid.cards]
+    page.group.show(np.array([0, 6]))
+    shown = [card["html"] for card in page.group.grid.cards]
     assert "blk_-1608999687919862906" in shown[0] and "PacketResponder" in shown[1]
 
 

@@ -16,7 +16,7 @@ from ssvae.domain.acquisition import margin
 from ssvae.domain.errors import LabelError, SsvaeError
 from ssvae.domain.labels import ClassVocabulary, Undone
 from ssvae.domain.model import Predictions
-from ssvae.entrypoints.dashboard.viewmodels.label import UNLABELLED, LabelBoard
+from ssvae.entrypoints.dashboard.viewmodels.label import UNLABELLED, LabelBoard, most_probable
 from ssvae.entrypoints.dashboard.viewmodels.map import DashboardError, build_pool_map
 from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard
 
@@ -120,6 +120,19 @@ def test_named_classes_take_keys_by_position_and_reject_unknown_names(tmp_path: 
         board.assign([N + 5], "disk")
     with pytest.raises(DashboardError, match="no point is selected"):
         board.assign([], "disk")
+
+
+def test_an_update_names_the_new_class_of_the_serials_it_changed_only(tmp_path: Path) -> None:
+    board, _ = _board(tmp_path)
+    update = board.assign([3, 9], "2")
+    assert board.code_in(update, 9) == 2 and board.code_in(update, 4) is None
+    assert board.code_in(board.remove([9]), 9) == -1  # unlabelled is a change too
+
+
+def test_the_most_probable_classes_come_first_and_ties_keep_the_class_order() -> None:
+    probs = [0.1, 0.3, 0.3, 0.05, 0.25]
+    assert most_probable(probs, 5).tolist() == [0, 1, 2, 3, 4]  # every class: in order
+    assert most_probable(probs, 3).tolist() == [1, 2, 4]
 
 
 def test_the_detail_shows_sample_reconstruction_probabilities_and_nearest_labels(
@@ -286,7 +299,7 @@ class _FakeDocument:
 def test_the_queue_page_undoes_off_the_event_loop_and_refuses_presses_meanwhile(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ssvae.entrypoints.dashboard import label_page
+    from ssvae.entrypoints.dashboard import event_loop
     from ssvae.entrypoints.dashboard.queue_page import QueuePage
 
     board, store = _counting_board(tmp_path)
@@ -295,7 +308,7 @@ def test_the_queue_page_undoes_off_the_event_loop_and_refuses_presses_meanwhile(
     board.assign([0], "2")
     board.assign([4, 5, 6], "1")
     document = _FakeDocument()
-    monkeypatch.setattr(label_page, "browser_document", lambda: document)
+    monkeypatch.setattr(event_loop, "browser_document", lambda: document)
     store.gate = threading.Event()
     try:
         # The press returns while the undo still waits in the store: the event loop is free.
@@ -361,9 +374,9 @@ def test_labelling_or_undoing_clears_the_rings_that_would_hide_the_new_colours(
 
     rows = np.array([2, 3, 4])
     select(rows)
-    page._group_drawn(rows)
-    page.group_target.value = "1"
-    page._confirm_group()
+    page.group.show(rows)
+    page.group.target.value = "1"
+    page.group.confirm()
     assert dict(store.load()) == {2: "1", 3: "1", 4: "1"}
     assert cleared()
     select(np.array([5]))

@@ -21,7 +21,12 @@ from ssvae.domain.errors import LabelError
 from ssvae.domain.labels import ClassVocabulary
 from ssvae.domain.model import Predictions
 from ssvae.entrypoints.dashboard.viewmodels.hub import DashboardHub
-from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard, with_vocabulary
+from ssvae.entrypoints.dashboard.viewmodels.label import (
+    CHOOSE_CLASS,
+    REMOVE,
+    LabelBoard,
+    with_vocabulary,
+)
 from ssvae.entrypoints.dashboard.viewmodels.map import (
     PREDICTED,
     USER_LABEL,
@@ -152,7 +157,7 @@ def _bokeh() -> None:
 
 @pytest.mark.usefixtures("_bokeh")
 def test_the_label_page_adds_a_class_and_every_class_widget_shows_it(tmp_path: Path) -> None:
-    from ssvae.entrypoints.dashboard.label_page import CHOOSE_CLASS, REMOVE, LabelPage
+    from ssvae.entrypoints.dashboard.label_page import LabelPage
     from ssvae.entrypoints.dashboard.queue_page import QueuePage
 
     board, store, _ = _board(tmp_path)
@@ -167,7 +172,7 @@ def test_the_label_page_adds_a_class_and_every_class_widget_shows_it(tmp_path: P
     assert "added class &#x27;nginx&#x27;" in page.status.object
     assert [b.label for b in page.class_buttons][-1] == "[3] nginx"  # key 3 labels with it
     assert page.picker.options == [*VOCABULARY.names, "nginx"]
-    assert page.group_target.options == [CHOOSE_CLASS, *VOCABULARY.names, "nginx", REMOVE]
+    assert page.group.target.options == [CHOOSE_CLASS, *VOCABULARY.names, "nginx", REMOVE]
     assert page.map is not old_map and len(page.map.pool_map.vocabulary) == 4
     assert page.new_class.value == ""
     assert queue.board.board.class_names[-1] == "nginx"

@@ -13,13 +13,9 @@ from ssvae.application.bootstrap import bootstrap
 from ssvae.application.settings import AppSettings, LabelSettings
 from ssvae.domain.labels import ClassVocabulary
 from ssvae.domain.model import Predictions
-from ssvae.entrypoints.dashboard.label_page import (
-    CHOOSE_MATCH,
-    LabelPage,
-    counters_html,
-    probability_bars,
-)
+from ssvae.entrypoints.dashboard.label_page import CHOOSE_MATCH, LabelPage, counters_html
 from ssvae.entrypoints.dashboard.queue_page import QueuePage, generated_html
+from ssvae.entrypoints.dashboard.sample_detail import probability_bars
 from ssvae.entrypoints.dashboard.viewmodels.label import LabelBoard
 from ssvae.entrypoints.dashboard.viewmodels.map import build_pool_map
 from ssvae.entrypoints.dashboard.viewmodels.queue import QueueBoard
@@ -57,10 +53,10 @@ def test_a_search_selects_the_matches_as_a_group_and_a_match_shows_its_message(
 ) -> None:
     page = LabelPage(_board(tmp_path), "text")
     page.find("SECTOR")
-    assert page.review is not None and page.review.rows.tolist() == [2, 5, 8, 11]
-    assert page.group_box.visible
-    assert "ssvae-group-count'>4<" in page.group_info.object
-    messages = " ".join(card["html"] for card in page.review_grid.cards)
+    assert page.group.review is not None and page.group.review.rows.tolist() == [2, 5, 8, 11]
+    assert page.group.view.visible
+    assert "ssvae-group-count'>4<" in page.group.info.object
+    messages = " ".join(card["html"] for card in page.group.grid.cards)
     assert messages.count("ssvae-review-text") == 4
     assert "&lt;bad block&gt;" in messages  # messages are escaped
     options = page.matches.options
@@ -73,11 +69,12 @@ def test_a_search_selects_the_matches_as_a_group_and_a_match_shows_its_message(
     assert page.selected == 5
     assert "EXT4-fs error (device sda5): &lt;bad block&gt; at sector 5" in page.detail.object
     assert "host-1" in page.detail.object  # the extra column
-    assert page.review is not None and len(page.review) == 4  # still there for a group label
+    review = page.group.review
+    assert review is not None and len(review) == 4  # still there for a group label
     page.press("2", ctrl=False)
     assert dict(page.board.labels()) == {5: "disk"}
     page.find("no such message")
-    assert not page.group_box.visible and not page.matches.visible
+    assert not page.group.view.visible and not page.matches.visible
 
 
 def test_the_hover_carries_the_messages_and_the_queue_shows_them(tmp_path: Path) -> None:
@@ -132,3 +129,24 @@ def test_ten_classes_keep_their_digit_buttons_and_image_pages_their_images(
     assert "generated samples are shown for image data" in generated_html(None, ("a",), "vector")
     bars = probability_bars(("0", "1"), [0.25, 0.75], "q")
     assert bars.index(">0<") < bars.index(">1<")  # ten classes or fewer keep their order
+
+
+def test_a_class_button_names_the_key_that_labels_its_class(tmp_path: Path) -> None:
+    # "3" is a class of its own: key 3 labels it, so the fourth class's button claims no key.
+    page = LabelPage(_board(tmp_path, ClassVocabulary(("sshd", "3", "kernel", "disk"))), "text")
+    assert [b.label for b in page.class_buttons] == ["[0] sshd", "3", "[2] kernel", "disk"]
+    page.selected = 4
+    page.press("3", ctrl=False)
+    assert dict(page.board.labels()) == {4: "3"}
+
+
+def test_matches_are_listed_by_serial_and_message_on_one_line_and_the_caption_names_the_view(
+    tmp_path: Path,
+) -> None:
+    board = _board(tmp_path)
+    texts = board.texts
+    assert texts is not None
+    listed = texts.listed(np.array([5, 2]), 20)
+    assert [serial for _, serial in listed] == [5, 2]
+    assert listed[0][0] == f"5: {texts.text(5)[:19]}…" and "\n" not in listed[0][0]
+    assert board.pool_map.projection == "the 2-D latent"

@@ -160,6 +160,17 @@ def group_target(choice: object) -> str | None:
     return None if choice == REMOVE else str(choice)
 
 
+def most_probable(probs: npt.ArrayLike, limit: int) -> IntArray:
+    """The class indices to show of the probabilities `probs`: every class in order, or
+    with more than `limit` classes the `limit` most probable, most probable first (ties: the
+    lower index)."""
+    values = np.asarray(probs, np.float64)
+    order = np.arange(values.shape[0], dtype=np.int64)
+    if values.shape[0] <= limit:
+        return order
+    return np.asarray(np.lexsort((order, -values))[:limit], np.int64)
+
+
 @attrs.frozen
 class Neighbour:
     """A labelled sample near another in the latent space."""
@@ -384,6 +395,13 @@ class LabelBoard:
         for serial in chosen.tolist():
             previous[labels.get(serial) or UNLABELLED] += 1
         return GroupPreview(int(chosen.size), class_name, previous)
+
+    def code_in(self, update: LabelUpdate, serial: int) -> int | None:
+        """The class code `update` gave `serial` (-1: unlabelled); None when it left the
+        serial as it was."""
+        changed = self.pool_map.serials[update.rows]
+        at = np.flatnonzero(changed == serial)
+        return int(update.codes[int(at[0])]) if at.size else None
 
     def load_samples(self, serials: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """The inputs of pool samples `serials`, in that order (one read for a group)."""

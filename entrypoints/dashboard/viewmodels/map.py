@@ -86,6 +86,14 @@ class PoolMap:
         return int(self.serials.shape[0])
 
     @property
+    def projection(self) -> str:
+        """What the drawn positions are, as the map's caption names them."""
+        if self.view == CLASS_VIEW:
+            return "class map: t-SNE of the model's class probabilities and encodings"
+        dims = self.latent.shape[1]
+        return "the 2-D latent" if dims <= 2 else f"PCA of the {dims}-D latent"
+
+    @property
     def predicted(self) -> IntArray:
         """The classifier's class per point."""
         return np.asarray(self.class_probs.argmax(axis=1), np.int64)

@@ -74,6 +74,17 @@ class PoolTexts:
         """The messages at map rows `rows`, in that order."""
         return [self._texts[int(r)] for r in np.atleast_1d(np.asarray(rows, np.int64))]
 
+    def listed(self, rows: npt.ArrayLike, width: int) -> list[tuple[str, int]]:
+        """(serial and message on one line of about `width` characters, serial) for each of
+        map rows `rows`, in that order: a list of matches to choose from."""
+        chosen = np.atleast_1d(np.asarray(rows, np.int64))
+        return [
+            (f"{serial}: {shortened(text, width)}", serial)
+            for serial, text in zip(
+                self.serials[chosen].tolist(), self.texts_of(chosen), strict=True
+            )
+        ]
+
     def extras_of(self, row: int) -> tuple[tuple[str, str], ...]:
         """(column, value) of every extra column at map row `row`."""
         return tuple((name, values[row]) for name, values in self._extras.items())
