@@ -310,8 +310,10 @@ def diverse_top_uncertain(
     return candidates[positions].astype(np.int64)
 
 
-def validate_responsibilities(responsibilities: npt.ArrayLike, rows: int) -> FloatArray:
-    """Mixture responsibilities as a finite, non-negative float64 (rows, K) array."""
+def check_responsibilities(responsibilities: npt.ArrayLike, rows: int) -> npt.NDArray[Any]:
+    """Mixture responsibilities as given, checked to be a finite, non-negative (rows, K) array
+    of real numbers a block of rows at a time: a float64 copy of 10M rows of K components is
+    80 MB a component, and `typical_per_component` reads them a block at a time."""
     array = np.asarray(responsibilities)
     if array.ndim != 2 or array.shape[0] != rows or array.shape[1] < 1:
         raise AcquisitionError(
@@ -319,14 +321,21 @@ def validate_responsibilities(responsibilities: npt.ArrayLike, rows: int) -> Flo
         )
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise AcquisitionError(f"responsibilities must be real numbers, got dtype {array.dtype}")
-    values = array.astype(np.float64)
-    if not np.all(np.isfinite(values)) or np.any(values < 0):
-        raise AcquisitionError("responsibilities must be finite and >= 0; check the model")
-    return values
+    step = max(1, _ROW_BLOCK_ELEMENTS // array.shape[1])
+    for start in range(0, rows, step):
+        block = array[start : start + step]
+        if not np.all(np.isfinite(block)) or np.any(block < 0):
+            raise AcquisitionError("responsibilities must be finite and >= 0; check the model")
+    return array
+
+
+def validate_responsibilities(responsibilities: npt.ArrayLike, rows: int) -> FloatArray:
+    """Mixture responsibilities as a finite, non-negative float64 (rows, K) array (a copy)."""
+    return check_responsibilities(responsibilities, rows).astype(np.float64)
 
 
 def typical_per_component(
-    responsibilities: FloatArray, available: BoolArray, k: int
+    responsibilities: npt.NDArray[Any], available: BoolArray, k: int
 ) -> tuple[IndexArray, FloatArray]:
     """Up to k rows, each the most typical available row of one component, by component usage.
 
@@ -335,24 +344,39 @@ def typical_per_component(
     skipped, as its best row belongs to another component's region. Each picked row is the
     one of highest responsibility for its component not already picked (ties to the lower
     row). Returns the rows and their responsibilities.
+
+    The responsibilities (n, K) are read a block of rows at a time, in float64: neither the
+    available rows' nor a float64 copy of them is made, each 80 MB a component at 10M rows.
     """
-    rows = np.flatnonzero(available)
-    if rows.size == 0 or k == 0:
+    rows, components = responsibilities.shape
+    if k == 0 or not available.any():
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    pool = responsibilities[rows]
-    usage = pool.sum(axis=0)
-    components = pool.shape[1]
-    owned = np.bincount(pool.argmax(axis=1), minlength=components) > 0
+    step = max(1, _ROW_BLOCK_ELEMENTS // components)
+
+    def blocks() -> Any:
+        for start in range(0, rows, step):
+            yield start, np.asarray(responsibilities[start : start + step], np.float64)
+
+    usage = np.zeros(components)
+    owned = np.zeros(components, dtype=np.bool_)
+    for start, block in blocks():
+        free_block = block[available[start : start + step]]
+        usage += free_block.sum(axis=0)
+        owned[free_block.argmax(axis=1)] = True
     order = np.lexsort((np.arange(components), -usage))
-    free = np.ones(rows.size, dtype=np.bool_)
+    free = available.copy()
     picked: list[int] = []
     values: list[float] = []
     for component in order[owned[order]][:k]:
-        column = np.where(free, pool[:, component], -1.0)
-        best = int(np.argmax(column))
+        best, best_value = -1, -np.inf
+        for start, block in blocks():
+            column = np.where(free[start : start + step], block[:, component], -1.0)
+            at = int(np.argmax(column))
+            if column[at] > best_value:  # strictly: ties go to the lower row
+                best, best_value = start + at, float(column[at])
         free[best] = False
-        picked.append(int(rows[best]))
-        values.append(float(pool[best, component]))
+        picked.append(best)
+        values.append(best_value)
     return np.asarray(picked, dtype=np.int64), np.asarray(values, dtype=np.float64)
 
 
@@ -370,9 +394,8 @@ def cold_start_scored(
     mask = labelled_mask(labelled, rows)
     if responsibilities is None:
         return k_center_greedy_scored(features, count, mask, seed)
-    resp = validate_responsibilities(responsibilities, rows)
+    resp = check_responsibilities(responsibilities, rows)  # as given, not copied
     typical, typical_scores = typical_per_component(resp, ~mask, count)
-    del resp  # a float64 copy of every row's responsibilities, not needed by k-center
     centres = mask.copy()
     centres[typical] = True
     rest, rest_scores = k_center_greedy_scored(features, count - typical.size, centres, seed)

@@ -47,3 +47,73 @@ def test_the_kept_rows_are_gone_before_the_picked_rows_are_read_again(
     assert len(batch.rows) == 10 and batch.pool_size == 90
     assert kept and alive_at_load, "the scan ran and the picked rows were read"
     assert alive_at_load == [False] * len(alive_at_load)
+
+
+def _typical_reference(
+    responsibilities: npt.NDArray[np.float64], available: npt.NDArray[np.bool_], k: int
+) -> tuple[list[int], list[float]]:
+    """typical_per_component on copies of the available rows: the rule as written."""
+    rows = np.flatnonzero(available)
+    if rows.size == 0 or k == 0:
+        return [], []
+    pool = responsibilities[rows].astype(np.float64)
+    components = pool.shape[1]
+    owned = np.bincount(pool.argmax(axis=1), minlength=components) > 0
+    order = np.lexsort((np.arange(components), -pool.sum(axis=0)))
+    free = np.ones(rows.size, dtype=np.bool_)
+    picked, values = [], []
+    for component in order[owned[order]][:k]:
+        best = int(np.argmax(np.where(free, pool[:, component], -1.0)))
+        free[best] = False
+        picked.append(int(rows[best]))
+        values.append(float(pool[best, component]))
+    return picked, values
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_typical_picks_read_in_blocks_are_those_of_the_available_rows_copied(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """Blocks of a few rows (so that a component's best row and its ties fall in different
+    blocks) give the picks and values of the rule applied to a copy of the available rows."""
+    from ssvae.domain import diversity
+
+    monkeypatch.setattr(diversity, "_ROW_BLOCK_ELEMENTS", 12)
+    rng = np.random.default_rng(seed)
+    rows, components = 60, 4
+    # Few distinct values, so ties within and across blocks are common.
+    responsibilities = rng.integers(0, 4, (rows, components)).astype(np.float32) / 4
+    available = rng.random(rows) < 0.7
+    for k in (0, 1, 3, 10):
+        picked, values = diversity.typical_per_component(responsibilities, available, k)
+        expected = _typical_reference(responsibilities, available, k)
+        assert (picked.tolist(), values.tolist()) == expected
+
+
+def test_cold_start_with_many_components_holds_no_copy_of_the_responsibilities() -> None:
+    """A mixture of 20 components gives 20 responsibilities a row: a float64 copy of them and
+    one of the available rows were 320 bytes a row, 3.2 GB at 10M rows."""
+    import tracemalloc
+
+    from ssvae.domain.query import AcquisitionRequest, select
+
+    rows, components = 400_000, 20
+    rng = np.random.default_rng(0)
+    responsibilities = rng.dirichlet(np.ones(components), rows).astype(np.float32)
+    request = AcquisitionRequest(
+        serials=np.arange(rows),
+        k=25,
+        features=rng.standard_normal((rows, 8), dtype=np.float32),
+        labelled_serials=np.arange(3),
+        responsibilities=responsibilities,
+    )
+    tracemalloc.start()
+    try:
+        chosen = select("cold_start", request)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(chosen) == 25 and not np.isin(chosen.serials, np.arange(3)).any()
+    # k-center's two float64 numbers a row, the masks and a few MiB of blocks.
+    assert peak < 48 * rows + (8 << 20), f"peak {peak / rows:.0f} bytes a row"
+    assert peak < responsibilities.nbytes
