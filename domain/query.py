@@ -88,7 +88,8 @@ def _serials(value: Any) -> SerialArray:
             f"serials must be a 1-D array of integers, got shape {array.shape} "
             f"and dtype {array.dtype}"
         )
-    return array.astype(np.int64)
+    # As given when int64: a request never writes to them, and a copy is 80 MB at 10M rows.
+    return array.astype(np.int64, copy=False)
 
 
 def _optional_array(value: Any) -> npt.NDArray[Any] | None:
@@ -102,6 +103,14 @@ def _optional_serials(value: Any) -> SerialArray | None:
 def _check_non_negative(instance: Any, attribute: attrs.Attribute[int], value: Any) -> None:
     if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 0:
         raise AcquisitionError(f"{attribute.name} = {value!r} is invalid: must be an integer >= 0")
+
+
+def _unique(serials: SerialArray) -> bool:
+    """Whether no serial repeats. Serials in increasing order (a scanned pool's are) are
+    checked without np.unique, whose sorted copy and result were 0.17 GB at 10M rows."""
+    if np.all(serials[1:] > serials[:-1]):
+        return True
+    return bool(np.unique(serials).shape[0] == serials.shape[0])
 
 
 @attrs.frozen(eq=False)
@@ -138,7 +147,7 @@ class AcquisitionRequest:
 
     def __attrs_post_init__(self) -> None:
         rows = self.serials.shape[0]
-        if np.unique(self.serials).shape[0] != rows:
+        if not _unique(self.serials):
             raise AcquisitionError("serials must be unique; each sample appears once in the pool")
         if self.candidate_factor < 1:
             raise AcquisitionError("candidate_factor = 0 is invalid: must be an integer >= 1")

@@ -117,3 +117,26 @@ def test_cold_start_with_many_components_holds_no_copy_of_the_responsibilities()
     # k-center's two float64 numbers a row, the masks and a few MiB of blocks.
     assert peak < 48 * rows + (8 << 20), f"peak {peak / rows:.0f} bytes a row"
     assert peak < responsibilities.nbytes
+
+
+def test_a_request_of_sorted_serials_checks_them_unique_without_a_sorted_copy() -> None:
+    """A scanned pool's serials come in increasing order; np.unique's sorted copy and result
+    were 16 bytes a row beside the kept rows, and an int64 copy of them 8 more. Repeats,
+    sorted or not, are still refused."""
+    import tracemalloc
+
+    from ssvae.domain.acquisition import AcquisitionError
+    from ssvae.domain.query import AcquisitionRequest
+
+    rows = 1_000_000
+    serials = np.arange(rows, dtype=np.int64) * 3
+    tracemalloc.start()
+    try:
+        AcquisitionRequest(serials=serials, k=5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * rows, f"peak {peak / rows:.1f} bytes a row"
+    for repeated in ([1, 2, 2, 3], [3, 1, 2, 1]):
+        with pytest.raises(AcquisitionError, match="serials must be unique"):
+            AcquisitionRequest(serials=np.array(repeated, np.int64), k=1)
