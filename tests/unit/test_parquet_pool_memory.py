@@ -7,10 +7,16 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 _PASS_SCRIPT = """
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 import numpy as np, pyarrow as pa
 import pyarrow.compute  # imported by the reader: its pages are not the batches'
 from ssvae.adapters.data.vector_rows import ParquetRows
@@ -56,3 +62,52 @@ def test_a_pass_over_a_parquet_pool_reads_pages_not_whole_columns(tmp_path: Path
     allocation stays under one column (it was 1.7, read whole)."""
     group, peak = _pass(tmp_path)
     assert peak < group, f"pyarrow allocated {peak / group:.1f} row groups' columns"
+
+
+def _labelled_pool(path: Path, ids: Any) -> Any:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = len(ids)
+    labels = (np.asarray(ids) * 7) % 3  # each row's label follows from its id
+    x = np.repeat(np.asarray(ids, np.float32)[:, None], 2, axis=1)
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 2)
+    table = pa.table({"id": np.asarray(ids), "vector": vectors, "label": labels})
+    pq.write_table(table, path, row_group_size=rows // 4)
+    from ssvae.adapters.data.vectors import VectorDataSource
+
+    source = VectorDataSource(path, classes=("a", "b", "c"))
+    source.describe()
+    return source
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_walking_a_pool_in_id_order_needs_no_inverse_of_its_rows(
+    tmp_path: Path, shuffled: bool
+) -> None:
+    """A chunk's labels are looked up by its rows' positions among the sorted ids; a file in
+    id order (a generated or embedded pool) has its rows as positions, where an argsort of
+    them was 8 bytes a row through the pass. Every chunk's labels are its rows' own."""
+    import tracemalloc
+
+    import numpy as np
+
+    rows = 200_000
+    ids = np.arange(rows) * 2
+    if shuffled:
+        ids = np.random.default_rng(0).permutation(ids)
+    source = _labelled_pool(tmp_path / "pool.parquet", ids)
+    seen = 0
+    tracemalloc.start()
+    try:
+        for chunk in source.iter_chunks("train", None, 4096):
+            assert np.array_equal(chunk.y, (chunk.serials * 7) % 3)
+            assert np.array_equal(chunk.x[:, 0], chunk.serials)
+            seen += len(chunk.serials)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen == rows
+    if not shuffled:
+        assert peak < 4 * rows, f"peak {peak / rows:.1f} bytes a row"
