@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ssvae.domain.errors import SsvaeError
-from ssvae.entrypoints.cli.options import data_options, data_settings
+from ssvae.entrypoints.cli.options import artifacts_option, data_options, data_settings
 
 PASSWORD_VARIABLE = "SSVAE_DASHBOARD_PASSWORD"
 
@@ -30,14 +30,7 @@ PASSWORD_VARIABLE = "SSVAE_DASHBOARD_PASSWORD"
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="Open this model workspace (artifacts/models/<id>) directly.",
 )
-@click.option(
-    "--artifacts",
-    "artifacts_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("artifacts"),
-    show_default=True,
-    help="Folder whose models/ holds the workspaces the start page lists and creates.",
-)
+@artifacts_option
 @data_options
 @click.option("--show", is_flag=True, help="Open the page in a web browser.")
 @click.option(
@@ -49,7 +42,7 @@ def dashboard(
     host: str,
     port: int,
     model_dir: Path | None,
-    artifacts_dir: Path,
+    artifacts: Path,
     show: bool,
     basic_auth: bool,
     **data_values: Any,
@@ -75,7 +68,7 @@ def dashboard(
             raise SsvaeError(
                 f"--basic-auth needs a password: set the environment variable {PASSWORD_VARIABLE}"
             )
-    settings = AppSettings(data=data_settings(data_values), artifacts_dir=artifacts_dir)
+    settings = AppSettings(data=data_settings(data_values), artifacts_dir=artifacts)
     echo: Any = lambda text: click.echo(text, err=False)  # noqa: E731
     serve(
         settings, host=host, port=port, model_dir=model_dir, show=show, password=password, echo=echo
