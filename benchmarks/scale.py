@@ -168,12 +168,12 @@ def embed_section(args: argparse.Namespace) -> dict[str, Any]:
     parts = work / ".killed.parquet.parts"
     killed = subprocess.Popen(command("killed.parquet", "cache-killed"), stderr=subprocess.PIPE)
     started = time.perf_counter()
-    while len(list(parts.glob("part-*.parquet"))) < args.kill_after and killed.poll() is None:
+    while len(list(parts.glob("part-*"))) < args.kill_after and killed.poll() is None:
         time.sleep(0.05)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     killed_after = time.perf_counter() - started
-    committed = len(list(parts.glob("part-*.parquet")))
+    committed = len(list(parts.glob("part-*")))
     resumed = measured(command("killed.parquet", "cache-killed"), "embed resumed")
 
     def digest(path: Path) -> str:

@@ -9,7 +9,7 @@ A file of millions of messages is embedded in bounded memory and survives a kill
   vocabulary and an SVD learnt from 20,000 messages describe the rest as well. A file that
   small or smaller is fitted on all of its messages, in file order, as a workspace is;
 - the second pass embeds `chunk_rows` messages at a time and commits each chunk as its own
-  Parquet file in a work folder beside the output (`.NAME.parts/`), written atomically, so
+  Arrow file in a work folder beside the output (`.NAME.parts/`), written atomically, so
   a chunk is either complete or absent;
 - the work folder's `manifest.json` (written once, atomically, before the first chunk) names
   the input (size and sha256), the settings and the fitted embedder's fingerprint; the
@@ -20,7 +20,8 @@ A file of millions of messages is embedded in bounded memory and survives a kill
   renamed to the output once the last is: the output appears only complete. The work folder
   is removed last;
 - tfidf chunks of a large file are embedded by a pool of processes, one a core, each with the
-  saved tfidf, while the main process reads the file and copies the committed chunks in order.
+  saved tfidf, while the main process reads the file and copies the committed chunks in order
+  (adapters/text/embed_pool.py). The workers start while tfidf is fitted.
 
 Vectors go through the embedding cache a chunk at a time, so embedding the same messages with
 the same embedder again is instant.
@@ -28,19 +29,17 @@ the same embedder again is instant.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +48,24 @@ import numpy as np
 
 from ssvae.adapters.data.text_source import EMBEDDINGS_CACHE, fitted_tfidf, open_minilm
 from ssvae.adapters.data.text_table import IdTally, TextColumns, TextTable, iter_text_tables
-from ssvae.adapters.files import atomic_write_text, atomic_writer
+from ssvae.adapters.files import atomic_write_text
 from ssvae.adapters.json_limits import JsonLimitError, load_json_bounded
 from ssvae.adapters.text.cache import ProgressEmbedder, cached_embed
+from ssvae.adapters.text.embed_pool import (
+    UNGUARDED,
+    Output,
+    refuse_in_a_starting_worker,
+    spawn_event,
+    worker_model,
+)
+from ssvae.adapters.text.embed_pool import worker_pool as _worker_pool
+from ssvae.adapters.text.embed_pool import write_part as _write_part
 from ssvae.adapters.text.tfidf import DEFAULT_DIM, TfidfEmbedder, narrowed_note
 from ssvae.domain.echo import one_line
 from ssvae.domain.errors import DataError
 from ssvae.domain.text import Embedder
 
-FORMAT = "ssvae-embed-parts-1"
+FORMAT = "ssvae-embed-parts-2"  # chunks as Arrow files (version 1 wrote Parquet ones)
 MANIFEST = "manifest.json"
 TFIDF_FILE = "tfidf.npz"
 CHUNK_ROWS = 65_536  # 64 MB of 256-wide vectors: what a kill can cost, and the memory held
@@ -65,8 +73,6 @@ FIT_SAMPLE = 20_000  # messages tfidf is fitted on at most
 SAMPLE_SEED = 0
 _EMBED_BATCH = 8_192  # texts per embed call: a progress report, and the tfidf matrices held
 STAGING = "output.parquet.tmp"  # the output being assembled, in the work folder
-_POOL_ROWS = 2 * CHUNK_ROWS  # fewer rows to embed are embedded in the main process
-_MAX_WORKERS = 2  # the main process reads and copies too; more workers mostly add memory
 _IN_FLIGHT = 3  # chunks submitted and not yet copied: what a pool holds in memory
 
 
@@ -133,6 +139,7 @@ def embed_text_file(
     resumes from its last committed chunk; `restart` discards that work instead. `workers`
     processes embed tfidf chunks side by side (by default, one a core for a large file).
     """
+    refuse_in_a_starting_worker()
     started = time.perf_counter()
     out_path = Path(out_path)
     if out_path.suffix.lower() not in (".parquet", ".pq"):
@@ -162,23 +169,34 @@ def embed_text_file(
         },
     }
     plan = _resumable_plan(work, identity, restart, out_path)
+    started_workers = spawn_event()
+    pool: ProcessPoolExecutor | None = None
     model: Embedder
-    if plan is None:
-        shutil.rmtree(work, ignore_errors=True)
-        plan, model = _first_pass(
-            input_path, columns, identity, chunk_rows, fit_sample, embedder, embedder_dim,
-            embedder_folder, cache_dir, work, stage,
+    try:
+        if plan is None:
+            shutil.rmtree(work, ignore_errors=True)
+            first = _first_pass(input_path, columns, chunk_rows, fit_sample, embedder)
+            # The workers start while tfidf is fitted, on the cores the fit leaves idle.
+            pool = _worker_pool(embedder, work, workers, first.rows, started_workers)
+            plan, model = _fitted(
+                first, identity, embedder, embedder_dim, embedder_folder, cache_dir, work, stage
+            )
+        else:
+            model = _saved_model(work, plan, embedder, embedder_folder, out_path)
+        done_chunks = _committed(work, plan.chunks)
+        if pool is None:
+            rows = (plan.chunks - len(done_chunks)) * chunk_rows
+            pool = _worker_pool(embedder, work, workers, rows, started_workers)
+        if done_chunks:
+            stage(f"resuming: {len(done_chunks)} of {plan.chunks} chunks were embedded before")
+        stage(f"embedding {plan.rows} messages")
+        embedded, labelled = _second_pass(
+            input_path, columns, chunk_rows, model, plan, work, done_chunks, cache_dir,
+            progress, pool, started_workers, out_path,
         )  # fmt: skip
-    else:
-        model = _saved_model(work, plan, embedder, embedder_folder, out_path)
-    done_chunks = _committed(work, plan.chunks)
-    if done_chunks:
-        stage(f"resuming: {len(done_chunks)} of {plan.chunks} chunks were embedded before")
-    stage(f"embedding {plan.rows} messages")
-    embedded, labelled = _second_pass(
-        input_path, columns, chunk_rows, model, plan, work, done_chunks, cache_dir, progress,
-        workers, out_path,
-    )  # fmt: skip
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     if embedded != plan.rows:
         raise DataError(f"{input_path}: changed while it was embedded; run again")
     progress(plan.rows, plan.rows)
@@ -243,20 +261,19 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
     return manifest
 
 
+@attrs.frozen
+class _FirstPass:
+    """What reading the whole file once learnt: its size, and tfidf's sample."""
+
+    rows: int
+    chunks: int
+    sample: list[str]
+
+
 def _first_pass(
-    input_path: Path,
-    columns: TextColumns,
-    identity: dict[str, Any],
-    chunk_rows: int,
-    fit_sample: int,
-    embedder: str,
-    embedder_dim: int | None,
-    embedder_folder: Path | None,
-    cache_dir: Path | None,
-    work: Path,
-    stage: Callable[[str], None],
-) -> tuple[_Plan, Embedder]:
-    """Check the whole file, fit or open the embedder, and commit the manifest."""
+    input_path: Path, columns: TextColumns, chunk_rows: int, fit_sample: int, embedder: str
+) -> _FirstPass:
+    """Check every row and id of the file, count them and draw tfidf's sample."""
     tally = IdTally()
     sample = _Reservoir(fit_sample if embedder == "tfidf" else 0, SAMPLE_SEED)
     rows = chunks = 0
@@ -266,6 +283,21 @@ def _first_pass(
         rows += len(table.ids)
         chunks += 1
     tally.check()
+    return _FirstPass(rows, chunks, sample.texts())
+
+
+def _fitted(
+    first: _FirstPass,
+    identity: dict[str, Any],
+    embedder: str,
+    embedder_dim: int | None,
+    embedder_folder: Path | None,
+    cache_dir: Path | None,
+    work: Path,
+    stage: Callable[[str], None],
+) -> tuple[_Plan, Embedder]:
+    """Fit or open the embedder, and commit the manifest."""
+    rows, chunks = first.rows, first.chunks
     model: Embedder
     narrowed_from = fitted_on = None
     if embedder == "minilm":
@@ -274,7 +306,7 @@ def _first_pass(
         model = open_minilm(embedder_folder)
     else:
         width = DEFAULT_DIM if embedder_dim is None else embedder_dim
-        texts = sample.texts()
+        texts = first.sample
         fitted_on = len(texts)
         of = "" if fitted_on == rows else f"a seeded sample of {fitted_on} of "
         stage(f"fitting tfidf ({width} values) on {of}{rows} messages")
@@ -342,7 +374,7 @@ def _saved_model(
 
 
 def _part(work: Path, index: int) -> Path:
-    return work / f"part-{index:06d}.parquet"
+    return work / f"part-{index:06d}.arrow"
 
 
 def _committed(work: Path, chunks: int) -> set[int]:
@@ -360,19 +392,19 @@ def _second_pass(
     done_chunks: set[int],
     cache_dir: Path | None,
     progress: Callable[[int, int], None],
-    workers: int | None,
+    pool: ProcessPoolExecutor | None,
+    started_workers: Event,
     out_path: Path,
 ) -> tuple[int, int]:
     """Embed and commit every chunk not yet committed, and append every chunk, in file order,
     to the output staged in the work folder; (rows embedded or skipped, rows labelled).
 
     The output grows as the chunks are committed rather than in a copy after the last one, so
-    copying overlaps embedding. With a pool, `workers` processes embed and commit chunks while
-    this one reads the file and appends; a few chunks are in flight at once, so memory stays
+    copying overlaps embedding. With a pool, its processes embed and commit chunks while this
+    one reads the file and appends; a few chunks are in flight at once, so memory stays
     bounded and rows keep the file's order.
     """
-    pool = _worker_pool(model, work, workers, (plan.chunks - len(done_chunks)) * chunk_rows)
-    output = _Output(work / STAGING, out_path)
+    output = Output(work / STAGING, out_path)
     pending: deque[tuple[int, int, Future[None] | None]] = deque()
     finished = 0
 
@@ -405,6 +437,8 @@ def _second_pass(
             finish_oldest()
     except BrokenProcessPool:
         output.discard()
+        if not started_workers.is_set():  # they died importing the main module
+            raise DataError(UNGUARDED) from None
         raise DataError(
             f"{input_path}: a process embedding its chunks died (out of memory?); run again "
             "to resume from the chunks already embedded"
@@ -412,9 +446,6 @@ def _second_pass(
     except BaseException:
         output.discard()
         raise
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
     if finished == plan.rows:
         output.commit()
     else:
@@ -439,47 +470,9 @@ def _embed_part(
     _write(work, _write_part, _part(work, index), table, vectors)
 
 
-def _worker_pool(
-    model: Embedder, work: Path, workers: int | None, rows: int
-) -> ProcessPoolExecutor | None:
-    """Processes that embed chunks with the tfidf saved in `work`, or None to embed here.
-
-    By default a pool is used on a machine of several cores for at least `_POOL_ROWS` rows: a
-    worker takes about a second to start. minilm embeds here (it uses every core itself).
-    """
-    if not isinstance(model, TfidfEmbedder):
-        return None
-    if workers is None:
-        workers = min(_MAX_WORKERS, len(os.sched_getaffinity(0))) if rows >= _POOL_ROWS else 1
-    if workers < 2:
-        return None
-    # spawn, not fork: a forked child would inherit whatever threads the parent runs.
-    return ProcessPoolExecutor(
-        workers,
-        multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(work / TFIDF_FILE, os.getpid()),
-    )
-
-
-_WORKER_MODEL: list[Embedder] = []  # the tfidf a pool's worker process loaded when it started
-
-
-def _start_worker(path: Path, parent: int) -> None:
-    _WORKER_MODEL.append(TfidfEmbedder.load(path))
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
-
-
-def _exit_with(parent: int) -> None:
-    """End this worker once `parent` is gone: a main process killed with SIGKILL cannot shut
-    its pool down, and its workers would otherwise wait for work forever."""
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
-
-
 def _pooled_part(work: Path, index: int, table: TextTable, cache_dir: Path | None) -> None:
-    _embed_part(_WORKER_MODEL[0], work, index, table, cache_dir, lambda _done: None)
+    model = worker_model(work / TFIDF_FILE)
+    _embed_part(model, work, index, table, cache_dir, lambda _done: None)
 
 
 def _embed(
@@ -501,81 +494,6 @@ def _write(work: Path, write: Callable[..., None], *args: Any) -> None:
             f"{work}: cannot be written ({error.strerror or error}); choose an --out in a "
             "folder you can write to, with room for the vectors"
         ) from None
-
-
-def _arrow_table(table: TextTable, vectors: np.ndarray) -> Any:
-    import pyarrow as pa
-
-    width = vectors.shape[1]
-    columns = {
-        "id": pa.array(table.ids, pa.int64()),
-        "vector": pa.FixedSizeListArray.from_arrays(
-            pa.array(np.ascontiguousarray(vectors, np.float32).ravel()), width
-        ),
-    }
-    if table.labels is not None:
-        columns["label"] = pa.array([label or None for label in table.labels], pa.string())
-    return pa.table(columns)
-
-
-def _write_part(path: Path, table: TextTable, vectors: np.ndarray) -> None:
-    import pyarrow.parquet as pq
-
-    with atomic_writer(path) as handle:
-        pq.write_table(_arrow_table(table, vectors), handle, compression="none")
-
-
-class _Output:
-    """The output file being assembled, a committed chunk at a time, one row group each, in
-    the work folder; renamed to the output once whole, so that the output appears only
-    complete. A failure to write it is one line naming the output."""
-
-    def __init__(self, staging: Path, out_path: Path) -> None:
-        self.staging = staging
-        self.out_path = out_path
-        self.writer: Any = None
-        self.labelled = 0
-
-    def append(self, part: Path) -> None:
-        """Copy the chunk committed at `part` to the end of the output."""
-        import pyarrow.parquet as pq
-
-        with self._one_line():
-            table = pq.read_table(part)
-            if self.writer is None:
-                self.writer = pq.ParquetWriter(self.staging, table.schema)
-            if "label" in table.column_names:
-                self.labelled += table.num_rows - table["label"].null_count
-            self.writer.write_table(table, row_group_size=table.num_rows)
-
-    def commit(self) -> None:
-        """Close the output and rename it into place."""
-        with self._one_line():
-            assert self.writer is not None
-            self.writer.close()
-            with self.staging.open("rb+") as handle:
-                os.fsync(handle.fileno())
-            self.out_path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.staging, self.out_path)
-
-    def discard(self) -> None:
-        """Drop the unfinished output."""
-        if self.writer is not None:
-            with contextlib.suppress(Exception):
-                self.writer.close()
-        self.staging.unlink(missing_ok=True)
-
-    @contextlib.contextmanager
-    def _one_line(self) -> Iterator[None]:
-        import pyarrow as pa
-
-        try:
-            yield
-        except (OSError, pa.ArrowException) as error:
-            raise DataError(
-                f"--out {self.out_path}: cannot be written ({one_line(error, 200)}); choose a "
-                "path in a folder you can write to"
-            ) from None
 
 
 def _check_writable(path: Path) -> None:

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ssvae.adapters.data.text_table import IdTally, TextColumns, iter_text_tables, read_text_table
-from ssvae.adapters.text import embed_file
+from ssvae.adapters.text import embed_file, embed_pool
 from ssvae.adapters.text.embed_file import _Reservoir, embed_text_file
 from ssvae.adapters.text.tfidf import TfidfEmbedder
 from ssvae.domain.errors import DataError
@@ -203,8 +203,8 @@ def test_a_killed_run_resumes_without_redoing_committed_chunks(
     work = tmp_path / ".v.parquet.parts"
     assert not (tmp_path / "v.parquet").exists()  # only a complete output ever appears
     assert sorted(p.name for p in work.glob("part-*")) == [
-        "part-000000.parquet",
-        "part-000001.parquet",
+        "part-000000.arrow",
+        "part-000001.arrow",
     ]
     calls = count_embedded(monkeypatch)
     stages: list[str] = []
@@ -228,7 +228,7 @@ def test_unfinished_work_of_another_input_or_settings_is_refused_in_one_line(
         kill_after(patch, parts=1)
         with pytest.raises(Killed):
             embed(tmp_path, source, "v.parquet")
-    committed = (tmp_path / ".v.parquet.parts" / "part-000000.parquet").stat().st_mtime_ns
+    committed = (tmp_path / ".v.parquet.parts" / "part-000000.arrow").stat().st_mtime_ns
     for change, what in [({"chunk_rows": 50}, "settings"), ({"embedder_dim": 6}, "settings")]:
         with pytest.raises(DataError, match=f"another {what}; rerun with --restart") as caught:
             embed(tmp_path, source, "v.parquet", **change)
@@ -236,7 +236,7 @@ def test_unfinished_work_of_another_input_or_settings_is_refused_in_one_line(
     write_csv(source, messages(300, start=1))
     with pytest.raises(DataError, match="unfinished embedding of another input file"):
         embed(tmp_path, source, "v.parquet")
-    part = tmp_path / ".v.parquet.parts" / "part-000000.parquet"
+    part = tmp_path / ".v.parquet.parts" / "part-000000.arrow"
     assert part.stat().st_mtime_ns == committed  # refused: the work is left as it was
     assert not (tmp_path / "v.parquet").exists()
     summary = embed(tmp_path, source, "v.parquet", restart=True)
@@ -312,7 +312,7 @@ def test_a_process_killed_with_sigkill_resumes_to_the_same_output(tmp_path: Path
     os.close(stderr)
     try:
         deadline = time.monotonic() + 120
-        while not (work / "part-000000.parquet").exists():
+        while not (work / "part-000000.arrow").exists():
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.02)
         os.kill(process.pid, signal.SIGKILL)
@@ -374,6 +374,10 @@ def test_a_pool_of_processes_writes_the_bytes_one_process_writes_and_resumes_ali
     assert (pooled.chunks, pooled.rows, pooled.labelled) == (alone.chunks, 300, alone.labelled)
     expected = (tmp_path / "alone.parquet").read_bytes()
     assert (tmp_path / "pooled.parquet").read_bytes() == expected
+    # the values are named as Parquet names them, whatever the chunks were committed as
+    assert pq.read_schema(tmp_path / "alone.parquet").field("vector").type.value_field.name == (
+        "element"
+    )
     with monkeypatch.context() as patch:
         kill_after(patch, parts=2)
         with pytest.raises(Killed):
@@ -381,9 +385,8 @@ def test_a_pool_of_processes_writes_the_bytes_one_process_writes_and_resumes_ali
     resumed = embed(tmp_path, source, "v.parquet", workers=2)
     assert resumed.resumed_chunks == 2 and (tmp_path / "v.parquet").read_bytes() == expected
     assert not (tmp_path / ".v.parquet.parts").exists()
-    model = TfidfEmbedder(dim=8).fit([r["text"] for r in messages(50)])
     # a small file is embedded in this process: a worker costs about a second to start
-    assert embed_file._worker_pool(model, tmp_path, None, embed_file._POOL_ROWS - 1) is None
+    assert embed_pool.worker_pool("tfidf", tmp_path, None, embed_pool.POOL_ROWS - 1) is None
 
 
 def test_a_worker_process_that_dies_is_one_line_and_keeps_the_committed_chunks(
@@ -392,9 +395,15 @@ def test_a_worker_process_that_dies_is_one_line_and_keeps_the_committed_chunks(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    def dying_pool(*_args: Any) -> ProcessPoolExecutor:
-        context = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(2, context, initializer=os._exit, initargs=(1,))
+    class Dying(ProcessPoolExecutor):
+        """Its workers start, then die with their first chunk."""
+
+        def submit(self, *_args: Any, **_kwargs: Any) -> Any:
+            return super().submit(os._exit, 1)
+
+    def dying_pool(*args: Any) -> ProcessPoolExecutor:
+        started = args[-1]
+        return Dying(2, multiprocessing.get_context("spawn"), initializer=started.set)
 
     source = write_csv(tmp_path / "m.csv", messages(300))
     monkeypatch.setattr(embed_file, "_worker_pool", dying_pool)
@@ -421,8 +430,7 @@ def test_the_workers_of_a_main_process_killed_with_sigkill_end_too(tmp_path: Pat
                 work = Path(sys.argv[1])
                 texts = [f"event {i} on host {i % 7}" for i in range(40)]
                 TfidfEmbedder(dim=4).fit(texts).save(work / embed_file.TFIDF_FILE)
-                model = TfidfEmbedder.load(work / embed_file.TFIDF_FILE)
-                pool = embed_file._worker_pool(model, work, 2, 0)
+                pool = embed_file._worker_pool("tfidf", work, 2, 0)
                 pids = [pool.submit(os.getpid).result() for _ in range(4)]
                 print(" ".join(map(str, set(pids))), flush=True)
                 time.sleep(60)
