@@ -26,7 +26,7 @@ from ssvae.application.container import Container
 from ssvae.application.labeling import LabelService
 from ssvae.application.maps import MapService
 from ssvae.application.query import QueryService
-from ssvae.application.settings import AppSettings
+from ssvae.application.settings import DEFAULT_ARTIFACTS, AppSettings
 from ssvae.application.training import TrainService
 from ssvae.application.workspace import WorkspaceService, read_workspace, workspace_settings
 from ssvae.domain.comparison import ModelGenerator
@@ -34,8 +34,6 @@ from ssvae.domain.data import DatasetInfo
 from ssvae.domain.ports import LabelStore
 from ssvae.domain.spec import ModelSpec
 from ssvae.domain.workspace import MODELS_DIR, Workspace
-
-DEFAULT_ARTIFACTS = Path("artifacts")
 
 
 def bootstrap(settings: AppSettings | None = None) -> Container:

@@ -12,6 +12,9 @@ import attrs
 from ssvae.domain.errors import SsvaeError
 from ssvae.domain.text import EMBEDDERS, LOGHUB_TASKS, SCALINGS
 
+# Where workspaces, reports and checkpoints go unless a flag or a setting says otherwise.
+DEFAULT_ARTIFACTS = Path("artifacts")
+
 DATA_KINDS = ("idx", "vectors", "text")
 IDX_DATASETS = ("mnist", "fashion_mnist")
 TEXT_DATASETS = ("loghub",)  # built in; other text datasets are files (train_path)
@@ -179,7 +182,7 @@ class AppSettings:
 
     data: DataSettings = attrs.field(factory=DataSettings)
     labels: LabelSettings = attrs.field(factory=LabelSettings)
-    artifacts_dir: Path = attrs.field(default=Path("artifacts"), converter=_path)
+    artifacts_dir: Path = attrs.field(default=DEFAULT_ARTIFACTS, converter=_path)
 
     def as_config(self) -> dict[str, Any]:
         """The plain dictionary that the container's Configuration provider reads."""

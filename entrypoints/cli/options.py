@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ssvae.application.settings import DEFAULT_ARTIFACTS  # cheap: attrs only
 from ssvae.domain.spec import PRESETS  # cheap: attrs only
 from ssvae.domain.text import EMBEDDERS, LOGHUB_TASKS, SCALINGS  # cheap: attrs only
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:  # the container loads inside the commands, to keep this impor
 F = TypeVar("F", bound=Callable[..., Any])
 
 PRESET_NAMES = tuple(PRESETS)
-DEFAULT_ARTIFACTS = Path("artifacts")
 
 # The option names (click's parameter names) of `text_options` and `data_options`: a command
 # that passes its other options on pops these first.

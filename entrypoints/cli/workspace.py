@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ssvae.application.settings import DEFAULT_ARTIFACTS  # cheap: attrs only
 from ssvae.domain.policies import POLICY_NAMES  # cheap: attrs only
 from ssvae.entrypoints.cli.options import (
-    DEFAULT_ARTIFACTS,
     PRESET_NAMES,
     artifacts_option,
     cluster_settings,
