@@ -4,13 +4,14 @@ The output reads back as a vectors dataset (`--vectors FILE.parquet`).
 
 A file of millions of messages is embedded in bounded memory and survives a kill:
 - a first pass streams the file (`iter_text_tables`), checks every row and every id, counts
-  the messages and keeps a seeded uniform sample of at most `FIT_SAMPLE` of them (reservoir
-  sampling), on which tfidf is fitted: a fit's cost and memory grow with its texts, and a
-  vocabulary and an SVD learnt from 20,000 messages describe the rest as well. A file that
-  small or smaller is fitted on all of its messages, in file order, as a workspace is;
-- the second pass embeds `chunk_rows` messages at a time and commits each chunk as its own
-  Arrow file in a work folder beside the output (`.NAME.parts/`), written atomically, so
-  a chunk is either complete or absent;
+  the messages, keeps each chunk's rows in a work folder beside the output (`.NAME.parts/`,
+  as Arrow files, so that the file is read and checked once) and keeps a seeded uniform
+  sample of at most `FIT_SAMPLE` of them (reservoir sampling), on which tfidf is fitted: a
+  fit's cost and memory grow with its texts, and a vocabulary and an SVD learnt from 20,000
+  messages describe the rest as well. A file that small or smaller is fitted on all of its
+  messages, in file order, as a workspace is;
+- then each chunk of `chunk_rows` messages is embedded and committed as its own Arrow file in
+  the work folder, written atomically, so a chunk is either complete or absent;
 - the work folder's `manifest.json` (written once, atomically, before the first chunk) names
   the input (size and sha256), the settings and the fitted embedder's fingerprint; the
   fitted tfidf is saved beside it. A rerun after a kill checks that the manifest matches,
@@ -20,7 +21,7 @@ A file of millions of messages is embedded in bounded memory and survives a kill
   renamed to the output once the last is: the output appears only complete. The work folder
   is removed last;
 - tfidf chunks of a large file are embedded by a pool of processes, one a core, each with the
-  saved tfidf, while the main process reads the file and copies the committed chunks in order
+  saved tfidf, while the main process copies the committed chunks in order
   (adapters/text/embed_pool.py). The workers start while tfidf is fitted.
 
 Vectors go through the embedding cache a chunk at a time, so embedding the same messages with
@@ -36,7 +37,7 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.synchronize import Event
@@ -54,9 +55,11 @@ from ssvae.adapters.text.cache import ProgressEmbedder, cached_embed
 from ssvae.adapters.text.embed_pool import (
     UNGUARDED,
     Output,
+    read_messages,
     refuse_in_a_starting_worker,
     spawn_event,
     worker_model,
+    write_messages,
 )
 from ssvae.adapters.text.embed_pool import worker_pool as _worker_pool
 from ssvae.adapters.text.embed_pool import write_part as _write_part
@@ -175,12 +178,17 @@ def embed_text_file(
     try:
         if plan is None:
             shutil.rmtree(work, ignore_errors=True)
-            first = _first_pass(input_path, columns, chunk_rows, fit_sample, embedder)
-            # The workers start while tfidf is fitted, on the cores the fit leaves idle.
-            pool = _worker_pool(embedder, work, workers, first.rows, started_workers)
-            plan, model = _fitted(
-                first, identity, embedder, embedder_dim, embedder_folder, cache_dir, work, stage
-            )
+            try:
+                first = _first_pass(input_path, columns, chunk_rows, fit_sample, embedder, work)
+                # The workers start while tfidf is fitted, on the cores the fit leaves idle.
+                pool = _worker_pool(embedder, work, workers, first.rows, started_workers)
+                plan, model = _fitted(
+                    first, identity, embedder, embedder_dim, embedder_folder, cache_dir, work,
+                    stage,
+                )  # fmt: skip
+            except BaseException:
+                shutil.rmtree(work, ignore_errors=True)  # no manifest: nothing to resume
+                raise
         else:
             model = _saved_model(work, plan, embedder, embedder_folder, out_path)
         done_chunks = _committed(work, plan.chunks)
@@ -191,14 +199,17 @@ def embed_text_file(
             stage(f"resuming: {len(done_chunks)} of {plan.chunks} chunks were embedded before")
         stage(f"embedding {plan.rows} messages")
         embedded, labelled = _second_pass(
-            input_path, columns, chunk_rows, model, plan, work, done_chunks, cache_dir,
-            progress, pool, started_workers, out_path,
+            input_path, model, plan, work, done_chunks, cache_dir, progress, pool,
+            started_workers, out_path,
         )  # fmt: skip
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     if embedded != plan.rows:
-        raise DataError(f"{input_path}: changed while it was embedded; run again")
+        raise DataError(
+            f"--out {out_path}: the chunks in {work} do not add up to the input's {plan.rows} "
+            "messages; rerun with --restart"
+        )
     progress(plan.rows, plan.rows)
     shutil.rmtree(work, ignore_errors=True)
     return EmbedSummary(
@@ -271,15 +282,22 @@ class _FirstPass:
 
 
 def _first_pass(
-    input_path: Path, columns: TextColumns, chunk_rows: int, fit_sample: int, embedder: str
+    input_path: Path,
+    columns: TextColumns,
+    chunk_rows: int,
+    fit_sample: int,
+    embedder: str,
+    work: Path,
 ) -> _FirstPass:
-    """Check every row and id of the file, count them and draw tfidf's sample."""
+    """Check every row and id of the file, count them, keep the chunks in `work` and draw
+    tfidf's sample."""
     tally = IdTally()
     sample = _Reservoir(fit_sample if embedder == "tfidf" else 0, SAMPLE_SEED)
     rows = chunks = 0
     for table in iter_text_tables(input_path, columns, chunk_rows):
         tally.add(table)
         sample.add(table.texts)
+        _write(work, write_messages, _messages(work, chunks), table)
         rows += len(table.ids)
         chunks += 1
     tally.check()
@@ -377,6 +395,10 @@ def _part(work: Path, index: int) -> Path:
     return work / f"part-{index:06d}.arrow"
 
 
+def _messages(work: Path, index: int) -> Path:
+    return work / f"messages-{index:06d}.arrow"
+
+
 def _committed(work: Path, chunks: int) -> set[int]:
     """The chunks whose Parquet files a run committed (renamed into place only when whole)."""
     return {index for index in range(chunks) if _part(work, index).is_file()}
@@ -384,8 +406,6 @@ def _committed(work: Path, chunks: int) -> set[int]:
 
 def _second_pass(
     input_path: Path,
-    columns: TextColumns,
-    chunk_rows: int,
     model: Embedder,
     plan: _Plan,
     work: Path,
@@ -397,41 +417,38 @@ def _second_pass(
     out_path: Path,
 ) -> tuple[int, int]:
     """Embed and commit every chunk not yet committed, and append every chunk, in file order,
-    to the output staged in the work folder; (rows embedded or skipped, rows labelled).
+    to the output staged in the work folder; (rows appended, rows labelled).
 
     The output grows as the chunks are committed rather than in a copy after the last one, so
     copying overlaps embedding. With a pool, its processes embed and commit chunks while this
-    one reads the file and appends; a few chunks are in flight at once, so memory stays
-    bounded and rows keep the file's order.
+    one appends; a few chunks are in flight at once, so memory stays bounded and rows keep
+    the file's order.
     """
     output = Output(work / STAGING, out_path)
-    pending: deque[tuple[int, int, Future[None] | None]] = deque()
+    pending: deque[tuple[int, Future[None] | None]] = deque()
     finished = 0
 
     def finish_oldest() -> None:
         nonlocal finished
-        index, rows, job = pending.popleft()
+        index, job = pending.popleft()
         if job is not None:
             job.result()
-        output.append(_part(work, index))
-        finished += rows
+        finished += output.append(_part(work, index))
         progress(finished, plan.rows)
 
     try:
-        tables: Iterator[TextTable] = iter_text_tables(input_path, columns, chunk_rows)
-        for index, table in enumerate(tables):
-            if index >= plan.chunks:
-                raise DataError(f"{input_path}: changed while it was embedded; run again")
+        for index in range(plan.chunks):
             job: Future[None] | None = None
             if index in done_chunks:
                 pass
             elif pool is None:
                 report = functools.partial(_shifted, progress, finished, plan.rows)
+                table = read_messages(_messages(work, index), input_path)
                 _embed_part(model, work, index, table, cache_dir, report)
             else:
-                job = pool.submit(_pooled_part, work, index, table, cache_dir)
-            pending.append((index, len(table.ids), job))
-            while pending and (len(pending) > _IN_FLIGHT or pending[0][2] is None):
+                job = pool.submit(_pooled_part, input_path, work, index, cache_dir)
+            pending.append((index, job))
+            while pending and (len(pending) > _IN_FLIGHT or pending[0][1] is None):
                 finish_oldest()
         while pending:
             finish_oldest()
@@ -465,13 +482,14 @@ def _embed_part(
     cache_dir: Path | None,
     report: Callable[[int], None],
 ) -> None:
-    """Embed chunk `index` and commit its Parquet file."""
+    """Embed chunk `index` and commit its Arrow file."""
     vectors = _embed(model, table.texts, cache_dir, report)
     _write(work, _write_part, _part(work, index), table, vectors)
 
 
-def _pooled_part(work: Path, index: int, table: TextTable, cache_dir: Path | None) -> None:
+def _pooled_part(input_path: Path, work: Path, index: int, cache_dir: Path | None) -> None:
     model = worker_model(work / TFIDF_FILE)
+    table = read_messages(_messages(work, index), input_path)
     _embed_part(model, work, index, table, cache_dir, lambda _done: None)
 
 

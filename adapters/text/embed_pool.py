@@ -1,7 +1,10 @@
 """What `ssvae embed` (adapters/text/embed_file.py) writes, and the processes it embeds with.
 
-- A chunk is committed as an Arrow IPC file: nothing is encoded, so it is written several times
-  faster than Parquet, and it is read back (memory-mapped) as fast when copied to the output.
+- The first pass keeps each chunk's ids, messages and classes as an Arrow IPC file, from
+  which the chunk is embedded: the input is read and checked once.
+- An embedded chunk is committed as an Arrow IPC file too: nothing is encoded, so it is
+  written several times faster than Parquet, and it is read back (memory-mapped) as fast
+  when copied to the output.
 - `Output` assembles the output, one Parquet row group per chunk, and renames it into place
   once whole.
 - `worker_pool` starts processes that embed tfidf chunks; they start while the main process
@@ -133,6 +136,40 @@ def arrow_table(table: TextTable, vectors: np.ndarray) -> Any:
     return pa.table(columns)
 
 
+def write_messages(path: Path, table: TextTable) -> None:
+    """Keep a chunk's ids, messages and classes at `path` (Arrow IPC), whole or not at all:
+    the chunks are embedded from these, without reading and checking the input again."""
+    import pyarrow as pa
+
+    columns = {
+        "id": pa.array(table.ids, pa.int64()),
+        "text": pa.array(table.texts, pa.large_string()),
+    }
+    if table.labels is not None:
+        columns["label"] = pa.array(table.labels, pa.large_string())
+    arrow = pa.table(columns)
+    with atomic_writer(path) as handle, pa.ipc.new_file(handle, arrow.schema) as writer:
+        writer.write_table(arrow)
+
+
+def read_messages(path: Path, source: Path) -> TextTable:
+    """The chunk `write_messages` kept at `path`, as rows of the input file `source`."""
+    import pyarrow as pa
+
+    try:
+        with pa.memory_map(str(path)) as mapped:
+            arrow = pa.ipc.open_file(mapped).read_all()
+            ids = arrow["id"].to_numpy().astype(np.int64)
+            texts = arrow["text"].to_pylist()
+            labels = arrow["label"].to_pylist() if "label" in arrow.column_names else None
+    except (OSError, pa.ArrowException, KeyError) as error:
+        raise DataError(
+            f"{path}: the messages of an unfinished embedding are missing or damaged "
+            f"({one_line(error, 200)}); rerun with --restart"
+        ) from None
+    return TextTable(source, ids, texts, labels, {}, None)
+
+
 def write_part(path: Path, table: TextTable, vectors: np.ndarray) -> None:
     """Commit a chunk's rows at `path` (Arrow IPC), whole or not at all."""
     import pyarrow as pa
@@ -153,8 +190,8 @@ class Output:
         self.writer: Any = None
         self.labelled = 0
 
-    def append(self, part: Path) -> None:
-        """Copy the chunk committed at `part` to the end of the output."""
+    def append(self, part: Path) -> int:
+        """Copy the chunk committed at `part` to the end of the output; its rows."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -165,6 +202,7 @@ class Output:
             if "label" in table.column_names:
                 self.labelled += table.num_rows - table["label"].null_count
             self.writer.write_table(table, row_group_size=table.num_rows)
+            return int(table.num_rows)
 
     def commit(self) -> None:
         """Close the output and rename it into place."""

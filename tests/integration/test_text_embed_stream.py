@@ -457,3 +457,42 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_the_input_is_read_once_and_a_resumed_run_does_not_read_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_csv(tmp_path / "m.csv", messages(300))
+    reads: list[Path] = []
+    real = embed_file.iter_text_tables
+
+    def counted(path: Path, *args: Any) -> Any:
+        reads.append(path)
+        return real(path, *args)
+
+    monkeypatch.setattr(embed_file, "iter_text_tables", counted)
+    embed(tmp_path, source, "reference.parquet")
+    assert reads == [source]
+    with monkeypatch.context() as patch:
+        kill_after(patch, parts=2)
+        with pytest.raises(Killed):
+            embed(tmp_path, source, "v.parquet")
+    reads.clear()
+    assert embed(tmp_path, source, "v.parquet").resumed_chunks == 2 and reads == []
+    expected = (tmp_path / "reference.parquet").read_bytes()
+    assert (tmp_path / "v.parquet").read_bytes() == expected
+
+
+def test_kept_messages_that_are_gone_are_one_line_naming_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_csv(tmp_path / "m.csv", messages(300))
+    with monkeypatch.context() as patch:
+        kill_after(patch, parts=1)
+        with pytest.raises(Killed):
+            embed(tmp_path, source, "v.parquet")
+    (tmp_path / ".v.parquet.parts" / "messages-000003.arrow").write_bytes(b"ARROW1 cut")
+    with pytest.raises(DataError, match=r"missing or damaged .*rerun with --restart") as caught:
+        embed(tmp_path, source, "v.parquet")
+    assert "\n" not in str(caught.value) and not (tmp_path / "v.parquet").exists()
+    assert embed(tmp_path, source, "v.parquet", restart=True).rows == 300
