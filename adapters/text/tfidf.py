@@ -241,6 +241,7 @@ class TfidfEmbedder:
         )
         self._state: TfidfState | None = None
         self._fingerprint: str | None = None
+        self._projection: FloatArray = np.zeros((0, dim), np.float32)
         self._word: WordNgrams | None = None
         self._char: CharNgrams | None = None
 
@@ -272,7 +273,7 @@ class TfidfEmbedder:
         assert self._word is not None and self._char is not None
         word = _tfidf_matrix(self._word.count(lowered), len(lowered), state, "word")
         char = _tfidf_matrix(self._char.count(lowered), len(lowered), state, "char")
-        vectors = np.asarray(sp.hstack([word, char], format="csr") @ state.components.T)
+        vectors = np.asarray(sp.hstack([word, char], format="csr") @ self._projection)
         return _normalise_rows(vectors.astype(np.float32))[where]
 
     def fingerprint(self) -> str:
@@ -312,6 +313,9 @@ class TfidfEmbedder:
     def _set_state(self, state: TfidfState) -> None:
         self._state = state
         self._fingerprint = None
+        # The SVD components transposed, in C order: scipy copies a transposed view into C
+        # order on every product, 32 MB a batch at 256 values.
+        self._projection = np.ascontiguousarray(state.components.T)
         self._word = WordNgrams(state.word_vocabulary)
         self._char = CharNgrams(state.char_vocabulary)
 
