@@ -179,9 +179,17 @@ def embed_text_file(
         if plan is None:
             shutil.rmtree(work, ignore_errors=True)
             try:
-                first = _first_pass(input_path, columns, chunk_rows, fit_sample, embedder, work)
-                # The workers start while tfidf is fitted, on the cores the fit leaves idle.
-                pool = _worker_pool(embedder, work, workers, first.rows, started_workers)
+
+                def start_workers(rows: int) -> None:
+                    # Once the file is known to be large enough, while it is still read on
+                    # one core: they are ready when tfidf is fitted.
+                    nonlocal pool
+                    if pool is None:
+                        pool = _worker_pool(embedder, work, workers, rows, started_workers)
+
+                first = _first_pass(
+                    input_path, columns, chunk_rows, fit_sample, embedder, work, start_workers
+                )
                 plan, model = _fitted(
                     first, identity, embedder, embedder_dim, embedder_folder, cache_dir, work,
                     stage,
@@ -288,9 +296,10 @@ def _first_pass(
     fit_sample: int,
     embedder: str,
     work: Path,
+    rows_read: Callable[[int], None],
 ) -> _FirstPass:
     """Check every row and id of the file, count them, keep the chunks in `work` and draw
-    tfidf's sample."""
+    tfidf's sample; `rows_read` hears the rows read so far after each chunk."""
     tally = IdTally()
     sample = _Reservoir(fit_sample if embedder == "tfidf" else 0, SAMPLE_SEED)
     rows = chunks = 0
@@ -300,6 +309,7 @@ def _first_pass(
         _write(work, write_messages, _messages(work, chunks), table)
         rows += len(table.ids)
         chunks += 1
+        rows_read(rows)
     tally.check()
     return _FirstPass(rows, chunks, sample.texts())
 
