@@ -163,7 +163,10 @@ def embed_section(args: argparse.Namespace) -> dict[str, Any]:
         ]  # fmt: skip
 
     whole = measured(command("whole.parquet", "cache-whole"), "embed")
+    # The wall time on a shared machine grows with the load; the CPU time much less.
+    whole["load_after"] = round(os.getloadavg()[0], 1)
     whole["messages_per_s"] = round(args.size / whole["wall_s"])
+    whole["messages_per_cpu_s"] = round(args.size / whole["cpu_s"])
     # The same run killed once `--kill-after` chunks are committed, then run again.
     parts = work / ".killed.parquet.parts"
     killed = subprocess.Popen(command("killed.parquet", "cache-killed"), stderr=subprocess.PIPE)
@@ -175,6 +178,7 @@ def embed_section(args: argparse.Namespace) -> dict[str, Any]:
     killed_after = time.perf_counter() - started
     committed = len(list(parts.glob("part-*")))
     resumed = measured(command("killed.parquet", "cache-killed"), "embed resumed")
+    resumed["load_after"] = round(os.getloadavg()[0], 1)
 
     def digest(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()
