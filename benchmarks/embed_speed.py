@@ -7,6 +7,7 @@ rate is reported too. Timings on a shared machine are noisy: the CPU time of the
 reported beside the wall time. Usage:
 
     .venv/bin/python benchmarks/embed_speed.py [--limit N] [--dtypes float32 bfloat16]
+    .venv/bin/python benchmarks/embed_speed.py --dtypes        # tfidf only
 """
 
 from __future__ import annotations
@@ -82,7 +83,12 @@ def bench_minilm(texts: list[str], unique: int, dtype: str, batch: int) -> dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="first N messages only")
-    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    parser.add_argument(
+        "--dtypes",
+        nargs="*",
+        default=["float32", "bfloat16"],
+        help="minilm dtypes (none: tfidf only)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip-tfidf", action="store_true")
     args = parser.parse_args()
