@@ -55,6 +55,7 @@ from ssvae.adapters.text.cache import ProgressEmbedder, cached_embed
 from ssvae.adapters.text.embed_pool import (
     UNGUARDED,
     Output,
+    gc_paused,
     read_messages,
     refuse_in_a_starting_worker,
     spawn_event,
@@ -303,13 +304,14 @@ def _first_pass(
     tally = IdTally()
     sample = _Reservoir(fit_sample if embedder == "tfidf" else 0, SAMPLE_SEED)
     rows = chunks = 0
-    for table in iter_text_tables(input_path, columns, chunk_rows):
-        tally.add(table)
-        sample.add(table.texts)
-        _write(work, write_messages, _messages(work, chunks), table)
-        rows += len(table.ids)
-        chunks += 1
-        rows_read(rows)
+    with gc_paused():
+        for table in iter_text_tables(input_path, columns, chunk_rows):
+            tally.add(table)
+            sample.add(table.texts)
+            _write(work, write_messages, _messages(work, chunks), table)
+            rows += len(table.ids)
+            chunks += 1
+            rows_read(rows)
     tally.check()
     return _FirstPass(rows, chunks, sample.texts())
 
@@ -338,7 +340,8 @@ def _fitted(
         fitted_on = len(texts)
         of = "" if fitted_on == rows else f"a seeded sample of {fitted_on} of "
         stage(f"fitting tfidf ({width} values) on {of}{rows} messages")
-        tfidf = fitted_tfidf(texts, embedder_dim, cache_dir)
+        with gc_paused():  # scikit-learn's analyzers make a list of n-grams a message
+            tfidf = fitted_tfidf(texts, embedder_dim, cache_dir)
         if tfidf.dimension < width:
             narrowed_from = width
         _write(work, tfidf.save, work / TFIDF_FILE)
@@ -499,8 +502,9 @@ def _embed_part(
 
 def _pooled_part(input_path: Path, work: Path, index: int, cache_dir: Path | None) -> None:
     model = worker_model(work / TFIDF_FILE)
-    table = read_messages(_messages(work, index), input_path)
-    _embed_part(model, work, index, table, cache_dir, lambda _done: None)
+    with gc_paused():
+        table = read_messages(_messages(work, index), input_path)
+        _embed_part(model, work, index, table, cache_dir, lambda _done: None)
 
 
 def _embed(
