@@ -21,7 +21,7 @@ import numpy as np, pyarrow as pa
 import pyarrow.compute  # imported by the reader: its pages are not the batches'
 from ssvae.adapters.data.vector_rows import ParquetRows
 
-path, rows, width, groups = Path(sys.argv[1]), 65_536, 128, 8
+path, rows, width, groups = Path(sys.argv[1]), 65_536, 128, 3
 reader = ParquetRows(path, "vector", width, [rows] * groups)
 total = 0.0
 for _, block in reader.blocks(8192):
@@ -31,7 +31,7 @@ print(rows * width * 4, pa.default_memory_pool().max_memory())
 
 
 def _pass(tmp_path: Path) -> tuple[int, int]:
-    """A row group's vector bytes, and pyarrow's peak allocation in a pass over 8 row groups
+    """A row group's vector bytes, and pyarrow's peak allocation in a pass over 3 row groups
     of 32 MB a batch at a time, measured in a child process, whose allocations are its own."""
     import numpy as np
     import pyarrow as pa
@@ -41,7 +41,7 @@ def _pass(tmp_path: Path) -> tuple[int, int]:
     rng = np.random.default_rng(0)
     schema = pa.schema([("id", pa.int64()), ("vector", pa.list_(pa.float32(), width))])
     with pq.ParquetWriter(path, schema) as writer:
-        for group in range(8):
+        for group in range(3):
             x = rng.standard_normal(rows * width, dtype=np.float32)
             vectors = pa.FixedSizeListArray.from_arrays(pa.array(x), width)
             ids = np.arange(group * rows, (group + 1) * rows)
