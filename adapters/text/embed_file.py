@@ -40,7 +40,6 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +54,10 @@ from ssvae.adapters.text.cache import ProgressEmbedder, cached_embed
 from ssvae.adapters.text.embed_pool import (
     UNGUARDED,
     Output,
+    died_importing_the_script,
     gc_paused,
     read_messages,
     refuse_in_a_starting_worker,
-    spawn_event,
     worker_model,
     write_messages,
 )
@@ -173,7 +172,6 @@ def embed_text_file(
         },
     }
     plan = _resumable_plan(work, identity, restart, out_path)
-    started_workers = spawn_event()
     pool: ProcessPoolExecutor | None = None
     model: Embedder
     try:
@@ -186,7 +184,7 @@ def embed_text_file(
                     # one core: they are ready when tfidf is fitted.
                     nonlocal pool
                     if pool is None:
-                        pool = _worker_pool(embedder, work, workers, rows, started_workers)
+                        pool = _worker_pool(embedder, work, workers, rows)
 
                 first = _first_pass(
                     input_path, columns, chunk_rows, fit_sample, embedder, work, start_workers
@@ -203,14 +201,13 @@ def embed_text_file(
         done_chunks = _committed(work, plan.chunks)
         if pool is None:
             rows = (plan.chunks - len(done_chunks)) * chunk_rows
-            pool = _worker_pool(embedder, work, workers, rows, started_workers)
+            pool = _worker_pool(embedder, work, workers, rows)
         if done_chunks:
             stage(f"resuming: {len(done_chunks)} of {plan.chunks} chunks were embedded before")
         stage(f"embedding {plan.rows} messages")
         embedded, labelled = _second_pass(
-            input_path, model, plan, work, done_chunks, cache_dir, progress, pool,
-            started_workers, out_path,
-        )  # fmt: skip
+            input_path, model, plan, work, done_chunks, cache_dir, progress, pool, out_path
+        )
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -426,7 +423,6 @@ def _second_pass(
     cache_dir: Path | None,
     progress: Callable[[int, int], None],
     pool: ProcessPoolExecutor | None,
-    started_workers: Event,
     out_path: Path,
 ) -> tuple[int, int]:
     """Embed and commit every chunk not yet committed, and append every chunk, in file order,
@@ -467,7 +463,8 @@ def _second_pass(
             finish_oldest()
     except BrokenProcessPool:
         output.discard()
-        if not started_workers.is_set():  # they died importing the main module
+        assert pool is not None
+        if died_importing_the_script(pool):
             raise DataError(UNGUARDED) from None
         raise DataError(
             f"{input_path}: a process embedding its chunks died (out of memory?); run again "

@@ -73,20 +73,32 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def spawn_event() -> Event:
-    """A flag the workers of a pool can set: `worker_pool`'s `started`."""
-    return multiprocessing.get_context("spawn").Event()
+class WorkerPool(ProcessPoolExecutor):
+    """Spawned worker processes; each sets `started` once past importing the main module, so
+    that a pool broken before any did names the missing `__main__` guard."""
+
+    def __init__(self, workers: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.started: Event = context.Event()
+        super().__init__(
+            workers, context, initializer=_start_worker, initargs=(os.getpid(), self.started)
+        )
+
+
+def died_importing_the_script(pool: ProcessPoolExecutor) -> bool:
+    """Whether the broken `pool`'s workers all died before they started."""
+    return isinstance(pool, WorkerPool) and not pool.started.is_set()
 
 
 def worker_pool(
-    embedder: str, work: Path, workers: int | None, rows: int, started: Event | None = None
+    embedder: str, work: Path, workers: int | None, rows: int
 ) -> ProcessPoolExecutor | None:
     """Processes that embed chunks with the tfidf saved in `work`, or None to embed here.
 
     By default a pool is used on a machine of several cores for at least `POOL_ROWS` rows: a
     worker takes about a second to start. minilm embeds here (it uses every core itself).
-    The workers are started now (they import numpy, scipy and pyarrow while the main process
-    fits); each sets `started` once past importing the main module.
+    The workers are started now: they import numpy, scipy and pyarrow while the main process
+    reads the file and fits.
     """
     if embedder != "tfidf":
         return None
@@ -94,20 +106,14 @@ def worker_pool(
         workers = min(_MAX_WORKERS, len(os.sched_getaffinity(0))) if rows >= POOL_ROWS else 1
     if workers < 2:
         return None
-    pool = ProcessPoolExecutor(
-        workers,
-        multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(os.getpid(), started),
-    )
+    pool = WorkerPool(workers)
     for _ in range(workers):
         pool.submit(_warm)  # a process is spawned by each submit while none is idle
     return pool
 
 
-def _start_worker(parent: int, started: Event | None) -> None:
-    if started is not None:
-        started.set()
+def _start_worker(parent: int, started: Event) -> None:
+    started.set()
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 
 

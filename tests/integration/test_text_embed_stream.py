@@ -401,9 +401,8 @@ def test_a_worker_process_that_dies_is_one_line_and_keeps_the_committed_chunks(
         def submit(self, *_args: Any, **_kwargs: Any) -> Any:
             return super().submit(os._exit, 1)
 
-    def dying_pool(*args: Any) -> ProcessPoolExecutor:
-        started = args[-1]
-        return Dying(2, multiprocessing.get_context("spawn"), initializer=started.set)
+    def dying_pool(*_args: Any) -> ProcessPoolExecutor:
+        return Dying(2, multiprocessing.get_context("spawn"))
 
     source = write_csv(tmp_path / "m.csv", messages(300))
     monkeypatch.setattr(embed_file, "_worker_pool", dying_pool)
