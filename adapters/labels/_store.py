@@ -208,6 +208,15 @@ class _Reconciled:
         yield from history.newest_first(self.kept)
 
 
+def _sorted_unique(serials: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """`serials` sorted, without repeats: as given when they are so already (a workspace's
+    pool is), since np.unique of 10M serials took 8 s and left 0.4 GB resident."""
+    values = np.asarray(serials, dtype=np.int64)
+    if values.ndim == 1 and np.all(values[1:] > values[:-1]):
+        return values
+    return np.unique(values)
+
+
 class LabelFileStore:
     """A LabelStore on one label file, with its history and lock beside it."""
 
@@ -227,7 +236,7 @@ class LabelFileStore:
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.classes_path = classes_path(self.path)
         self.base_vocabulary = vocabulary  # the dataset's classes; added ones follow them
-        self._valid_serials = np.unique(np.asarray(valid_serials, dtype=np.int64))
+        self._valid_serials = _sorted_unique(valid_serials)
         self._lock_timeout = float(lock_timeout)
         self._lock = filelock.FileLock(self.lock_path, timeout=self._lock_timeout)
         self._clock = clock
