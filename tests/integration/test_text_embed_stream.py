@@ -178,6 +178,20 @@ def kill_after(monkeypatch: pytest.MonkeyPatch, parts: int) -> None:
     monkeypatch.setattr(embed_file, "_write_part", write_part)
 
 
+def killed_partway(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: Path,
+    parts: int,
+    **options: Any,
+) -> None:
+    """Embed `source` to v.parquet in a run that dies after `parts` committed chunks."""
+    with monkeypatch.context() as patch:
+        kill_after(patch, parts=parts)
+        with pytest.raises(Killed):
+            embed(tmp_path, source, "v.parquet", **options)
+
+
 def count_embedded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The number of texts tfidf embeds from now on, one entry per call."""
     calls: list[int] = []
@@ -196,10 +210,7 @@ def test_a_killed_run_resumes_without_redoing_committed_chunks(
 ) -> None:
     source = write_csv(tmp_path / "m.csv", messages(300))
     embed(tmp_path, source, "reference.parquet")
-    with monkeypatch.context() as patch:
-        kill_after(patch, parts=2)
-        with pytest.raises(Killed):
-            embed(tmp_path, source, "v.parquet")
+    killed_partway(tmp_path, monkeypatch, source, 2)
     work = tmp_path / ".v.parquet.parts"
     assert not (tmp_path / "v.parquet").exists()  # only a complete output ever appears
     assert sorted(p.name for p in work.glob("part-*")) == [
@@ -224,10 +235,7 @@ def test_unfinished_work_of_another_input_or_settings_is_refused_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = write_csv(tmp_path / "m.csv", messages(300))
-    with monkeypatch.context() as patch:
-        kill_after(patch, parts=1)
-        with pytest.raises(Killed):
-            embed(tmp_path, source, "v.parquet")
+    killed_partway(tmp_path, monkeypatch, source, 1)
     committed = (tmp_path / ".v.parquet.parts" / "part-000000.arrow").stat().st_mtime_ns
     for change, what in [({"chunk_rows": 50}, "settings"), ({"embedder_dim": 6}, "settings")]:
         with pytest.raises(DataError, match=f"another {what}; rerun with --restart") as caught:
@@ -378,10 +386,7 @@ def test_a_pool_of_processes_writes_the_bytes_one_process_writes_and_resumes_ali
     assert pq.read_schema(tmp_path / "alone.parquet").field("vector").type.value_field.name == (
         "element"
     )
-    with monkeypatch.context() as patch:
-        kill_after(patch, parts=2)
-        with pytest.raises(Killed):
-            embed(tmp_path, source, "v.parquet", workers=1)
+    killed_partway(tmp_path, monkeypatch, source, 2, workers=1)
     resumed = embed(tmp_path, source, "v.parquet", workers=2)
     assert resumed.resumed_chunks == 2 and (tmp_path / "v.parquet").read_bytes() == expected
     assert not (tmp_path / ".v.parquet.parts").exists()
@@ -472,10 +477,7 @@ def test_the_input_is_read_once_and_a_resumed_run_does_not_read_it(
     monkeypatch.setattr(embed_file, "iter_text_tables", counted)
     embed(tmp_path, source, "reference.parquet")
     assert reads == [source]
-    with monkeypatch.context() as patch:
-        kill_after(patch, parts=2)
-        with pytest.raises(Killed):
-            embed(tmp_path, source, "v.parquet")
+    killed_partway(tmp_path, monkeypatch, source, 2)
     reads.clear()
     assert embed(tmp_path, source, "v.parquet").resumed_chunks == 2 and reads == []
     expected = (tmp_path / "reference.parquet").read_bytes()
@@ -486,10 +488,7 @@ def test_kept_messages_that_are_gone_are_one_line_naming_restart(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = write_csv(tmp_path / "m.csv", messages(300))
-    with monkeypatch.context() as patch:
-        kill_after(patch, parts=1)
-        with pytest.raises(Killed):
-            embed(tmp_path, source, "v.parquet")
+    killed_partway(tmp_path, monkeypatch, source, 1)
     (tmp_path / ".v.parquet.parts" / "messages-000003.arrow").write_bytes(b"ARROW1 cut")
     with pytest.raises(DataError, match=r"missing or damaged .*rerun with --restart") as caught:
         embed(tmp_path, source, "v.parquet")
