@@ -37,7 +37,7 @@ from ssvae.domain.ports import DataSource, LabelFileCodec, LabelStore
 from ssvae.domain.simulation import LearningCurveWriter
 from ssvae.domain.spec import ModelSpec
 from ssvae.domain.text import TextFileEmbedder
-from ssvae.domain.workspace import TrainingLock, Workspace, WorkspaceStore
+from ssvae.domain.workspace import FileFingerprint, TrainingLock, Workspace, WorkspaceStore
 
 
 def adapter(path: str) -> Callable[..., Any]:
@@ -72,6 +72,12 @@ def _valid_serials(
     return workspaces.pool_serials(workspace)
 
 
+def _checked_files(workspace: Workspace | None) -> tuple[FileFingerprint, ...]:
+    """The files the workspace's init validated in full, as they were then (none without a
+    workspace): the vector source does not read them through again while they are unchanged."""
+    return () if workspace is None else workspace.metadata.source_files
+
+
 def _vocabulary(source: DataSource) -> ClassVocabulary:
     return source.describe().vocabulary
 
@@ -102,6 +108,7 @@ class Container(containers.DeclarativeContainer):
         id_column=config.data.id_column,
         vector_column=config.data.vector_column,
         label_column=config.data.label_column,
+        checked_files=providers.Callable(_checked_files, config.workspace),
     )
     # The text adapter builds its own settings value from the data settings, so their fields
     # are listed once, in DataSettings, rather than again here.
