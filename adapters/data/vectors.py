@@ -14,7 +14,7 @@ when the dataset is first described: a malformed row is reported as the file sho
 line (CSV, the header is line 1) or its row number counting from 0 (the other formats), so
 that it can be found and fixed. A file given among `checked_files` (a workspace's files as
 its init validated them) that still has that fingerprint is not read through again: at 10M
-Parquet rows that pass costs 20 s of every query, and it buys nothing, since every block is
+Parquet rows that pass took 15 s of every query, and it buys nothing, since every block is
 checked again as it is read; its ids and labels are still checked.
 
 Only the ids and labels stay in memory (a few numbers a row): NPY, uncompressed NPZ and
