@@ -15,6 +15,7 @@ means of ten million rows are 1.3 GB in float32 and would be 2.6 GB more in floa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,14 @@ _DISTANCE_BLOCK_ELEMENTS = 1 << 22
 # k-center's rows are made float64 and shifted this many values at a time (2 MiB of float64):
 # small enough to stay in cache between the conversion and the product that uses it.
 _ROW_BLOCK_ELEMENTS = 1 << 18
+
+
+def _row_blocks(rows: int, width: int) -> Iterator[slice]:
+    """Slices of about `_ROW_BLOCK_ELEMENTS` values each over `rows` rows of `width` values:
+    what a blockwise pass converts or checks at a time."""
+    step = max(1, _ROW_BLOCK_ELEMENTS // max(width, 1))
+    for start in range(0, rows, step):
+        yield slice(start, start + step)
 
 
 def _check_count(value: Any, what: str) -> int:
@@ -64,9 +73,8 @@ def check_features(features: npt.ArrayLike) -> npt.NDArray[Any]:
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise AcquisitionError(f"features must be real numbers, got dtype {array.dtype}")
     # A block of rows at a time: np.isfinite of the whole array is one byte a value more.
-    step = max(1, _ROW_BLOCK_ELEMENTS // array.shape[1])
-    for start in range(0, array.shape[0], step):
-        if not np.isfinite(array[start : start + step]).all():
+    for block in _row_blocks(*array.shape):
+        if not np.isfinite(array[block]).all():
             raise AcquisitionError(
                 "features contain NaN or infinity; check the model's latent means"
             )
@@ -172,13 +180,13 @@ def _update_nearest(
     """
     rows = max(1, _ROW_BLOCK_ELEMENTS // features.shape[1])
     per_block = max(1, _DISTANCE_BLOCK_ELEMENTS // rows)
-    for start in range(0, features.shape[0], rows):
-        points = _shifted(features[start : start + rows], middle)
-        target = nearest[start : start + rows]
+    for block in _row_blocks(*features.shape):
+        points = _shifted(features[block], middle)
+        target = nearest[block]
         for first in range(0, centres.shape[0], per_block):
             # |x|^2 is added once per point after the minimum, which halves the passes.
             squared = _centre_terms(points, centres[first : first + per_block]).min(axis=1)
-            squared += norms[start : start + rows]
+            squared += norms[block]
             np.maximum(squared, 0.0, out=squared)
             np.minimum(target, squared, out=target)
 
@@ -212,10 +220,9 @@ def _farthest_first(
     if picks == 0:
         return positions, distances
     norms = np.empty(n)
-    step = max(1, _ROW_BLOCK_ELEMENTS // features.shape[1])
-    for start in range(0, n, step):
-        points = _shifted(features[start : start + step], middle)
-        norms[start : start + step] = np.einsum("ij,ij->i", points, points)
+    for block in _row_blocks(*features.shape):
+        points = _shifted(features[block], middle)
+        norms[block] = np.einsum("ij,ij->i", points, points)
     nearest = np.full(n, np.inf)
     _update_nearest(features, middle, norms, centres, nearest)
     # A taken point's distance is -1, below every other, so argmax never picks it again and
@@ -321,9 +328,8 @@ def check_responsibilities(responsibilities: npt.ArrayLike, rows: int) -> npt.ND
         )
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise AcquisitionError(f"responsibilities must be real numbers, got dtype {array.dtype}")
-    step = max(1, _ROW_BLOCK_ELEMENTS // array.shape[1])
-    for start in range(0, rows, step):
-        block = array[start : start + step]
+    for rows_here in _row_blocks(*array.shape):
+        block = array[rows_here]
         if not np.all(np.isfinite(block)) or np.any(block < 0):
             raise AcquisitionError("responsibilities must be finite and >= 0; check the model")
     return array
@@ -351,16 +357,15 @@ def typical_per_component(
     rows, components = responsibilities.shape
     if k == 0 or not available.any():
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    step = max(1, _ROW_BLOCK_ELEMENTS // components)
 
-    def blocks() -> Any:
-        for start in range(0, rows, step):
-            yield start, np.asarray(responsibilities[start : start + step], np.float64)
+    def blocks() -> Iterator[tuple[slice, FloatArray]]:
+        for rows_here in _row_blocks(rows, components):
+            yield rows_here, np.asarray(responsibilities[rows_here], np.float64)
 
     usage = np.zeros(components)
     owned = np.zeros(components, dtype=np.bool_)
-    for start, block in blocks():
-        free_block = block[available[start : start + step]]
+    for rows_here, block in blocks():
+        free_block = block[available[rows_here]]
         usage += free_block.sum(axis=0)
         owned[free_block.argmax(axis=1)] = True
     order = np.lexsort((np.arange(components), -usage))
@@ -369,11 +374,11 @@ def typical_per_component(
     values: list[float] = []
     for component in order[owned[order]][:k]:
         best, best_value = -1, -np.inf
-        for start, block in blocks():
-            column = np.where(free[start : start + step], block[:, component], -1.0)
+        for rows_here, block in blocks():
+            column = np.where(free[rows_here], block[:, component], -1.0)
             at = int(np.argmax(column))
             if column[at] > best_value:  # strictly: ties go to the lower row
-                best, best_value = start + at, float(column[at])
+                best, best_value = rows_here.start + at, float(column[at])
         free[best] = False
         picked.append(best)
         values.append(best_value)

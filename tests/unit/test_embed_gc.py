@@ -27,7 +27,7 @@ def test_the_collector_is_paused_inside_and_restored_after_an_error() -> None:
     assert gc.isenabled()
     gc.disable()
     with gc_paused():
-        pass
+        assert not gc.isenabled()
     assert not gc.isenabled()  # a caller that had turned it off keeps it off
 
 
