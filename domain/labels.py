@@ -264,6 +264,13 @@ def describe_serials(valid_serials: npt.NDArray[np.int64]) -> str:
     )
 
 
+def ascending_unique(serials: npt.NDArray[np.integer]) -> bool:
+    """Whether `serials` (1-D) increase strictly: sorted, none repeated. A pool's serials
+    usually are, and checking so is one comparison a row, where np.unique's sorted copy of
+    10M serials took seconds and 0.2 GB."""
+    return bool(np.all(serials[1:] > serials[:-1]))
+
+
 def shown_serial(serial: int) -> str:
     """`serial` for a message, cut short when it is long (an integer past Python's
     4,300-digit limit cannot even be printed, and a message stays one readable line)."""

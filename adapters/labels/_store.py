@@ -79,6 +79,7 @@ from ssvae.domain.labels import (
     LabelChange,
     LabelSet,
     Undone,
+    ascending_unique,
     changes_between,
     describe_serials,
     record_changes,
@@ -212,7 +213,7 @@ def _sorted_unique(serials: npt.ArrayLike) -> npt.NDArray[np.int64]:
     """`serials` sorted, without repeats: as given when they are so already (a workspace's
     pool is), since np.unique of 10M serials took 8 s and left 0.4 GB resident."""
     values = np.asarray(serials, dtype=np.int64)
-    if values.ndim == 1 and np.all(values[1:] > values[:-1]):
+    if values.ndim == 1 and ascending_unique(values):
         return values
     return np.unique(values)
 

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from ssvae.domain.acquisition import POLICIES, AcquisitionError
 from ssvae.domain.errors import SsvaeError
-from ssvae.domain.labels import ClassVocabulary, LabelSet
+from ssvae.domain.labels import ClassVocabulary, LabelSet, ascending_unique
 from ssvae.domain.model import Predictions
 from ssvae.domain.novelty import MIN_LABELLED, Novelty, novelty
 from ssvae.domain.policies import MAP_POLICIES, REGISTRY
@@ -144,7 +144,7 @@ def build_pool_map(
     """The map of a pool from the model's predictions on it (rows sorted by serial); `inputs`
     are the samples' input vectors (query.input_vectors), which novelty compares."""
     serial_array = np.asarray(serials, np.int64)
-    ordered = bool(np.all(serial_array[1:] > serial_array[:-1]))
+    ordered = ascending_unique(serial_array)
     order = None if ordered else np.argsort(serial_array, kind="stable")
 
     def in_order(values: npt.ArrayLike, dtype: type) -> npt.NDArray[Any]:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from ssvae.domain.labels import ascending_unique
 from ssvae.domain.ports import TextCatalog
 from ssvae.domain.text_examples import TextExamples, text_examples
 from ssvae.entrypoints.dashboard.viewmodels.map import DashboardError, PoolMap
@@ -31,7 +32,7 @@ class PoolTexts:
         extras: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.serials = np.asarray(serials, np.int64)
-        if np.any(np.diff(self.serials) <= 0):
+        if not ascending_unique(self.serials):
             raise DashboardError("pool serials must be ascending and unique, as the map holds them")
         self._texts = [str(t) for t in texts]
         self._folded = [t.casefold() for t in self._texts]
