@@ -36,6 +36,16 @@ def atomic_writer(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
+def publish(staged: Path, path: Path) -> None:
+    """Move `staged`, a file written whole by other means (a Parquet writer), to `path` as
+    `atomic_writer` does: its bytes on disk first, then the rename, then the rename itself."""
+    with staged.open("rb+") as handle:
+        os.fsync(handle.fileno())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, path)
+    _fsync_directory(path.parent)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Replace `path` with `data` atomically."""
     with atomic_writer(path) as handle:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ssvae.adapters.data.text_table import TextTable
-from ssvae.adapters.files import atomic_writer
+from ssvae.adapters.files import atomic_writer, publish
 from ssvae.domain.echo import one_line
 from ssvae.domain.errors import DataError
 
@@ -172,9 +172,7 @@ def write_messages(path: Path, table: TextTable) -> None:
     }
     if table.labels is not None:
         columns["label"] = pa.array(table.labels, pa.large_string())
-    arrow = pa.table(columns)
-    with atomic_writer(path) as handle, pa.ipc.new_file(handle, arrow.schema) as writer:
-        writer.write_table(arrow)
+    _write_ipc(path, pa.table(columns))
 
 
 def read_messages(path: Path, source: Path) -> TextTable:
@@ -197,9 +195,13 @@ def read_messages(path: Path, source: Path) -> TextTable:
 
 def write_part(path: Path, table: TextTable, vectors: np.ndarray) -> None:
     """Commit a chunk's rows at `path` (Arrow IPC), whole or not at all."""
+    _write_ipc(path, arrow_table(table, vectors))
+
+
+def _write_ipc(path: Path, arrow: Any) -> None:
+    """`arrow` (a table) at `path` as an Arrow IPC file, whole or not at all."""
     import pyarrow as pa
 
-    arrow = arrow_table(table, vectors)
     with atomic_writer(path) as handle, pa.ipc.new_file(handle, arrow.schema) as writer:
         writer.write_table(arrow)
 
@@ -234,10 +236,7 @@ class Output:
         with self._one_line():
             assert self.writer is not None
             self.writer.close()
-            with self.staging.open("rb+") as handle:
-                os.fsync(handle.fileno())
-            self.out_path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.staging, self.out_path)
+            publish(self.staging, self.out_path)
 
     def discard(self) -> None:
         """Drop the unfinished output."""
