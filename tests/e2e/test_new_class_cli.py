@@ -85,6 +85,9 @@ def test_bad_new_classes_are_one_line_and_leave_the_files(
     assert _files(tmp_path) == before
 
 
+# Five real processes, each importing JAX: 45 s. The same growth of a trained model is
+# covered in-process by tests/integration/test_train_new_classes.py in the default suite.
+@pytest.mark.slow
 def test_a_workspace_learns_a_new_class_at_the_next_train(tmp_path: Path) -> None:
     created = run(tmp_path, "init", "--preset", "standard", "--dataset", "mnist", "--id", "grow",
                   "--num-samples", "200", "--json", *SMALL)  # fmt: skip
